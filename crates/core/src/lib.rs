@@ -1,0 +1,27 @@
+//! grantry's protocol and domain logic.
+//!
+//! Nothing here knows about HTTP or SQL: handlers in `grantry-server` turn requests into calls
+//! of these functions, which are given a [`store::Store`] and a [`clock::Clock`] and return
+//! domain results or protocol errors. Time is always a parameter, never read from the system.
+
+pub mod admin;
+pub mod audit;
+pub mod authn;
+pub mod clock;
+pub mod credential;
+pub mod error;
+pub mod grant;
+pub mod mail;
+pub mod model;
+pub mod password;
+pub mod platform;
+pub mod settings;
+pub mod store;
+pub mod token;
+pub mod xmlapi;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use error::StoreError;
+pub use grant::{Grant, GrantSet};
+pub use settings::Settings;
+pub use store::Store;

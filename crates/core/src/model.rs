@@ -1,0 +1,147 @@
+//! The domain records (DESIGN.md §1) as the store returns them.
+
+use crate::clock::Timestamp;
+use crate::grant::GrantSet;
+
+pub type OrgId = i64;
+pub type UserId = i64;
+pub type AppId = i64;
+pub type AccessId = i64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// UI users work in the console; API users only call APIs (seed 002).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserKind {
+    Ui,
+    Api,
+}
+
+impl UserKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserKind::Ui => "ui",
+            UserKind::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserKind> {
+        match s {
+            "ui" => Some(UserKind::Ui),
+            "api" => Some(UserKind::Api),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    OrgAdmin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::OrgAdmin => "org_admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "org_admin" => Some(Role::OrgAdmin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub org_id: OrgId,
+    pub username: String,
+    pub email: String,
+    pub kind: UserKind,
+    pub role: Role,
+    /// Grants held directly; see [`User::effective_grants`].
+    pub grants: GrantSet,
+    /// API users only: the Key ID (a UUID) their secret keys are presented with.
+    pub key_id: Option<String>,
+    pub principal: bool,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+impl User {
+    /// Org admins hold every grant; others hold what they were given.
+    pub fn effective_grants(&self) -> GrantSet {
+        match self.role {
+            Role::OrgAdmin => GrantSet::all(),
+            Role::User => self.grants,
+        }
+    }
+}
+
+/// An OAuth client of one org.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Application {
+    pub id: AppId,
+    pub org_id: OrgId,
+    pub client_id: String,
+    pub name: String,
+    pub description: String,
+    /// The most the application may ask for.
+    pub scopes: GrantSet,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub created_at: Timestamp,
+}
+
+/// The (application, UI user) relationship that holds a refresh token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountAccess {
+    pub id: AccessId,
+    pub org_id: OrgId,
+    pub app_id: AppId,
+    pub user_id: UserId,
+    pub created_by: Option<UserId>,
+    pub created_at: Timestamp,
+}
+
+/// An issued access token's stored facts (never its value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessTokenRecord {
+    pub id: i64,
+    pub nonce: Vec<u8>,
+    pub scopes: GrantSet,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// One database (list) of the platform's data, with its contact count.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct List {
+    pub id: i64,
+    pub name: String,
+    pub size: i64,
+    #[serde(skip)]
+    pub created_at: Timestamp,
+}
+
+/// One contact (recipient) of a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    pub id: i64,
+    pub list_id: i64,
+    pub email: String,
+    pub columns: std::collections::BTreeMap<String, String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

@@ -1,0 +1,98 @@
+//! The protocol settings core needs, validated once and passed down (no globals).
+
+use std::time::Duration;
+
+/// What the token endpoint does when asked for a new access token inside the re-issue window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReissuePolicy {
+    /// Answer with the same access token and its remaining lifetime (the original product).
+    Reuse,
+    /// Answer HTTP 429 with `Retry-After`.
+    Reject,
+}
+
+/// Token lifetimes and rules (DESIGN.md §2).
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    pub access_ttl: Duration,
+    pub reissue_after: Duration,
+    pub reissue_policy: ReissuePolicy,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            access_ttl: Duration::from_secs(4 * 3600),
+            reissue_after: Duration::from_secs(3 * 3600),
+            reissue_policy: ReissuePolicy::Reuse,
+        }
+    }
+}
+
+/// API secret key rules (DESIGN.md §3).
+#[derive(Clone, Debug)]
+pub struct ApiKeySettings {
+    pub delete_grace: Duration,
+    pub token_ttl: Duration,
+}
+
+impl Default for ApiKeySettings {
+    fn default() -> Self {
+        ApiKeySettings {
+            delete_grace: Duration::from_secs(300),
+            token_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Everything the protocol logic is configured by.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// This deployment's pod id; every credential minted here carries it.
+    pub pod_id: String,
+    /// The public base URL of this pod's API host.
+    pub public_url: String,
+    pub tokens: TokenSettings,
+    pub api_keys: ApiKeySettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            pod_id: "local".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            tokens: TokenSettings::default(),
+            api_keys: ApiKeySettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Checks the rules the settings must follow, with a message that says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        let pod_ok = !self.pod_id.is_empty()
+            && self.pod_id.len() <= 32
+            && self
+                .pod_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !pod_ok {
+            return Err(format!(
+                "pod.id {:?} must be 1-32 characters of letters, digits and '-'",
+                self.pod_id
+            ));
+        }
+        if self.tokens.access_ttl < Duration::from_secs(60) {
+            return Err("tokens.access_ttl must be at least 60s".into());
+        }
+        if self.tokens.reissue_after >= self.tokens.access_ttl {
+            return Err(format!(
+                "tokens.reissue_after ({}s) must be shorter than tokens.access_ttl ({}s)",
+                self.tokens.reissue_after.as_secs(),
+                self.tokens.access_ttl.as_secs()
+            ));
+        }
+        Ok(())
+    }
+}

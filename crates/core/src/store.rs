@@ -1,0 +1,228 @@
+//! The storage contract, in domain words. `grantry-store` implements it for SQLite and
+//! PostgreSQL; its conformance suite holds both to the contracts written here.
+//!
+//! Every mutation that an admin or a credential event causes takes the [`NewAudit`] that
+//! records it and writes both in one transaction: nothing is acknowledged without its record.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::audit::{AuditEvent, NewAudit};
+use crate::clock::Timestamp;
+use crate::credential::Digest;
+use crate::error::StoreError;
+use crate::grant::GrantSet;
+use crate::model::*;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A user to create.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub kind: UserKind,
+    pub role: Role,
+    pub grants: GrantSet,
+    /// argon2id PHC string; UI users only.
+    pub password_hash: Option<String>,
+    /// API users only.
+    pub key_id: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// An application to register.
+#[derive(Clone, Debug)]
+pub struct NewApplication {
+    pub org_id: OrgId,
+    pub client_id: String,
+    pub name: String,
+    pub description: String,
+    pub scopes: GrantSet,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub created_at: Timestamp,
+}
+
+/// An access token about to be issued.
+#[derive(Clone, Debug)]
+pub struct NewAccessToken {
+    pub digest: Digest,
+    pub nonce: Vec<u8>,
+    pub scopes: GrantSet,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What the re-issue rule decides, given the newest live access token of an account access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reissue {
+    Issue,
+    Reuse,
+    Reject { retry_at: Timestamp },
+}
+
+/// The re-issue rule, as given to [`Store::refresh_access_token`].
+pub type DecideReissue<'f> = dyn for<'a> Fn(Option<&'a AccessTokenRecord>) -> Reissue + Sync + 'f;
+
+/// What [`Store::refresh_access_token`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Issued(AccessTokenRecord),
+    Reused(AccessTokenRecord),
+    Rejected {
+        retry_at: Timestamp,
+    },
+    /// The account access was deleted meanwhile.
+    Revoked,
+}
+
+/// Everything needed to decide about a presented access token, in one lookup.
+#[derive(Clone, Debug)]
+pub struct BearerRecord {
+    pub token_id: i64,
+    pub scopes: GrantSet,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The token, or the account access it came from, was revoked.
+    pub revoked: bool,
+    pub first_used: bool,
+    pub user: User,
+    pub app: Option<Application>,
+}
+
+/// How a contact is found.
+#[derive(Clone, Copy, Debug)]
+pub enum ContactKey<'a> {
+    Id(i64),
+    Email(&'a str),
+}
+
+/// Persistent state of grantry.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ----- organizations and users -----
+
+    /// Creates an org and its principal org admin in one transaction.
+    /// `Conflict("organization")` if the name is taken.
+    async fn create_org(&self, name: &str, admin: NewUser, audit: NewAudit) -> Result<(Org, User)>;
+    async fn org_by_name(&self, name: &str) -> Result<Option<Org>>;
+    async fn count_orgs(&self) -> Result<i64>;
+    /// `Conflict("user")` if the username is taken in the org.
+    async fn create_user(&self, org: OrgId, user: NewUser, audit: NewAudit) -> Result<User>;
+    async fn user_by_username(&self, org: OrgId, username: &str) -> Result<Option<User>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
+    /// The principal org admin of `org`.
+    async fn principal_admin(&self, org: OrgId) -> Result<Option<User>>;
+    async fn set_user_grants(&self, user: UserId, grants: GrantSet, audit: NewAudit) -> Result<()>;
+
+    // ----- applications -----
+
+    /// Registers an application with its first client secret (absent for public clients).
+    /// `Conflict("application")` if the org already has an application of that name.
+    async fn create_application(
+        &self,
+        app: NewApplication,
+        secret: Option<Digest>,
+        audit: NewAudit,
+    ) -> Result<Application>;
+    async fn application_by_client_id(&self, client_id: &str) -> Result<Option<Application>>;
+    /// The digests of the client secrets valid at `now`.
+    async fn client_secrets(&self, app: AppId, now: Timestamp) -> Result<Vec<Digest>>;
+
+    // ----- account access -----
+
+    /// Binds an application to a UI user with a refresh token. `Conflict("account access")`
+    /// if that pair already has live access.
+    async fn create_account_access(
+        &self,
+        org: OrgId,
+        app: AppId,
+        user: UserId,
+        created_by: Option<UserId>,
+        refresh_token: Digest,
+        audit: NewAudit,
+    ) -> Result<AccountAccess>;
+    /// The live account access of an (application, user) pair.
+    async fn account_access(&self, app: AppId, user: UserId) -> Result<Option<AccountAccess>>;
+    /// The live account access a refresh token belongs to; `None` after revocation.
+    async fn account_access_by_refresh_token(
+        &self,
+        refresh_token: &Digest,
+    ) -> Result<Option<AccountAccess>>;
+    /// Revokes the account access, its refresh token and every access token derived from it,
+    /// in one transaction. After it returns `true`, [`Store::access_token`] reports those
+    /// tokens revoked and [`Store::account_access_by_refresh_token`] returns `None`.
+    /// `false` if there was no live access.
+    async fn revoke_account_access(
+        &self,
+        access: AccessId,
+        at: Timestamp,
+        audit: NewAudit,
+    ) -> Result<bool>;
+    /// The re-issue window of DESIGN.md §2, atomically: locks the account access, shows
+    /// `decide` the newest unrevoked access token, and inserts `fresh` only on
+    /// [`Reissue::Issue`]. Concurrent calls for one account access are serialized, so two
+    /// can never both issue inside the window. `audit` is written only when a token is issued.
+    async fn refresh_access_token(
+        &self,
+        access: AccessId,
+        decide: &DecideReissue<'_>,
+        fresh: NewAccessToken,
+        audit: NewAudit,
+    ) -> Result<RefreshOutcome>;
+    /// The access token with this digest, with its user and application, revoked or not.
+    async fn access_token(&self, digest: &Digest) -> Result<Option<BearerRecord>>;
+    /// Records the first use of an access token (once; later calls change nothing).
+    async fn mark_access_token_used(&self, token: i64, audit: NewAudit) -> Result<()>;
+
+    // ----- audit -----
+
+    async fn record_audit(&self, audit: NewAudit) -> Result<()>;
+    /// Events of `org`, oldest first, from `since` on.
+    async fn audit_events(&self, org: OrgId, since: Option<Timestamp>) -> Result<Vec<AuditEvent>>;
+
+    // ----- the platform's data: lists (REST "databases") and contacts -----
+
+    /// `Conflict("database")` if the org has a list of that name.
+    async fn create_list(&self, org: OrgId, name: &str, now: Timestamp) -> Result<List>;
+    async fn lists(&self, org: OrgId) -> Result<Vec<List>>;
+    async fn list(&self, org: OrgId, id: i64) -> Result<Option<List>>;
+    /// Deletes the list and its contacts; `false` if it does not exist in `org`.
+    async fn delete_list(&self, org: OrgId, id: i64) -> Result<bool>;
+    /// `NotFound("database")` if the list is not in `org`; `Conflict("contact")` if the
+    /// e-mail address (case-insensitive) is already on the list.
+    async fn add_contact(
+        &self,
+        org: OrgId,
+        list: i64,
+        email: &str,
+        columns: &BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> Result<Contact>;
+    async fn contact(&self, org: OrgId, list: i64, key: ContactKey<'_>) -> Result<Option<Contact>>;
+    /// A page of contacts ordered by id, and the list's total; `None` if the list is not in `org`.
+    async fn contacts(
+        &self,
+        org: OrgId,
+        list: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Option<(Vec<Contact>, i64)>>;
+    /// Changes the e-mail (if given) and merges `columns` into the contact's columns.
+    /// `None` if no such contact; `Conflict("contact")` if the new e-mail is taken.
+    async fn update_contact(
+        &self,
+        org: OrgId,
+        list: i64,
+        id: i64,
+        email: Option<&str>,
+        columns: &BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> Result<Option<Contact>>;
+    async fn delete_contact(&self, org: OrgId, list: i64, id: i64) -> Result<bool>;
+
+    /// Cheap liveness probe of the database.
+    async fn ping(&self) -> Result<()>;
+}

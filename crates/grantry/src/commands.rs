@@ -1,0 +1,300 @@
+//! The admin commands: each opens the store, calls one core admin operation and prints the
+//! result, as text or (`--json`) with exactly the field names of DESIGN.md §6.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use grantry_core::admin::{self, AppInput, Ctx, UserInput};
+use grantry_core::model::{Role, UserKind};
+use grantry_core::{Grant, GrantSet, Store, SystemClock, Timestamp};
+
+use crate::cli::*;
+use crate::config::{parse_duration, Config, Overrides};
+use crate::mailer::LettreMailer;
+
+/// Prints an error the way the caller asked for, and picks the exit code.
+pub fn fail(json: bool, msg: &str) -> ExitCode {
+    if json {
+        eprintln!("{}", json!({ "error": msg }));
+    } else {
+        eprintln!("error: {msg}");
+    }
+    ExitCode::FAILURE
+}
+
+fn emit(json: bool, value: Value, human: String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{human}");
+    }
+}
+
+/// Opens the configured store, creating the data folder for SQLite.
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
+    if cfg.is_sqlite() {
+        let dir = cfg.data_dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create data folder {}: {e}", dir.display()))?;
+    }
+    grantry_store::open(&cfg.database_url())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn parse_grants(names: &[String]) -> Result<GrantSet, String> {
+    names
+        .iter()
+        .map(|n| Grant::parse(n).ok_or_else(|| unknown_grant(n)))
+        .collect()
+}
+
+fn unknown_grant(n: &str) -> String {
+    let all: Vec<_> = Grant::ALL.iter().map(|g| g.name()).collect();
+    format!("unknown grant {n:?}; grants are {}", all.join(", "))
+}
+
+fn parse_since(s: &str, now: Timestamp) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(s)
+        .or_else(|| parse_duration(s).ok().map(|d| now.minus(d)))
+        .ok_or_else(|| format!("--since {s:?} is neither an RFC 3339 time nor a duration like 1h"))
+}
+
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let flags = Overrides {
+        database_url: cli.database.clone(),
+        data: cli.data.clone(),
+        listen: match &cli.command {
+            Command::Serve { listen } => listen.clone(),
+            _ => None,
+        },
+    };
+    let cfg = Config::load(cli.config.as_deref(), &flags)?;
+    let settings = cfg.settings()?;
+    if let Command::Serve { .. } = cli.command {
+        return crate::serve::run(cfg, settings).await;
+    }
+    let store = open_store(&cfg).await?;
+    let clock = SystemClock;
+    let cx = Ctx {
+        store: &*store,
+        clock: &clock,
+        settings: &settings,
+        actor: "cli",
+    };
+    admin_command(&cx, &cfg, cli.json, cli.command).await
+}
+
+async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> Result<(), String> {
+    let e = |e: admin::AdminError| e.to_string();
+    match cmd {
+        Command::Serve { .. } => unreachable!("handled by run"),
+        Command::Org(OrgCmd::Create { name, admin, email }) => {
+            let c = admin::create_org(cx, &name, &admin, &email)
+                .await
+                .map_err(e)?;
+            let pw = c.password.expose_secret();
+            emit(
+                json,
+                json!({"org": c.org.name, "admin": c.admin.username, "password": pw}),
+                format!(
+                    "Created organization {} with principal org admin {}.\nOne-time password (shown once): {pw}",
+                    c.org.name, c.admin.username
+                ),
+            );
+        }
+        Command::User(UserCmd::Add {
+            org,
+            username,
+            email,
+            kind,
+            role,
+            grants,
+            password_stdin,
+        }) => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("reading the password: {e}"))?;
+                Some(SecretString::from(
+                    line.trim_end_matches(['\r', '\n']).to_string(),
+                ))
+            } else {
+                None
+            };
+            let input = UserInput {
+                username,
+                email,
+                kind: match kind {
+                    KindArg::Ui => UserKind::Ui,
+                    KindArg::Api => UserKind::Api,
+                },
+                role: match role {
+                    RoleArg::OrgAdmin => Role::OrgAdmin,
+                    RoleArg::User => Role::User,
+                },
+                grants: parse_grants(&grants)?,
+                password,
+            };
+            let added = admin::add_user(cx, &org, input).await.map_err(e)?;
+            let u = &added.user;
+            let mut v = json!({"org": org, "username": u.username, "kind": u.kind.as_str()});
+            let mut human = format!(
+                "Added {} user {} to {org}.",
+                u.kind.as_str().to_uppercase(),
+                u.username
+            );
+            if let Some(k) = &u.key_id {
+                v["key_id"] = k.clone().into();
+                human.push_str(&format!(
+                    "\nKey ID: {k}\nGenerate its secret keys with `grantry key generate`."
+                ));
+            }
+            if let Some(p) = &added.password {
+                v["password"] = p.expose_secret().into();
+                human.push_str(&format!(
+                    "\nOne-time password (shown once): {}",
+                    p.expose_secret()
+                ));
+            }
+            emit(json, v, human);
+        }
+        Command::User(cmd @ (UserCmd::Grant(_) | UserCmd::Revoke(_))) => {
+            let (on, a) = match cmd {
+                UserCmd::Grant(a) => (true, a),
+                UserCmd::Revoke(a) => (false, a),
+                UserCmd::Add { .. } => unreachable!(),
+            };
+            let g = Grant::parse(&a.grant).ok_or_else(|| unknown_grant(&a.grant))?;
+            let u = admin::set_grant(cx, &a.org, &a.username, g, on)
+                .await
+                .map_err(e)?;
+            emit(
+                json,
+                json!({"org": a.org, "username": u.username, "grants": u.grants.names()}),
+                format!(
+                    "{} now holds: {}",
+                    u.username,
+                    if u.grants.is_empty() {
+                        "no grants".into()
+                    } else {
+                        u.grants.to_scope()
+                    }
+                ),
+            );
+        }
+        Command::App(AppCmd::Add {
+            org,
+            name,
+            description,
+            redirect_uris,
+            scopes,
+            public,
+        }) => {
+            let input = AppInput {
+                name,
+                description,
+                redirect_uris,
+                scopes: if scopes.is_empty() {
+                    None
+                } else {
+                    Some(parse_grants(&scopes)?)
+                },
+                public,
+            };
+            let (app, secret) = admin::add_application(cx, &org, input).await.map_err(e)?;
+            let mut v = json!({"client_id": app.client_id});
+            let mut human = format!(
+                "Registered application {:?} in {org}.\nClient ID: {}",
+                app.name, app.client_id
+            );
+            if let Some(s) = &secret {
+                v["client_secret"] = s.expose_secret().into();
+                human.push_str(&format!(
+                    "\nClient secret (shown once): {}",
+                    s.expose_secret()
+                ));
+            }
+            emit(json, v, human);
+        }
+        Command::Access(AccessCmd::Add {
+            org,
+            client_id,
+            username,
+            by,
+        }) => {
+            let mailer = LettreMailer::new(
+                cfg.mail.smtp_url.as_deref(),
+                &cfg.mail.from,
+                &cfg.data_dir(),
+            )?;
+            let a = admin::add_account_access(cx, &mailer, &org, &client_id, &username, &by)
+                .await
+                .map_err(e)?;
+            let rt = a.refresh_token.expose_secret();
+            let mut human = format!(
+                "Added account access for {username} to application {client_id}.\nRefresh token (shown once): {rt}\nMailed to: {}",
+                a.mailed_to.join(", ")
+            );
+            if let Some(err) = &a.mail_error {
+                eprintln!(
+                    "warning: the account access was added but the e-mail was not sent: {err}"
+                );
+                human.push_str(" (not delivered)");
+            }
+            emit(
+                json,
+                json!({"client_id": client_id, "username": username, "refresh_token": rt}),
+                human,
+            );
+        }
+        Command::Access(AccessCmd::Delete {
+            org,
+            client_id,
+            username,
+        }) => {
+            admin::delete_account_access(cx, &org, &client_id, &username)
+                .await
+                .map_err(e)?;
+            emit(
+                json,
+                json!({"client_id": client_id, "username": username, "deleted": true}),
+                format!("Deleted account access for {username} to application {client_id}; its tokens no longer work."),
+            );
+        }
+        Command::Audit { org, since } => {
+            let since = since.map(|s| parse_since(&s, cx.clock.now())).transpose()?;
+            let events = admin::audit_log(cx, &org, since).await.map_err(e)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&events).map_err(|e| e.to_string())?
+                );
+            } else if events.is_empty() {
+                println!("No audit events.");
+            } else {
+                for ev in events {
+                    let detail = if ev.detail.is_null() {
+                        String::new()
+                    } else {
+                        format!(" {}", ev.detail)
+                    };
+                    println!(
+                        "{}  {:<28} {:<24} {}{detail}",
+                        ev.at.to_rfc3339(),
+                        ev.action,
+                        ev.actor,
+                        ev.target
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `grantry serve`: open (and on first start, seed) the store, then serve until a signal.
+
+use std::sync::Arc;
+
+use grantry_core::admin::{self, Ctx};
+use grantry_core::{Settings, SystemClock};
+use grantry_server::AppState;
+use secrecy::ExposeSecret;
+use tracing_subscriber::EnvFilter;
+
+use crate::commands::open_store;
+use crate::config::Config;
+
+/// The org and admin created on a fresh database.
+const FIRST_ORG: &str = "default";
+const FIRST_ADMIN: &str = "admin";
+const FIRST_ADMIN_EMAIL: &str = "admin@grantry.local";
+
+pub async fn run(cfg: Config, settings: Settings) -> Result<(), String> {
+    let filter = EnvFilter::try_from_env("GRANTRY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let store = open_store(&cfg).await?;
+    let clock = Arc::new(SystemClock);
+    if store.count_orgs().await.map_err(|e| e.to_string())? == 0 {
+        let cx = Ctx {
+            store: &*store,
+            clock: &*clock,
+            settings: &settings,
+            actor: "system",
+        };
+        let created = admin::create_org(&cx, FIRST_ORG, FIRST_ADMIN, FIRST_ADMIN_EMAIL)
+            .await
+            .map_err(|e| format!("creating the first organization: {e}"))?;
+        println!(
+            "First start: created organization {FIRST_ORG:?} with principal org admin {FIRST_ADMIN:?}.\n\
+             One-time admin password (shown once, keep it): {}",
+            created.password.expose_secret()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}; pick another address with --listen",
+                cfg.server.listen
+            )
+        })?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "grantry {} listening on http://{addr} (pod {}, database {})",
+        env!("CARGO_PKG_VERSION"),
+        settings.pod_id,
+        grantry_store::redact(&cfg.database_url())
+    );
+    tracing::info!(%addr, pod = %settings.pod_id, "serving");
+    let state = AppState::new(store, clock, settings);
+    grantry_server::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

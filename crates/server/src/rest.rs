@@ -1,0 +1,227 @@
+//! The REST API under `/rest` (DESIGN.md §4): databases (lists) and their contacts, as JSON
+//! wrapped in `{"meta": ..., "links": [], "data": ...}`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use grantry_core::model::{Contact, List};
+use grantry_core::platform;
+use grantry_core::store::ContactKey;
+
+use crate::error::{rest_ok, ApiError, RestError};
+use crate::extract::principal;
+use crate::AppState;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/databases", get(lists).post(create_list))
+        .route("/databases/{id}", get(list).delete(delete_list))
+        .route("/databases/{id}/contacts", get(contacts).post(add_contact))
+        .route(
+            "/databases/{id}/contacts/{contact}",
+            get(contact).patch(update_contact).delete(delete_contact),
+        )
+        .fallback(|| async {
+            ApiError::Rest(RestError::general(
+                StatusCode::NOT_FOUND,
+                "no such REST resource",
+            ))
+        })
+}
+
+fn list_json(l: &List) -> Value {
+    json!({"id": l.id, "name": l.name, "size": l.size, "createdAt": l.created_at.to_rfc3339()})
+}
+
+fn contact_json(c: &Contact) -> Value {
+    json!({
+        "id": c.id, "databaseId": c.list_id, "email": c.email, "columns": c.columns,
+        "createdAt": c.created_at.to_rfc3339(), "updatedAt": c.updated_at.to_rfc3339(),
+    })
+}
+
+fn id(field: &str, s: &str) -> std::result::Result<i64, RestError> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| RestError::field(field, format!("{s:?} is not an id")))
+}
+
+/// Parses a JSON body, naming what is wrong in the REST error format.
+fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> std::result::Result<T, RestError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        RestError::general(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not valid JSON for this call: {e}"),
+        )
+    })
+}
+
+async fn lists(State(s): State<AppState>, h: HeaderMap) -> Result<Response> {
+    let p = principal(&s, &h).await.map_err(RestError::from)?;
+    let all = platform::lists(&*s.store, &p).await?;
+    Ok(rest_ok(
+        StatusCode::OK,
+        all.iter().map(list_json).collect(),
+        json!({"total": all.len()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewList {
+    name: String,
+}
+
+async fn create_list(State(s): State<AppState>, h: HeaderMap, b: Bytes) -> Result<Response> {
+    let p = principal(&s, &h).await.map_err(RestError::from)?;
+    let req: NewList = body(&b)?;
+    let l = platform::create_list(&*s.store, s.clock.now(), &p, &req.name).await?;
+    Ok(rest_ok(StatusCode::CREATED, list_json(&l), json!({})))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(lid): Path<String>,
+) -> Result<Response> {
+    let p = principal(&s, &h).await.map_err(RestError::from)?;
+    let l = platform::list(&*s.store, &p, id("id", &lid)?).await?;
+    Ok(rest_ok(StatusCode::OK, list_json(&l), json!({})))
+}
+
+async fn delete_list(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(lid): Path<String>,
+) -> Result<Response> {
+    let p = principal(&s, &h).await.map_err(RestError::from)?;
+    platform::delete_list(&*s.store, &p, id("id", &lid)?).await?;
+    Ok(rest_ok(StatusCode::OK, Value::Null, json!({})))
+}
+
+async fn contacts(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(lid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let p = principal(&s, &h).await.map_err(RestError::from)?;
+    let lid = id("id", &lid)?;
+    if let Some(email) = q.get("email") {
+        let found = match platform::contact(&*s.store, &p, lid, ContactKey::Email(email)).await {
+            Ok(c) => vec![contact_json(&c)],
+            Err(platform::DataError::NotFound("contact")) => vec![],
+            Err(e) => return Err(e.into()),
+        };
+        let n = found.len();
+        return Ok(rest_ok(
+            StatusCode::OK,
+            Value::Array(found),
+            json!({"total": n}),
+        ));
+    }
+    let num = |k: &str, default: i64| -> std::result::Result<i64, RestError> {
+        q.get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| RestError::field(k, format!("{v:?} is not a number")))
+            })
+            .unwrap_or(Ok(default))
+    };
+    let (page, size) = (num("page", 1)?, num("pageSize", 50)?);
+    let (items, total) = platform::contacts(&*s.store, &p, lid, page, size).await?;
+    Ok(rest_ok(
+        StatusCode::OK,
+        items.iter().map(contact_json).collect(),
+        json!({"page": page, "pageSize": size, "total": total}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewContact {
+    email: String,
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+}
+
+async fn add_contact(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(lid): Path<String>,
+    b: Bytes,
+) -> Result<Response> {
+    let p = principal(&s, &h).await.map_err(RestError::from)?;
+    let lid = id("id", &lid)?;
+    let req: NewContact = body(&b)?;
+    let c =
+        platform::add_contact(&*s.store, s.clock.now(), &p, lid, &req.email, &req.columns).await?;
+    Ok(rest_ok(StatusCode::CREATED, contact_json(&c), json!({})))
+}
+
+async fn contact(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path((lid, cid)): Path<(String, String)>,
+) -> Result<Response> {
+    let p = principal(&s, &h).await.map_err(RestError::from)?;
+    let c = platform::contact(
+        &*s.store,
+        &p,
+        id("id", &lid)?,
+        ContactKey::Id(id("contactId", &cid)?),
+    )
+    .await?;
+    Ok(rest_ok(StatusCode::OK, contact_json(&c), json!({})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactChange {
+    email: Option<String>,
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+}
+
+async fn update_contact(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path((lid, cid)): Path<(String, String)>,
+    b: Bytes,
+) -> Result<Response> {
+    let p = principal(&s, &h).await.map_err(RestError::from)?;
+    let (lid, cid) = (id("id", &lid)?, id("contactId", &cid)?);
+    let req: ContactChange = body(&b)?;
+    let c = platform::update_contact(
+        &*s.store,
+        s.clock.now(),
+        &p,
+        lid,
+        cid,
+        req.email.as_deref(),
+        &req.columns,
+    )
+    .await?;
+    Ok(rest_ok(StatusCode::OK, contact_json(&c), json!({})))
+}
+
+async fn delete_contact(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path((lid, cid)): Path<(String, String)>,
+) -> Result<Response> {
+    let p = principal(&s, &h).await.map_err(RestError::from)?;
+    platform::delete_contact(&*s.store, &p, id("id", &lid)?, id("contactId", &cid)?).await?;
+    Ok(rest_ok(StatusCode::OK, Value::Null, json!({})))
+}

@@ -1,0 +1,909 @@
+//! The SQL both backends share. `impl_store!` expands to one `Store` implementation per
+//! backend type, so each is checked by the compiler against its own driver while the
+//! statements exist once. A backend provides `reader()` (a pool) and `begin_write()` (a write
+//! transaction); everything else is here.
+
+use grantry_core::StoreError;
+
+/// Any driver error, for logs; never shown to clients.
+pub(crate) fn backend_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// A uniqueness violation becomes `Conflict(what)`; anything else a backend error.
+pub(crate) fn conflict_or(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        _ => backend_err(e),
+    }
+}
+
+pub(crate) const USER_COLS: &str = "u.id AS u_id, u.org_id AS u_org_id, u.username AS u_username, \
+    u.email AS u_email, u.kind AS u_kind, u.role AS u_role, u.grants AS u_grants, \
+    u.key_id AS u_key_id, u.principal AS u_principal, u.disabled_at AS u_disabled_at, \
+    u.created_at AS u_created_at";
+
+pub(crate) const APP_COLS: &str =
+    "p.id AS p_id, p.org_id AS p_org_id, p.client_id AS p_client_id, \
+    p.name AS p_name, p.description AS p_description, p.scopes AS p_scopes, \
+    p.redirect_uris AS p_redirect_uris, p.public AS p_public, p.created_at AS p_created_at";
+
+pub(crate) const ACCESS_COLS: &str = "id, org_id, app_id, user_id, created_by, created_at";
+
+pub(crate) const CONTACT_COLS: &str = "id, list_id, email, columns, created_at, updated_at";
+
+pub(crate) const LIST_SELECT: &str = "SELECT l.id, l.name, l.created_at, \
+    (SELECT COUNT(*) FROM contacts c WHERE c.list_id = l.id) AS size FROM lists l";
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty) => {
+        mod rows {
+            use std::collections::BTreeMap;
+
+            use sqlx::Row;
+
+            use grantry_core::audit::AuditEvent;
+            use grantry_core::model::*;
+            use grantry_core::{GrantSet, StoreError, Timestamp};
+
+            use crate::common::backend_err;
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            pub(super) fn user(r: &DbRow) -> Result<User, StoreError> {
+                let kind: String = r.try_get("u_kind").map_err(backend_err)?;
+                let role: String = r.try_get("u_role").map_err(backend_err)?;
+                Ok(User {
+                    id: r.try_get("u_id").map_err(backend_err)?,
+                    org_id: r.try_get("u_org_id").map_err(backend_err)?,
+                    username: r.try_get("u_username").map_err(backend_err)?,
+                    email: r.try_get("u_email").map_err(backend_err)?,
+                    kind: UserKind::parse(&kind).ok_or_else(|| backend_err(format!("bad user kind {kind}")))?,
+                    role: Role::parse(&role).ok_or_else(|| backend_err(format!("bad role {role}")))?,
+                    grants: GrantSet::from_bits(r.try_get("u_grants").map_err(backend_err)?),
+                    key_id: r.try_get("u_key_id").map_err(backend_err)?,
+                    principal: r.try_get("u_principal").map_err(backend_err)?,
+                    disabled: r
+                        .try_get::<Option<i64>, _>("u_disabled_at")
+                        .map_err(backend_err)?
+                        .is_some(),
+                    created_at: Timestamp(r.try_get("u_created_at").map_err(backend_err)?),
+                })
+            }
+
+            pub(super) fn app(r: &DbRow) -> Result<Application, StoreError> {
+                let uris: String = r.try_get("p_redirect_uris").map_err(backend_err)?;
+                Ok(Application {
+                    id: r.try_get("p_id").map_err(backend_err)?,
+                    org_id: r.try_get("p_org_id").map_err(backend_err)?,
+                    client_id: r.try_get("p_client_id").map_err(backend_err)?,
+                    name: r.try_get("p_name").map_err(backend_err)?,
+                    description: r.try_get("p_description").map_err(backend_err)?,
+                    scopes: GrantSet::from_bits(r.try_get("p_scopes").map_err(backend_err)?),
+                    redirect_uris: serde_json::from_str(&uris).map_err(backend_err)?,
+                    public: r.try_get("p_public").map_err(backend_err)?,
+                    created_at: Timestamp(r.try_get("p_created_at").map_err(backend_err)?),
+                })
+            }
+
+            pub(super) fn org(r: &DbRow) -> Result<Org, StoreError> {
+                Ok(Org {
+                    id: r.try_get("id").map_err(backend_err)?,
+                    name: r.try_get("name").map_err(backend_err)?,
+                    created_at: Timestamp(r.try_get("created_at").map_err(backend_err)?),
+                })
+            }
+
+            pub(super) fn access(r: &DbRow) -> Result<AccountAccess, StoreError> {
+                Ok(AccountAccess {
+                    id: r.try_get("id").map_err(backend_err)?,
+                    org_id: r.try_get("org_id").map_err(backend_err)?,
+                    app_id: r.try_get("app_id").map_err(backend_err)?,
+                    user_id: r.try_get("user_id").map_err(backend_err)?,
+                    created_by: r.try_get("created_by").map_err(backend_err)?,
+                    created_at: Timestamp(r.try_get("created_at").map_err(backend_err)?),
+                })
+            }
+
+            pub(super) fn token(r: &DbRow) -> Result<AccessTokenRecord, StoreError> {
+                Ok(AccessTokenRecord {
+                    id: r.try_get("id").map_err(backend_err)?,
+                    nonce: r.try_get("nonce").map_err(backend_err)?,
+                    scopes: GrantSet::from_bits(r.try_get("scopes").map_err(backend_err)?),
+                    issued_at: Timestamp(r.try_get("issued_at").map_err(backend_err)?),
+                    expires_at: Timestamp(r.try_get("expires_at").map_err(backend_err)?),
+                })
+            }
+
+            pub(super) fn audit(r: &DbRow) -> Result<AuditEvent, StoreError> {
+                let detail: String = r.try_get("detail").map_err(backend_err)?;
+                Ok(AuditEvent {
+                    id: r.try_get("id").map_err(backend_err)?,
+                    org_id: r.try_get("org_id").map_err(backend_err)?,
+                    at: Timestamp(r.try_get("at").map_err(backend_err)?),
+                    actor: r.try_get("actor").map_err(backend_err)?,
+                    action: r.try_get("action").map_err(backend_err)?,
+                    target: r.try_get("target").map_err(backend_err)?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
+            }
+
+            pub(super) fn list(r: &DbRow) -> Result<List, StoreError> {
+                Ok(List {
+                    id: r.try_get("id").map_err(backend_err)?,
+                    name: r.try_get("name").map_err(backend_err)?,
+                    size: r.try_get("size").map_err(backend_err)?,
+                    created_at: Timestamp(r.try_get("created_at").map_err(backend_err)?),
+                })
+            }
+
+            pub(super) fn contact(r: &DbRow) -> Result<Contact, StoreError> {
+                let cols: String = r.try_get("columns").map_err(backend_err)?;
+                Ok(Contact {
+                    id: r.try_get("id").map_err(backend_err)?,
+                    list_id: r.try_get("list_id").map_err(backend_err)?,
+                    email: r.try_get("email").map_err(backend_err)?,
+                    columns: serde_json::from_str::<BTreeMap<String, String>>(&cols).map_err(backend_err)?,
+                    created_at: Timestamp(r.try_get("created_at").map_err(backend_err)?),
+                    updated_at: Timestamp(r.try_get("updated_at").map_err(backend_err)?),
+                })
+            }
+        }
+
+        async fn insert_audit(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            a: &grantry_core::audit::NewAudit,
+        ) -> Result<(), grantry_core::StoreError> {
+            sqlx::query(
+                "INSERT INTO audit_events (org_id, at, actor, action, target, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(a.org_id)
+            .bind(a.at.0)
+            .bind(&a.actor)
+            .bind(a.action)
+            .bind(&a.target)
+            .bind(a.detail.to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(crate::common::backend_err)?;
+            Ok(())
+        }
+
+        async fn insert_user(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            org: grantry_core::model::OrgId,
+            u: &grantry_core::store::NewUser,
+            principal: bool,
+        ) -> Result<i64, grantry_core::StoreError> {
+            use sqlx::Row;
+            let row = sqlx::query(
+                "INSERT INTO users (org_id, username, email, kind, role, grants, password_hash, \
+                 key_id, principal, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 RETURNING id",
+            )
+            .bind(org)
+            .bind(&u.username)
+            .bind(&u.email)
+            .bind(u.kind.as_str())
+            .bind(u.role.as_str())
+            .bind(u.grants.bits())
+            .bind(&u.password_hash)
+            .bind(&u.key_id)
+            .bind(principal)
+            .bind(u.created_at.0)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(crate::common::conflict_or("user"))?;
+            row.try_get("id").map_err(crate::common::backend_err)
+        }
+
+        fn user_from_new(
+            id: i64,
+            org: grantry_core::model::OrgId,
+            u: grantry_core::store::NewUser,
+            principal: bool,
+        ) -> grantry_core::model::User {
+            grantry_core::model::User {
+                id,
+                org_id: org,
+                username: u.username,
+                email: u.email,
+                kind: u.kind,
+                role: u.role,
+                grants: u.grants,
+                key_id: u.key_id,
+                principal,
+                disabled: false,
+                created_at: u.created_at,
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl grantry_core::Store for $store {
+            async fn create_org(
+                &self,
+                name: &str,
+                admin: grantry_core::store::NewUser,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<(grantry_core::model::Org, grantry_core::model::User), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query("INSERT INTO orgs (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at")
+                    .bind(name)
+                    .bind(admin.created_at.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(conflict_or("organization"))?;
+                let org = rows::org(&row)?;
+                let uid = insert_user(&mut tx, org.id, &admin, true).await?;
+                let mut audit = audit;
+                audit.org_id = Some(org.id);
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                let id = org.id;
+                Ok((org, user_from_new(uid, id, admin, true)))
+            }
+
+            async fn org_by_name(&self, name: &str) -> Result<Option<grantry_core::model::Org>, grantry_core::StoreError> {
+                sqlx::query("SELECT id, name, created_at FROM orgs WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::org(&r))
+                    .transpose()
+            }
+
+            async fn count_orgs(&self) -> Result<i64, grantry_core::StoreError> {
+                use sqlx::Row;
+                let r = sqlx::query("SELECT COUNT(*) AS n FROM orgs")
+                    .fetch_one(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?;
+                r.try_get("n").map_err(crate::common::backend_err)
+            }
+
+            async fn create_user(
+                &self,
+                org: grantry_core::model::OrgId,
+                user: grantry_core::store::NewUser,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<grantry_core::model::User, grantry_core::StoreError> {
+                let mut tx = self.begin_write().await?;
+                let id = insert_user(&mut tx, org, &user, false).await?;
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(crate::common::backend_err)?;
+                Ok(user_from_new(id, org, user, false))
+            }
+
+            async fn user_by_username(
+                &self,
+                org: grantry_core::model::OrgId,
+                username: &str,
+            ) -> Result<Option<grantry_core::model::User>, grantry_core::StoreError> {
+                let sql = format!("SELECT {} FROM users u WHERE u.org_id = $1 AND u.username = $2", crate::common::USER_COLS);
+                sqlx::query(&sql)
+                    .bind(org)
+                    .bind(username)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::user(&r))
+                    .transpose()
+            }
+
+            async fn user_by_id(&self, id: grantry_core::model::UserId) -> Result<Option<grantry_core::model::User>, grantry_core::StoreError> {
+                let sql = format!("SELECT {} FROM users u WHERE u.id = $1", crate::common::USER_COLS);
+                sqlx::query(&sql)
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::user(&r))
+                    .transpose()
+            }
+
+            async fn principal_admin(&self, org: grantry_core::model::OrgId) -> Result<Option<grantry_core::model::User>, grantry_core::StoreError> {
+                let sql = format!("SELECT {} FROM users u WHERE u.org_id = $1 AND u.principal", crate::common::USER_COLS);
+                sqlx::query(&sql)
+                    .bind(org)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::user(&r))
+                    .transpose()
+            }
+
+            async fn set_user_grants(
+                &self,
+                user: grantry_core::model::UserId,
+                grants: grantry_core::GrantSet,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("UPDATE users SET grants = $2 WHERE id = $1")
+                    .bind(user)
+                    .bind(grants.bits())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(grantry_core::StoreError::NotFound("user"));
+                }
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(crate::common::backend_err)
+            }
+
+            async fn create_application(
+                &self,
+                app: grantry_core::store::NewApplication,
+                secret: Option<grantry_core::credential::Digest>,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<grantry_core::model::Application, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                let uris = serde_json::to_string(&app.redirect_uris).map_err(backend_err)?;
+                let row = sqlx::query(
+                    "INSERT INTO applications (org_id, client_id, name, description, scopes, \
+                     redirect_uris, public, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(app.org_id)
+                .bind(&app.client_id)
+                .bind(&app.name)
+                .bind(&app.description)
+                .bind(app.scopes.bits())
+                .bind(uris)
+                .bind(app.public)
+                .bind(app.created_at.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(conflict_or("application"))?;
+                let id: i64 = row.try_get("id").map_err(backend_err)?;
+                if let Some(d) = secret {
+                    sqlx::query("INSERT INTO client_secrets (app_id, digest, created_at) VALUES ($1, $2, $3)")
+                        .bind(id)
+                        .bind(d.as_bytes())
+                        .bind(app.created_at.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                }
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(grantry_core::model::Application {
+                    id,
+                    org_id: app.org_id,
+                    client_id: app.client_id,
+                    name: app.name,
+                    description: app.description,
+                    scopes: app.scopes,
+                    redirect_uris: app.redirect_uris,
+                    public: app.public,
+                    created_at: app.created_at,
+                })
+            }
+
+            async fn application_by_client_id(&self, client_id: &str) -> Result<Option<grantry_core::model::Application>, grantry_core::StoreError> {
+                let sql = format!("SELECT {} FROM applications p WHERE p.client_id = $1", crate::common::APP_COLS);
+                sqlx::query(&sql)
+                    .bind(client_id)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::app(&r))
+                    .transpose()
+            }
+
+            async fn client_secrets(
+                &self,
+                app: grantry_core::model::AppId,
+                now: grantry_core::Timestamp,
+            ) -> Result<Vec<grantry_core::credential::Digest>, grantry_core::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT digest FROM client_secrets WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)")
+                    .bind(app)
+                    .bind(now.0)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?;
+                rows.iter()
+                    .map(|r| {
+                        let b: Vec<u8> = r.try_get("digest").map_err(crate::common::backend_err)?;
+                        grantry_core::credential::Digest::from_slice(&b)
+                            .ok_or_else(|| crate::common::backend_err("client secret digest is not 32 bytes"))
+                    })
+                    .collect()
+            }
+
+            async fn create_account_access(
+                &self,
+                org: grantry_core::model::OrgId,
+                app: grantry_core::model::AppId,
+                user: grantry_core::model::UserId,
+                created_by: Option<grantry_core::model::UserId>,
+                refresh_token: grantry_core::credential::Digest,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<grantry_core::model::AccountAccess, grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let sql = format!(
+                    "INSERT INTO account_accesses (org_id, app_id, user_id, created_by, refresh_digest, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ACCESS_COLS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(org)
+                    .bind(app)
+                    .bind(user)
+                    .bind(created_by)
+                    .bind(refresh_token.as_bytes())
+                    .bind(audit.at.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(conflict_or("account access"))?;
+                let access = rows::access(&row)?;
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(access)
+            }
+
+            async fn account_access(
+                &self,
+                app: grantry_core::model::AppId,
+                user: grantry_core::model::UserId,
+            ) -> Result<Option<grantry_core::model::AccountAccess>, grantry_core::StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM account_accesses WHERE app_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                    crate::common::ACCESS_COLS
+                );
+                sqlx::query(&sql)
+                    .bind(app)
+                    .bind(user)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::access(&r))
+                    .transpose()
+            }
+
+            async fn account_access_by_refresh_token(
+                &self,
+                refresh_token: &grantry_core::credential::Digest,
+            ) -> Result<Option<grantry_core::model::AccountAccess>, grantry_core::StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM account_accesses WHERE refresh_digest = $1 AND revoked_at IS NULL",
+                    crate::common::ACCESS_COLS
+                );
+                sqlx::query(&sql)
+                    .bind(refresh_token.as_bytes())
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::access(&r))
+                    .transpose()
+            }
+
+            async fn revoke_account_access(
+                &self,
+                access: grantry_core::model::AccessId,
+                at: grantry_core::Timestamp,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<bool, grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("UPDATE account_accesses SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(access)
+                    .bind(at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("UPDATE access_tokens SET revoked_at = $2 WHERE access_id = $1 AND revoked_at IS NULL")
+                    .bind(access)
+                    .bind(at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
+            }
+
+            async fn refresh_access_token(
+                &self,
+                access: grantry_core::model::AccessId,
+                decide: &grantry_core::store::DecideReissue<'_>,
+                fresh: grantry_core::store::NewAccessToken,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<grantry_core::store::RefreshOutcome, grantry_core::StoreError> {
+                use crate::common::*;
+                use grantry_core::store::{RefreshOutcome, Reissue};
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                // The UPDATE takes the account access's row lock first, serializing concurrent
+                // refreshes of one account access (SQLite: the IMMEDIATE transaction already does).
+                let owner = sqlx::query(
+                    "UPDATE account_accesses SET last_refresh_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+                     RETURNING org_id, app_id, user_id",
+                )
+                .bind(access)
+                .bind(fresh.issued_at.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let Some(owner) = owner else {
+                    return Ok(RefreshOutcome::Revoked);
+                };
+                let newest = sqlx::query(
+                    "SELECT id, nonce, scopes, issued_at, expires_at FROM access_tokens \
+                     WHERE access_id = $1 AND revoked_at IS NULL ORDER BY issued_at DESC, id DESC LIMIT 1",
+                )
+                .bind(access)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?
+                .map(|r| rows::token(&r))
+                .transpose()?;
+                match decide(newest.as_ref()) {
+                    Reissue::Reuse => {
+                        tx.commit().await.map_err(backend_err)?;
+                        match newest {
+                            Some(t) => Ok(RefreshOutcome::Reused(t)),
+                            None => Err(backend_err("reuse decided without a token")),
+                        }
+                    }
+                    Reissue::Reject { retry_at } => {
+                        tx.commit().await.map_err(backend_err)?;
+                        Ok(RefreshOutcome::Rejected { retry_at })
+                    }
+                    Reissue::Issue => {
+                        let org: i64 = owner.try_get("org_id").map_err(backend_err)?;
+                        let app: i64 = owner.try_get("app_id").map_err(backend_err)?;
+                        let user: i64 = owner.try_get("user_id").map_err(backend_err)?;
+                        let row = sqlx::query(
+                            "INSERT INTO access_tokens (org_id, user_id, app_id, access_id, digest, nonce, scopes, issued_at, expires_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                        )
+                        .bind(org)
+                        .bind(user)
+                        .bind(app)
+                        .bind(access)
+                        .bind(fresh.digest.as_bytes())
+                        .bind(&fresh.nonce)
+                        .bind(fresh.scopes.bits())
+                        .bind(fresh.issued_at.0)
+                        .bind(fresh.expires_at.0)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                        let id: i64 = row.try_get("id").map_err(backend_err)?;
+                        let mut audit = audit;
+                        if let serde_json::Value::Object(m) = &mut audit.detail {
+                            m.insert("token".into(), id.into());
+                        }
+                        insert_audit(&mut tx, &audit).await?;
+                        tx.commit().await.map_err(backend_err)?;
+                        Ok(RefreshOutcome::Issued(grantry_core::model::AccessTokenRecord {
+                            id,
+                            nonce: fresh.nonce,
+                            scopes: fresh.scopes,
+                            issued_at: fresh.issued_at,
+                            expires_at: fresh.expires_at,
+                        }))
+                    }
+                }
+            }
+
+            async fn access_token(
+                &self,
+                digest: &grantry_core::credential::Digest,
+            ) -> Result<Option<grantry_core::store::BearerRecord>, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let sql = format!(
+                    "SELECT t.id AS t_id, t.scopes AS t_scopes, t.issued_at AS t_issued_at, t.expires_at AS t_expires_at, \
+                     t.revoked_at AS t_revoked_at, a.revoked_at AS a_revoked_at, t.first_used_at AS t_first_used_at, \
+                     t.app_id AS t_app_id, {USER_COLS}, {APP_COLS} \
+                     FROM access_tokens t JOIN users u ON u.id = t.user_id \
+                     LEFT JOIN account_accesses a ON a.id = t.access_id \
+                     LEFT JOIN applications p ON p.id = t.app_id \
+                     WHERE t.digest = $1"
+                );
+                let Some(r) = sqlx::query(&sql)
+                    .bind(digest.as_bytes())
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(backend_err)?
+                else {
+                    return Ok(None);
+                };
+                let t_revoked: Option<i64> = r.try_get("t_revoked_at").map_err(backend_err)?;
+                let a_revoked: Option<i64> = r.try_get("a_revoked_at").map_err(backend_err)?;
+                let first: Option<i64> = r.try_get("t_first_used_at").map_err(backend_err)?;
+                let app_id: Option<i64> = r.try_get("t_app_id").map_err(backend_err)?;
+                Ok(Some(grantry_core::store::BearerRecord {
+                    token_id: r.try_get("t_id").map_err(backend_err)?,
+                    scopes: grantry_core::GrantSet::from_bits(r.try_get("t_scopes").map_err(backend_err)?),
+                    issued_at: grantry_core::Timestamp(r.try_get("t_issued_at").map_err(backend_err)?),
+                    expires_at: grantry_core::Timestamp(r.try_get("t_expires_at").map_err(backend_err)?),
+                    revoked: t_revoked.is_some() || a_revoked.is_some(),
+                    first_used: first.is_some(),
+                    user: rows::user(&r)?,
+                    app: if app_id.is_some() { Some(rows::app(&r)?) } else { None },
+                }))
+            }
+
+            async fn mark_access_token_used(
+                &self,
+                token: i64,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("UPDATE access_tokens SET first_used_at = $2 WHERE id = $1 AND first_used_at IS NULL")
+                    .bind(token)
+                    .bind(audit.at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                if n == 1 {
+                    insert_audit(&mut tx, &audit).await?;
+                }
+                tx.commit().await.map_err(backend_err)
+            }
+
+            async fn record_audit(&self, audit: grantry_core::audit::NewAudit) -> Result<(), grantry_core::StoreError> {
+                let mut tx = self.begin_write().await?;
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(crate::common::backend_err)
+            }
+
+            async fn audit_events(
+                &self,
+                org: grantry_core::model::OrgId,
+                since: Option<grantry_core::Timestamp>,
+            ) -> Result<Vec<grantry_core::audit::AuditEvent>, grantry_core::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, org_id, at, actor, action, target, detail FROM audit_events \
+                     WHERE org_id = $1 AND at >= $2 ORDER BY at, id",
+                )
+                .bind(org)
+                .bind(since.map(|t| t.0).unwrap_or(i64::MIN))
+                .fetch_all(self.reader())
+                .await
+                .map_err(crate::common::backend_err)?;
+                rows.iter().map(rows::audit).collect()
+            }
+
+            async fn create_list(
+                &self,
+                org: grantry_core::model::OrgId,
+                name: &str,
+                now: grantry_core::Timestamp,
+            ) -> Result<grantry_core::model::List, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query("INSERT INTO lists (org_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
+                    .bind(org)
+                    .bind(name)
+                    .bind(now.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(conflict_or("database"))?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(grantry_core::model::List {
+                    id: row.try_get("id").map_err(backend_err)?,
+                    name: name.to_string(),
+                    size: 0,
+                    created_at: now,
+                })
+            }
+
+            async fn lists(&self, org: grantry_core::model::OrgId) -> Result<Vec<grantry_core::model::List>, grantry_core::StoreError> {
+                let sql = format!("{} WHERE l.org_id = $1 ORDER BY l.id", crate::common::LIST_SELECT);
+                let rows = sqlx::query(&sql)
+                    .bind(org)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?;
+                rows.iter().map(rows::list).collect()
+            }
+
+            async fn list(&self, org: grantry_core::model::OrgId, id: i64) -> Result<Option<grantry_core::model::List>, grantry_core::StoreError> {
+                let sql = format!("{} WHERE l.org_id = $1 AND l.id = $2", crate::common::LIST_SELECT);
+                sqlx::query(&sql)
+                    .bind(org)
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::list(&r))
+                    .transpose()
+            }
+
+            async fn delete_list(&self, org: grantry_core::model::OrgId, id: i64) -> Result<bool, grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM contacts WHERE list_id = $1 AND org_id = $2")
+                    .bind(id)
+                    .bind(org)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                let n = sqlx::query("DELETE FROM lists WHERE id = $1 AND org_id = $2")
+                    .bind(id)
+                    .bind(org)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                tx.commit().await.map_err(backend_err)?;
+                Ok(n == 1)
+            }
+
+            async fn add_contact(
+                &self,
+                org: grantry_core::model::OrgId,
+                list: i64,
+                email: &str,
+                columns: &std::collections::BTreeMap<String, String>,
+                now: grantry_core::Timestamp,
+            ) -> Result<grantry_core::model::Contact, grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let exists = sqlx::query("SELECT id FROM lists WHERE id = $1 AND org_id = $2")
+                    .bind(list)
+                    .bind(org)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if exists.is_none() {
+                    return Err(grantry_core::StoreError::NotFound("database"));
+                }
+                let sql = format!(
+                    "INSERT INTO contacts (org_id, list_id, email, email_norm, columns, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {CONTACT_COLS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(org)
+                    .bind(list)
+                    .bind(email)
+                    .bind(email.to_lowercase())
+                    .bind(serde_json::to_string(columns).map_err(backend_err)?)
+                    .bind(now.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(conflict_or("contact"))?;
+                let c = rows::contact(&row)?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(c)
+            }
+
+            async fn contact(
+                &self,
+                org: grantry_core::model::OrgId,
+                list: i64,
+                key: grantry_core::store::ContactKey<'_>,
+            ) -> Result<Option<grantry_core::model::Contact>, grantry_core::StoreError> {
+                use grantry_core::store::ContactKey;
+                let base = format!("SELECT {} FROM contacts WHERE org_id = $1 AND list_id = $2", crate::common::CONTACT_COLS);
+                let clause = match key {
+                    ContactKey::Id(_) => "id = $3",
+                    ContactKey::Email(_) => "email_norm = $3",
+                };
+                let sql = format!("{base} AND {clause}");
+                let q = sqlx::query(&sql).bind(org).bind(list);
+                let q = match key {
+                    ContactKey::Id(id) => q.bind(id),
+                    ContactKey::Email(e) => q.bind(e.trim().to_lowercase()),
+                };
+                q.fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::contact(&r))
+                    .transpose()
+            }
+
+            async fn contacts(
+                &self,
+                org: grantry_core::model::OrgId,
+                list: i64,
+                offset: i64,
+                limit: i64,
+            ) -> Result<Option<(Vec<grantry_core::model::Contact>, i64)>, grantry_core::StoreError> {
+                use crate::common::*;
+                let Some(l) = self.list(org, list).await? else {
+                    return Ok(None);
+                };
+                let sql = format!(
+                    "SELECT {CONTACT_COLS} FROM contacts WHERE org_id = $1 AND list_id = $2 ORDER BY id LIMIT $3 OFFSET $4"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(org)
+                    .bind(list)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(backend_err)?;
+                let items = rows.iter().map(rows::contact).collect::<Result<Vec<_>, _>>()?;
+                Ok(Some((items, l.size)))
+            }
+
+            async fn update_contact(
+                &self,
+                org: grantry_core::model::OrgId,
+                list: i64,
+                id: i64,
+                email: Option<&str>,
+                columns: &std::collections::BTreeMap<String, String>,
+                now: grantry_core::Timestamp,
+            ) -> Result<Option<grantry_core::model::Contact>, grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let sql = format!("SELECT {CONTACT_COLS} FROM contacts WHERE org_id = $1 AND list_id = $2 AND id = $3");
+                let Some(row) = sqlx::query(&sql)
+                    .bind(org)
+                    .bind(list)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                else {
+                    return Ok(None);
+                };
+                let mut c = rows::contact(&row)?;
+                for (k, v) in columns {
+                    c.columns.insert(k.clone(), v.clone());
+                }
+                if let Some(e) = email {
+                    c.email = e.to_string();
+                }
+                c.updated_at = now;
+                sqlx::query("UPDATE contacts SET email = $2, email_norm = $3, columns = $4, updated_at = $5 WHERE id = $1")
+                    .bind(id)
+                    .bind(&c.email)
+                    .bind(c.email.to_lowercase())
+                    .bind(serde_json::to_string(&c.columns).map_err(backend_err)?)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict_or("contact"))?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(Some(c))
+            }
+
+            async fn delete_contact(&self, org: grantry_core::model::OrgId, list: i64, id: i64) -> Result<bool, grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("DELETE FROM contacts WHERE org_id = $1 AND list_id = $2 AND id = $3")
+                    .bind(org)
+                    .bind(list)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                tx.commit().await.map_err(backend_err)?;
+                Ok(n == 1)
+            }
+
+            async fn ping(&self) -> Result<(), grantry_core::StoreError> {
+                sqlx::query("SELECT 1")
+                    .execute(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;
