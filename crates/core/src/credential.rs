@@ -150,7 +150,8 @@ pub fn shape(value: &str) -> Option<Shape<'_>> {
     let (prefix, rest) = value.split_once('_')?;
     let kind = Kind::from_prefix(prefix)?;
     let (pod, secret) = rest.split_once('_')?;
-    if pod.is_empty() || secret.len() != 43 {
+    let b64url = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    if pod.is_empty() || secret.is_empty() || !secret.bytes().all(b64url) {
         return None;
     }
     Some(Shape { kind, pod })
@@ -189,7 +190,8 @@ mod tests {
     #[test]
     fn foreign_strings_have_no_shape() {
         assert!(shape("hello").is_none());
-        assert!(shape("gat_p_short").is_none());
+        assert!(shape("gat_p_").is_none());
+        assert!(shape("gat_p_a b").is_none());
         assert!(shape("xyz_p_0123456789012345678901234567890123456789012").is_none());
     }
 }

@@ -1,0 +1,326 @@
+//! Test harness: the app in-process on port 0, on a fresh SQLite file or a fresh PostgreSQL
+//! database per test, with a manual clock and a mailer that records what it sends.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use secrecy::ExposeSecret;
+use sqlx::Connection;
+
+use grantry_core::admin::{self, AppInput, Ctx, UserInput};
+use grantry_core::mail::{Mailer, Message};
+use grantry_core::model::{Role, UserKind};
+use grantry_core::settings::ReissuePolicy;
+use grantry_core::{GrantSet, ManualClock, Settings, Store, Timestamp};
+use grantry_server::AppState;
+
+pub const START: Timestamp = Timestamp(1_795_000_000_000);
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Records mail instead of sending it.
+#[derive(Default)]
+pub struct Outbox(pub Mutex<Vec<Message>>);
+
+#[async_trait]
+impl Mailer for Outbox {
+    async fn send(&self, msg: Message) -> Result<(), String> {
+        self.0.lock().unwrap().push(msg);
+        Ok(())
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub settings: Settings,
+    pub outbox: Outbox,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// An application with account access for one user, ready to trade its refresh token.
+pub struct Integration {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn cx(&self) -> Ctx<'_> {
+        Ctx {
+            store: &*self.store,
+            clock: &*self.clock,
+            settings: &self.settings,
+            actor: "test",
+        }
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    pub async fn org(&self, name: &str) {
+        admin::create_org(
+            &self.cx(),
+            name,
+            "admin",
+            &format!("admin@{name}.example.com"),
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn ui_user(&self, org: &str, username: &str, role: Role, grants: GrantSet) {
+        admin::add_user(
+            &self.cx(),
+            org,
+            UserInput {
+                username: username.into(),
+                email: format!("{username}@{org}.example.com"),
+                kind: UserKind::Ui,
+                role,
+                grants,
+                password: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn app(&self, org: &str, name: &str, scopes: Option<GrantSet>) -> (String, String) {
+        let input = AppInput {
+            name: name.into(),
+            description: format!("{name} description"),
+            redirect_uris: vec![],
+            scopes,
+            public: false,
+        };
+        let (app, secret) = admin::add_application(&self.cx(), org, input)
+            .await
+            .unwrap();
+        (app.client_id, secret.unwrap().expose_secret().to_string())
+    }
+
+    pub async fn access(&self, org: &str, client_id: &str, username: &str) -> String {
+        admin::add_account_access(&self.cx(), &self.outbox, org, client_id, username, "admin")
+            .await
+            .unwrap()
+            .refresh_token
+            .expose_secret()
+            .to_string()
+    }
+
+    /// Org `org` with an application that has account access for its admin.
+    pub async fn integration(&self, org: &str) -> Integration {
+        self.org(org).await;
+        let (client_id, client_secret) = self.app(org, "Sync", None).await;
+        let refresh_token = self.access(org, &client_id, "admin").await;
+        Integration {
+            client_id,
+            client_secret,
+            refresh_token,
+        }
+    }
+
+    /// `POST /oauth/token` with form fields.
+    pub async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh(&self, i: &Integration) -> reqwest::Response {
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &i.client_id),
+            ("client_secret", &i.client_secret),
+            ("refresh_token", &i.refresh_token),
+        ])
+        .await
+    }
+
+    /// A fresh access token for the integration.
+    pub async fn access_token(&self, i: &Integration) -> String {
+        let r = self.refresh(i).await;
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn audit_count(&self, org: &str, action: &str) -> usize {
+        admin::audit_log(&self.cx(), org, None)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == action)
+            .count()
+    }
+
+    pub async fn xml(&self, token: Option<&str>, body: &str) -> (u16, String, Option<String>) {
+        let mut req = self
+            .http
+            .post(self.url("/XMLAPI"))
+            .header("content-type", "text/xml;charset=utf-8")
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string());
+        (status, r.text().await.unwrap(), challenge)
+    }
+
+    pub async fn rest(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn test_settings(policy: ReissuePolicy) -> Settings {
+    let mut s = Settings {
+        pod_id: "test-1".into(),
+        ..Settings::default()
+    };
+    s.tokens.reissue_policy = policy;
+    s
+}
+
+async fn start(store: Arc<dyn Store>, settings: Settings) -> TestApp {
+    let clock = Arc::new(ManualClock::new(START));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState::new(store.clone(), clock.clone(), settings.clone());
+    let server = tokio::spawn(async move {
+        grantry_server::serve(listener, state, std::future::pending())
+            .await
+            .unwrap();
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        store,
+        clock,
+        settings,
+        outbox: Outbox::default(),
+        server,
+    }
+}
+
+fn pg_server_url() -> String {
+    std::env::var("GRANTRY_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!("set GRANTRY_TEST_DATABASE_URL to a PostgreSQL server URL (postgres://postgres@127.0.0.1:5432/postgres) or run ./scripts/test")
+    })
+}
+
+fn with_database(server: &str, db: &str) -> String {
+    let mut u = url::Url::parse(server).unwrap();
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+/// Runs `body` against a fresh app on `backend`, then removes the database, even on panic.
+pub async fn run<F, Fut>(backend: Backend, policy: ReissuePolicy, body: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let name = format!("grantry_it_{}", uuid::Uuid::new_v4().simple());
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let store = grantry_store::SqliteStore::open(&dir.join("grantry.db"))
+                .await
+                .unwrap();
+            let app = start(Arc::new(store), test_settings(policy)).await;
+            let outcome = AssertUnwindSafe(body(app)).catch_unwind().await;
+            let _ = std::fs::remove_dir_all(&dir);
+            if let Err(p) = outcome {
+                std::panic::resume_unwind(p);
+            }
+        }
+        Backend::Postgres => {
+            let server = pg_server_url();
+            let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let store = grantry_store::PgStore::connect(&with_database(&server, &name))
+                .await
+                .unwrap();
+            let pool = store.clone();
+            let app = start(Arc::new(store), test_settings(policy)).await;
+            let outcome = AssertUnwindSafe(body(app)).catch_unwind().await;
+            pool.close().await;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await;
+            if let Err(p) = outcome {
+                std::panic::resume_unwind(p);
+            }
+        }
+    }
+}
+
+/// Declares a test that runs once on SQLite and once on PostgreSQL:
+/// `both!(name, |app| async move { ... });` (optionally `both!(name, policy, |app| ...)`).
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        both!($name, grantry_core::settings::ReissuePolicy::Reuse, $body);
+    };
+    ($name:ident, $policy:expr, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::harness::run($crate::harness::Backend::Sqlite, $policy, $body).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::harness::run($crate::harness::Backend::Postgres, $policy, $body).await;
+            }
+        }
+    };
+}

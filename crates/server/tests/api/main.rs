@@ -1,0 +1,9 @@
+//! HTTP integration tests: the whole app in-process on port 0, every test on SQLite and on
+//! PostgreSQL (one integration-test binary, modules per surface).
+
+mod harness;
+
+mod protected;
+mod rest;
+mod token;
+mod xml;

@@ -1,0 +1,256 @@
+//! Credentials on the protected APIs (DESIGN.md §3, RFC 6750), revocation by deleting the
+//! account access, and the account-access e-mail.
+
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use grantry_core::admin;
+use grantry_core::model::Role;
+use grantry_core::GrantSet;
+
+use crate::both;
+use crate::harness::TestApp;
+
+const GET_LISTS: &str =
+    "<Envelope><Body><GetLists><VISIBILITY>1</VISIBILITY></GetLists></Body></Envelope>";
+
+async fn rest_raw(app: &TestApp, auth: Option<&str>) -> (u16, Option<String>, Value) {
+    let mut req = app.http.get(app.url("/rest/databases"));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let r = req.send().await.unwrap();
+    let ch = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), ch, r.json().await.unwrap())
+}
+
+both!(
+    bad_credentials_get_401_with_bearer_challenge,
+    |app: TestApp| async move {
+        let i = app.integration("acme").await;
+        let _ = app.access_token(&i).await;
+
+        // No credential at all: a bare challenge (RFC 6750 §3.1).
+        let (s, ch, body) = rest_raw(&app, None).await;
+        assert_eq!(s, 401);
+        assert_eq!(ch.as_deref(), Some("Bearer realm=\"grantry\""));
+        assert!(body["meta"]["generalErrors"][0]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer"));
+
+        for (auth, expect) in [
+            (
+                "Bearer gat_test-1_unknownunknownunknownunknownunknownunkno",
+                "unknown",
+            ),
+            ("Bearer nonsense", "unknown"),
+            ("Bearer ", "empty"),
+            ("Token abc", "scheme"),
+            (
+                "Bearer gat_us-9_unknownunknownunknownunknownunknownunkno",
+                "pod us-9",
+            ),
+            (&format!("Bearer {}", i.refresh_token), "unknown"),
+        ] {
+            let (s, ch, body) = rest_raw(&app, Some(auth)).await;
+            assert_eq!(s, 401, "{auth}");
+            let ch = ch.unwrap();
+            assert!(
+                ch.starts_with(
+                    "Bearer realm=\"grantry\", error=\"invalid_token\", error_description=\""
+                ),
+                "{ch}"
+            );
+            assert!(
+                body["meta"]["generalErrors"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains(expect),
+                "{auth}: {body}"
+            );
+
+            let (s, xml, ch) = app.xml(None, GET_LISTS).await;
+            assert_eq!(s, 401);
+            assert!(ch.is_some());
+            assert!(xml.contains("<errorid>145</errorid>"), "{xml}");
+        }
+        let (s, xml, ch) = app
+            .xml(
+                Some("gat_test-1_unknownunknownunknownunknownunknownunkno"),
+                GET_LISTS,
+            )
+            .await;
+        assert_eq!(s, 401);
+        assert!(ch.unwrap().contains("error=\"invalid_token\""));
+        assert!(
+            xml.contains("<SUCCESS>false</SUCCESS>") && xml.contains("<errorid>145</errorid>"),
+            "{xml}"
+        );
+    }
+);
+
+both!(
+    deleting_account_access_revokes_refresh_and_access_tokens_at_once,
+    |app: TestApp| async move {
+        let i = app.integration("acme").await;
+        let at = app.access_token(&i).await;
+        let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+        assert_eq!(s, 200);
+
+        admin::delete_account_access(&app.cx(), "acme", &i.client_id, "admin")
+            .await
+            .unwrap();
+
+        let (s, body) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+        assert_eq!(s, 401);
+        assert!(body["meta"]["generalErrors"][0]
+            .as_str()
+            .unwrap()
+            .contains("revoked"));
+        let (s, xml, _) = app.xml(Some(&at), GET_LISTS).await;
+        assert_eq!(s, 401);
+        assert!(xml.contains("revoked"));
+        let r = app.refresh(&i).await;
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_grant");
+        assert_eq!(app.audit_count("acme", "account_access.deleted").await, 1);
+
+        // Deleting again says there is nothing to delete; adding anew gives a new refresh token.
+        assert!(
+            admin::delete_account_access(&app.cx(), "acme", &i.client_id, "admin")
+                .await
+                .is_err()
+        );
+        let fresh = app.access("acme", &i.client_id, "admin").await;
+        assert_ne!(fresh, i.refresh_token);
+    }
+);
+
+both!(
+    account_access_mails_the_refresh_token_to_creator_and_principal_admin,
+    |app: TestApp| async move {
+        app.org("acme").await;
+        app.ui_user("acme", "ops", Role::OrgAdmin, GrantSet::empty())
+            .await;
+        app.ui_user(
+            "acme",
+            "worker",
+            Role::User,
+            GrantSet::parse_scope("lists:read").unwrap(),
+        )
+        .await;
+        let (cid, _) = app.app("acme", "Sync", None).await;
+        let added =
+            admin::add_account_access(&app.cx(), &app.outbox, "acme", &cid, "worker", "ops")
+                .await
+                .unwrap();
+        let sent = app.outbox.0.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        let to: Vec<_> = sent[0].to.iter().map(|(_, a)| a.as_str()).collect();
+        assert_eq!(to, ["ops@acme.example.com", "admin@acme.example.com"]);
+        assert!(sent[0].body.contains(added.refresh_token.expose_secret()));
+        assert!(sent[0].body.contains(&cid));
+
+        // Only org admins add account access, and only for UI users.
+        assert!(
+            admin::add_account_access(&app.cx(), &app.outbox, "acme", &cid, "admin", "worker")
+                .await
+                .is_err()
+        );
+    }
+);
+
+both!(
+    effective_grants_are_app_scopes_intersected_with_user_grants,
+    |app: TestApp| async move {
+        app.org("acme").await;
+        app.ui_user(
+            "acme",
+            "reader",
+            Role::User,
+            GrantSet::parse_scope("lists:read contacts:read").unwrap(),
+        )
+        .await;
+        let (cid, secret) = app
+            .app(
+                "acme",
+                "Sync",
+                Some(GrantSet::parse_scope("lists:read lists:write").unwrap()),
+            )
+            .await;
+        let rt = app.access("acme", &cid, "reader").await;
+        let r = app
+            .token(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", &cid),
+                ("client_secret", &secret),
+                ("refresh_token", &rt),
+            ])
+            .await;
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["scope"], "lists:read");
+        let at = v["access_token"].as_str().unwrap();
+        let (s, _) = app.rest(Method::GET, "/rest/databases", at, None).await;
+        assert_eq!(s, 200);
+        let r = app
+            .http
+            .post(app.url("/rest/databases"))
+            .bearer_auth(at)
+            .json(&serde_json::json!({"name": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let ch = r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            ch.contains("error=\"insufficient_scope\"") && ch.contains("scope=\"lists:write\""),
+            "{ch}"
+        );
+
+        // Taking the grant away from the user takes effect on the next request.
+        admin::set_grant(
+            &app.cx(),
+            "acme",
+            "reader",
+            grantry_core::Grant::ListsRead,
+            false,
+        )
+        .await
+        .unwrap();
+        let (s, body) = app.rest(Method::GET, "/rest/databases", at, None).await;
+        assert_eq!(s, 403);
+        assert!(body["meta"]["generalErrors"][0]
+            .as_str()
+            .unwrap()
+            .contains("lists:read"));
+    }
+);
+
+both!(
+    first_use_of_an_access_token_is_audited_once,
+    |app: TestApp| async move {
+        let i = app.integration("acme").await;
+        let at = app.access_token(&i).await;
+        for _ in 0..3 {
+            let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+            assert_eq!(s, 200);
+        }
+        assert_eq!(app.audit_count("acme", "access_token.first_used").await, 1);
+    }
+);
+
+both!(health_and_readiness, |app: TestApp| async move {
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+});
