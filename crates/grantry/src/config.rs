@@ -262,6 +262,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn file_then_env_then_flags() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
