@@ -50,7 +50,7 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn audit(
+    pub(crate) fn audit(
         &self,
         org: Option<OrgId>,
         now: Timestamp,
@@ -60,7 +60,7 @@ impl Ctx<'_> {
         NewAudit::new(org, now, self.actor, action, target)
     }
 
-    async fn org(&self, name: &str) -> Result<Org> {
+    pub(crate) async fn org(&self, name: &str) -> Result<Org> {
         self.store.org_by_name(name).await?.ok_or_else(|| {
             AdminError::NotFound(format!(
                 "organization {name:?} not found; create it with `grantry org create --name {name} ...`"
@@ -68,7 +68,7 @@ impl Ctx<'_> {
         })
     }
 
-    async fn user(&self, org: &Org, username: &str) -> Result<User> {
+    pub(crate) async fn user(&self, org: &Org, username: &str) -> Result<User> {
         self.store
             .user_by_username(org.id, username)
             .await?
@@ -300,6 +300,53 @@ pub async fn set_grant(
     cx.store.set_user_grants(user.id, grants, audit).await?;
     user.grants = grants;
     Ok(user)
+}
+
+/// Disables (`disabled = true`) or re-enables a user. A disabled user's keys, tokens and
+/// account accesses stop working at once; the principal org admin cannot be disabled.
+pub async fn set_disabled(cx: &Ctx<'_>, org: &str, username: &str, disabled: bool) -> Result<User> {
+    let org = cx.org(org).await?;
+    let mut user = cx.user(&org, username).await?;
+    if user.principal && disabled {
+        return Err(AdminError::Invalid(format!(
+            "{username} is the principal org admin of {} and cannot be disabled",
+            org.name
+        )));
+    }
+    let now = cx.clock.now();
+    let action = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
+    let audit = cx.audit(Some(org.id), now, action, format!("user:{username}"));
+    cx.store
+        .set_user_disabled(user.id, disabled, now, audit)
+        .await?;
+    user.disabled = disabled;
+    Ok(user)
+}
+
+/// Deletes a user with its keys, account accesses and tokens.
+pub async fn delete_user(cx: &Ctx<'_>, org: &str, username: &str) -> Result<()> {
+    let org = cx.org(org).await?;
+    let user = cx.user(&org, username).await?;
+    if user.principal {
+        return Err(AdminError::Invalid(format!(
+            "{username} is the principal org admin of {} and cannot be deleted",
+            org.name
+        )));
+    }
+    let now = cx.clock.now();
+    let audit = cx
+        .audit(
+            Some(org.id),
+            now,
+            "user.deleted",
+            format!("user:{username}"),
+        )
+        .with_detail(serde_json::json!({"kind": user.kind.as_str()}));
+    Ok(cx.store.delete_user(user.id, audit).await?)
 }
 
 /// What to register with [`add_application`].

@@ -36,6 +36,20 @@ impl NewAudit {
         }
     }
 
+    /// A refused credential whose org is known (`authentication.failed`). Credentials that
+    /// match nothing are not recorded: they name no org, and recording them would let anyone
+    /// fill the log.
+    pub fn auth_failed(
+        org_id: OrgId,
+        at: Timestamp,
+        actor: impl Into<String>,
+        target: impl Into<String>,
+        reason: &str,
+    ) -> Self {
+        NewAudit::new(Some(org_id), at, actor, "authentication.failed", target)
+            .with_detail(serde_json::json!({ "reason": reason }))
+    }
+
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = detail;
         self

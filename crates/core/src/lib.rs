@@ -5,11 +5,13 @@
 //! domain results or protocol errors. Time is always a parameter, never read from the system.
 
 pub mod admin;
+pub mod apikey;
 pub mod audit;
 pub mod authn;
 pub mod clock;
 pub mod credential;
 pub mod error;
+pub mod events;
 pub mod grant;
 pub mod mail;
 pub mod model;

@@ -145,3 +145,34 @@ pub struct Contact {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
+
+/// One of an API user's secret keys (seed 002). Live keys hold slot 1 or 2; a deleted key has
+/// no slot and keeps working until `stops_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub user_id: UserId,
+    pub slot: Option<u8>,
+    pub created_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+    pub stops_at: Option<Timestamp>,
+}
+
+impl ApiKey {
+    /// Live, or deleted but still inside its grace period.
+    pub fn works_at(&self, now: Timestamp) -> bool {
+        self.stops_at.is_none_or(|s| now < s)
+    }
+}
+
+/// A stored Event API event (seed 002).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub transaction_id: String,
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub event_id: String,
+    pub event_key: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub received_at: Timestamp,
+}

@@ -78,6 +78,14 @@ pub enum RefreshOutcome {
     Revoked,
 }
 
+/// What [`Store::delete_api_key`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedKey {
+    pub key: ApiKey,
+    /// Set when slot 1 was deleted and the key in slot 2 moved into slot 1.
+    pub promoted: bool,
+}
+
 /// Everything needed to decide about a presented access token, in one lookup.
 #[derive(Clone, Debug)]
 pub struct BearerRecord {
@@ -90,6 +98,9 @@ pub struct BearerRecord {
     pub first_used: bool,
     pub user: User,
     pub app: Option<Application>,
+    /// Tokens from an API secret key (deprecated path): when that key stops working, if it
+    /// was deleted.
+    pub key_stops_at: Option<Timestamp>,
 }
 
 /// How a contact is found.
@@ -176,6 +187,60 @@ pub trait Store: Send + Sync + 'static {
     async fn access_token(&self, digest: &Digest) -> Result<Option<BearerRecord>>;
     /// Records the first use of an access token (once; later calls change nothing).
     async fn mark_access_token_used(&self, token: i64, audit: NewAudit) -> Result<()>;
+
+    /// Disables (`true`) or re-enables a user; a disabled user's credentials stop at once.
+    async fn set_user_disabled(
+        &self,
+        user: UserId,
+        disabled: bool,
+        at: Timestamp,
+        audit: NewAudit,
+    ) -> Result<()>;
+    /// Deletes a user with its keys, account accesses and tokens. `NotFound("user")` if gone.
+    async fn delete_user(&self, user: UserId, audit: NewAudit) -> Result<()>;
+
+    // ----- API secret keys (seed 002) -----
+
+    /// Adds a secret key in the free slot (1, else 2), serialized per user.
+    /// `Conflict("secret key")` when both slots are taken.
+    async fn generate_api_key(
+        &self,
+        user: UserId,
+        digest: Digest,
+        now: Timestamp,
+        audit: NewAudit,
+    ) -> Result<ApiKey>;
+    /// Deletes the live key in `slot`: it loses its slot and keeps working until `stops_at`.
+    /// Deleting slot 1 promotes the key in slot 2 to slot 1. Serialized per user with
+    /// [`Store::generate_api_key`]. `None` if the slot is empty.
+    async fn delete_api_key(
+        &self,
+        user: UserId,
+        slot: u8,
+        now: Timestamp,
+        stops_at: Timestamp,
+        audit: NewAudit,
+    ) -> Result<Option<DeletedKey>>;
+    /// The user's keys that are live or still in their grace period, slot order first.
+    async fn api_keys(&self, user: UserId, now: Timestamp) -> Result<Vec<ApiKey>>;
+    /// The key with this digest and its user, whether or not it still works.
+    async fn api_key_by_digest(&self, digest: &Digest) -> Result<Option<(ApiKey, User)>>;
+    /// Stores an access token minted from an API secret key (the deprecated
+    /// `client_credentials` path).
+    async fn issue_key_token(
+        &self,
+        key: &ApiKey,
+        user: &User,
+        token: NewAccessToken,
+        audit: NewAudit,
+    ) -> Result<i64>;
+
+    // ----- the Event API -----
+
+    /// Stores an event durably; returns once committed.
+    async fn record_event(&self, event: &Event) -> Result<()>;
+    /// Events of an org, oldest first (for tests and exports).
+    async fn events(&self, org: OrgId) -> Result<Vec<Event>>;
 
     // ----- audit -----
 

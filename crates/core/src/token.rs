@@ -118,6 +118,9 @@ pub enum GrantRequest {
         refresh_token: SecretString,
         scope: Option<String>,
     },
+    /// The deprecated short-lived token path of seed 002: `client_id` is an API user's Key ID
+    /// and `client_secret` one of its secret keys.
+    ClientCredentials { scope: Option<String> },
 }
 
 /// A parsed token request.
@@ -134,6 +137,8 @@ pub struct TokenResponse {
     pub refresh_token: Option<SecretString>,
     pub expires_in: u64,
     pub scope: String,
+    /// Issued on a deprecated path: the response carries `Deprecation` and `Link` headers.
+    pub deprecated: bool,
 }
 
 impl TokenResponse {
@@ -190,12 +195,15 @@ impl TokenRequest {
                     .into(),
                 scope: get("scope").map(str::to_string),
             },
-            Some(other) => {
-                return Err(with_challenge(OAuthError::new(
-                    ErrorCode::UnsupportedGrantType,
-                    format!("grant_type {other} is not supported; use refresh_token"),
-                )))
-            }
+            Some("client_credentials") => GrantRequest::ClientCredentials {
+                scope: get("scope").map(str::to_string),
+            },
+            Some(other) => return Err(with_challenge(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!(
+                    "grant_type {other} is not supported; use refresh_token or client_credentials"
+                ),
+            ))),
         };
         Ok(TokenRequest { client, grant })
     }
@@ -296,6 +304,15 @@ pub async fn authenticate_client(
             if ok {
                 Ok(app)
             } else {
+                let target = format!("application:{}", app.client_id);
+                let audit = NewAudit::auth_failed(
+                    app.org_id,
+                    now,
+                    &app.client_id,
+                    target,
+                    "wrong client_secret",
+                );
+                store.record_audit(audit).await?;
                 Err(fail(
                     "client authentication failed: wrong client_secret".into(),
                 ))
@@ -312,13 +329,110 @@ pub async fn exchange(
     req: TokenRequest,
 ) -> Result<TokenResponse, OAuthError> {
     let now = clock.now();
-    let app = authenticate_client(store, now, &req.client).await?;
     match req.grant {
         GrantRequest::RefreshToken {
             refresh_token,
             scope,
-        } => refresh(store, now, settings, &app, &refresh_token, scope.as_deref()).await,
+        } => {
+            let app = authenticate_client(store, now, &req.client).await?;
+            refresh(store, now, settings, &app, &refresh_token, scope.as_deref()).await
+        }
+        GrantRequest::ClientCredentials { scope } => {
+            key_token(store, now, settings, &req.client, scope.as_deref()).await
+        }
     }
+}
+
+/// Parses a requested scope and checks it against what is granted; `None` means all of it.
+fn narrow_scope(granted: GrantSet, scope: Option<&str>) -> Result<GrantSet, OAuthError> {
+    let Some(s) = scope else {
+        return Ok(granted);
+    };
+    let asked = GrantSet::parse_scope(s)
+        .map_err(|bad| OAuthError::new(ErrorCode::InvalidScope, format!("unknown scope {bad}")))?;
+    if asked.intersect(granted) != asked {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!(
+                "the requested scope exceeds what is granted ({})",
+                granted.to_scope()
+            ),
+        ));
+    }
+    Ok(asked)
+}
+
+/// `client_credentials` with an API user's Key ID and secret key (seed 002's deprecated
+/// "regularly refreshed short-lived tokens"): a bearer token living `api_keys.token_ttl`,
+/// carrying the user's grants, that stops with the key or the user.
+async fn key_token(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    client: &ClientAuth,
+    scope: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    let fail = |d: String| {
+        let mut e = OAuthError::new(ErrorCode::InvalidClient, d);
+        e.basic_challenge = client.method == ClientAuthMethod::Basic;
+        e
+    };
+    let Some(secret) = &client.secret else {
+        return Err(fail(
+            "client_credentials needs the Key ID as client_id and a secret key as client_secret"
+                .into(),
+        ));
+    };
+    let owner = crate::authn::KeyOwner::KeyId(&client.client_id);
+    let (key, user) = match crate::authn::check_key(store, now, settings, owner, secret).await? {
+        Ok(found) => found,
+        Err(crate::authn::KeyRefusal::Unknown) => {
+            if store
+                .application_by_client_id(&client.client_id)
+                .await?
+                .is_some()
+            {
+                return Err(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "applications do not use client_credentials: trade a refresh token with grant_type=refresh_token",
+                ));
+            }
+            return Err(fail(format!(
+                "Unable to find matching client for {}",
+                client.client_id
+            )));
+        }
+        Err(r) => return Err(fail(r.describe())),
+    };
+    let scopes = narrow_scope(user.effective_grants(), scope)?;
+    let minted = credential::mint(credential::Kind::AccessToken, &settings.pod_id);
+    let token = NewAccessToken {
+        digest: minted.digest,
+        nonce: Vec::new(),
+        scopes,
+        issued_at: now,
+        expires_at: now.plus(settings.api_keys.token_ttl),
+    };
+    let audit = NewAudit::new(
+        Some(user.org_id),
+        now,
+        user.username.clone(),
+        "access_token.issued",
+        format!("user:{}", user.username),
+    )
+    .with_detail(
+        serde_json::json!({"grant_type": "client_credentials", "scope": scopes.to_scope()}),
+    );
+    store
+        .issue_key_token(&key, &user, token.clone(), audit)
+        .await?;
+    Ok(TokenResponse {
+        access_token: minted.value,
+        refresh_token: None,
+        expires_in: now.whole_seconds_until(token.expires_at),
+        scope: scopes.to_scope(),
+        deprecated: true,
+    })
 }
 
 /// The re-issue rule of DESIGN.md §2: a new token only once the newest has been valid for
@@ -364,34 +478,19 @@ async fn refresh(
         .account_access_by_refresh_token(&Digest::of(presented))
         .await?
     else {
+        refused(store, now, app, "unknown or revoked refresh token").await?;
         return Err(OAuthError::invalid_grant(
             "the refresh token is unknown or its account access was deleted",
         ));
     };
     if access.app_id != app.id {
+        refused(store, now, app, "refresh token of another application").await?;
         return Err(OAuthError::invalid_grant(
             "the refresh token was not issued to this client",
         ));
     }
     let granted = granted_scopes(store, app, access.user_id).await?;
-    let scopes = match scope {
-        None => granted,
-        Some(s) => {
-            let asked = GrantSet::parse_scope(s).map_err(|bad| {
-                OAuthError::new(ErrorCode::InvalidScope, format!("unknown scope {bad}"))
-            })?;
-            if asked.intersect(granted) != asked {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    format!(
-                        "the requested scope exceeds what this account access grants ({})",
-                        granted.to_scope()
-                    ),
-                ));
-            }
-            asked
-        }
-    };
+    let scopes = narrow_scope(granted, scope)?;
     let nonce = credential::nonce();
     let fresh_value = credential::derive_access_token(&settings.pod_id, presented, &nonce);
     let fresh = NewAccessToken {
@@ -441,7 +540,20 @@ async fn refresh(
         refresh_token: Some(presented.to_string().into()),
         expires_in: now.whole_seconds_until(record.expires_at),
         scope: record.scopes.to_scope(),
+        deprecated: false,
     })
+}
+
+/// Records a refused refresh by an authenticated client.
+async fn refused(
+    store: &dyn Store,
+    now: Timestamp,
+    app: &Application,
+    reason: &str,
+) -> Result<(), OAuthError> {
+    let target = format!("application:{}", app.client_id);
+    let audit = NewAudit::auth_failed(app.org_id, now, &app.client_id, target, reason);
+    Ok(store.record_audit(audit).await?)
 }
 
 /// What an account access grants: the application's scopes intersected with the user's

@@ -47,6 +47,9 @@ pub enum Command {
     /// Account access: bind an application to a UI user with a refresh token.
     #[command(subcommand)]
     Access(AccessCmd),
+    /// API users' secret keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Show an organization's audit log.
     Audit {
         #[arg(long)]
@@ -119,6 +122,35 @@ pub enum UserCmd {
     Grant(UserGrantArgs),
     /// Take a grant away from a user.
     Revoke(UserGrantArgs),
+    /// Disable a user: its keys, tokens and account accesses stop at once.
+    Disable(UserRef),
+    /// Enable a disabled user again.
+    Enable(UserRef),
+    /// Delete a user with its keys, account accesses and tokens.
+    Delete(UserRef),
+}
+
+#[derive(Args, Debug)]
+pub struct UserRef {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub username: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Generate a secret key in the API user's free slot; it is shown once.
+    Generate(UserRef),
+    /// Delete the key in a slot; it keeps working for api_keys.delete_grace.
+    Delete {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+        slot: u8,
+    },
 }
 
 #[derive(Subcommand, Debug)]

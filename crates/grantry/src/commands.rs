@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use grantry_core::admin::{self, AppInput, Ctx, UserInput};
+use grantry_core::apikey;
 use grantry_core::model::{Role, UserKind};
 use grantry_core::{Grant, GrantSet, Store, SystemClock, Timestamp};
 
@@ -169,7 +170,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             let (on, a) = match cmd {
                 UserCmd::Grant(a) => (true, a),
                 UserCmd::Revoke(a) => (false, a),
-                UserCmd::Add { .. } => unreachable!(),
+                _ => unreachable!("matched above"),
             };
             let g = Grant::parse(&a.grant).ok_or_else(|| unknown_grant(&a.grant))?;
             let u = admin::set_grant(cx, &a.org, &a.username, g, on)
@@ -187,6 +188,71 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                         u.grants.to_scope()
                     }
                 ),
+            );
+        }
+        Command::User(cmd @ (UserCmd::Disable(_) | UserCmd::Enable(_))) => {
+            let (disabled, u) = match cmd {
+                UserCmd::Disable(u) => (true, u),
+                UserCmd::Enable(u) => (false, u),
+                _ => unreachable!("matched above"),
+            };
+            let user = admin::set_disabled(cx, &u.org, &u.username, disabled)
+                .await
+                .map_err(e)?;
+            let word = if disabled {
+                "disabled; its credentials no longer work"
+            } else {
+                "enabled"
+            };
+            emit(
+                json,
+                json!({"org": u.org, "username": user.username, "disabled": user.disabled}),
+                format!("{} is {word}.", user.username),
+            );
+        }
+        Command::User(UserCmd::Delete(u)) => {
+            admin::delete_user(cx, &u.org, &u.username)
+                .await
+                .map_err(e)?;
+            emit(
+                json,
+                json!({"org": u.org, "username": u.username, "deleted": true}),
+                format!(
+                    "Deleted {} with its keys, account accesses and tokens.",
+                    u.username
+                ),
+            );
+        }
+        Command::Key(KeyCmd::Generate(u)) => {
+            let k = apikey::generate(cx, &u.org, &u.username).await.map_err(e)?;
+            let (secret, bearer) = (k.secret.expose_secret(), k.bearer.expose_secret());
+            emit(
+                json,
+                json!({"key_id": k.key_id, "slot": k.slot, "secret": secret, "bearer": bearer}),
+                format!(
+                    "Generated secret key {slot} for {user}.\nKey ID: {id}\nSlot: {slot}\nSecret key (shown once): {secret}\n\
+                     Use it as: Authorization: Bearer {bearer}",
+                    slot = k.slot,
+                    user = u.username,
+                    id = k.key_id
+                ),
+            );
+        }
+        Command::Key(KeyCmd::Delete {
+            org,
+            username,
+            slot,
+        }) => {
+            let d = apikey::delete(cx, &org, &username, slot).await.map_err(e)?;
+            let stops = d.stops_at.to_rfc3339();
+            let mut human = format!("Deleted secret key {slot} of {username}. It keeps working until {stops}, then stops everywhere.");
+            if d.promoted {
+                human.push_str("\nThe key in slot 2 is now key 1.");
+            }
+            emit(
+                json,
+                json!({"deleted_slot": d.deleted_slot, "stops_at": stops, "promoted": d.promoted}),
+                human,
             );
         }
         Command::App(AppCmd::Add {

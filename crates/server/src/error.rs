@@ -10,6 +10,7 @@ use axum::Json;
 use serde_json::json;
 
 use grantry_core::authn::BearerError;
+use grantry_core::events::EventError;
 use grantry_core::platform::DataError;
 use grantry_core::token::{ErrorCode, OAuthError, TokenResponse};
 use grantry_core::xmlapi::Fault;
@@ -26,6 +27,15 @@ pub enum ApiError {
     Xml(Fault, Option<String>),
     /// REST API: `meta.generalErrors` / `meta.fieldErrors`.
     Rest(RestError),
+    /// Event API: `{"code", "description"}`, with the RFC 6750 challenge when authentication
+    /// failed.
+    Event(EventError, Option<String>),
+}
+
+impl From<EventError> for ApiError {
+    fn from(e: EventError) -> Self {
+        ApiError::Event(e, None)
+    }
 }
 
 impl From<OAuthError> for ApiError {
@@ -115,6 +125,11 @@ impl From<DataError> for RestError {
 }
 
 impl ApiError {
+    /// An Event API authentication or grant failure, with the RFC 6750 challenge.
+    pub fn event_bearer(e: &BearerError) -> Self {
+        ApiError::Event(EventError::from(e), Some(bearer_challenge(e)))
+    }
+
     /// An XML API authentication or grant failure: a Fault plus the RFC 6750 challenge.
     pub fn xml_bearer(e: &BearerError) -> Self {
         ApiError::Xml(Fault::from_bearer(e), Some(bearer_challenge(e)))
@@ -220,6 +235,19 @@ impl IntoResponse for ApiError {
                 }
                 resp
             }
+            ApiError::Event(e, challenge) => {
+                let status = status(e.status);
+                log_cause(status, &e.cause);
+                let mut resp = (
+                    status,
+                    Json(json!({"code": e.code, "description": e.description})),
+                )
+                    .into_response();
+                if let Some(ch) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, ch);
+                }
+                resp
+            }
             ApiError::Rest(e) => {
                 log_cause(e.status, &e.cause);
                 let body = json!({
@@ -238,7 +266,7 @@ impl IntoResponse for ApiError {
 }
 
 /// A successful token response (RFC 6749 §5.1): JSON, never cached.
-pub fn token_response(t: &TokenResponse) -> Response {
+pub fn token_response(t: &TokenResponse, public_url: &str) -> Response {
     let body: serde_json::Map<String, serde_json::Value> = t
         .fields()
         .into_iter()
@@ -246,8 +274,23 @@ pub fn token_response(t: &TokenResponse) -> Response {
         .collect();
     let mut resp = Json(serde_json::Value::Object(body)).into_response();
     no_store(&mut resp);
+    if t.deprecated {
+        // RFC 9745: the deprecated short-lived token path of API keys (seed 002).
+        let h = resp.headers_mut();
+        h.insert("deprecation", HeaderValue::from_static(DEPRECATED_SINCE));
+        if let Ok(link) = HeaderValue::from_str(&format!(
+            "<{}/docs/api-keys>; rel=\"deprecation\"; type=\"text/html\"",
+            public_url.trim_end_matches('/')
+        )) {
+            h.insert(header::LINK, link);
+        }
+    }
     resp
 }
+
+/// When the `client_credentials` path for API keys was deprecated (2024-01-01), as an RFC 9745
+/// structured date.
+pub const DEPRECATED_SINCE: &str = "@1704067200";
 
 /// An XML API answer.
 pub fn xml_response(body: String) -> Response {

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use grantry_core::{Clock, Settings, Store};
 
+mod docs;
 pub mod error;
+mod events;
 mod extract;
 mod health;
 mod oauth;
@@ -44,17 +46,32 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/oauth/token", post(oauth::token))
         .route("/XMLAPI", post(xmlapi::call))
+        .route(
+            "/campaignapi/resources/v3/events",
+            post(events::submit).layer(DefaultBodyLimit::max(grantry_core::events::MAX_BODY)),
+        )
+        .route("/docs/api-keys", get(docs::api_keys))
         .nest("/rest", rest::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(
-            // Logs method, path and status only: never headers or bodies, which carry secrets.
+            // Logs method, path and status only: never the query string, headers or bodies,
+            // any of which can carry a credential.
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri()))
+                })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .with_state(state)
+}
+
+/// The request path as logged: no query string, and no `;` path parameters (a legacy
+/// `;jsessionid=` carries a session id).
+fn loggable_path(uri: &axum::http::Uri) -> &str {
+    let path = uri.path();
+    path.split(';').next().unwrap_or(path)
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests.

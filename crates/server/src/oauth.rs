@@ -27,5 +27,5 @@ pub async fn token(
         .map_err(|e| OAuthError::new(ErrorCode::InvalidRequest, e.description))?;
     let req = TokenRequest::parse(&form_pairs(&body), auth)?;
     let resp = token::exchange(&*state.store, &*state.clock, &state.settings, req).await?;
-    Ok(token_response(&resp))
+    Ok(token_response(&resp, &state.settings.public_url))
 }

@@ -28,6 +28,9 @@ pub(crate) const APP_COLS: &str =
     p.name AS p_name, p.description AS p_description, p.scopes AS p_scopes, \
     p.redirect_uris AS p_redirect_uris, p.public AS p_public, p.created_at AS p_created_at";
 
+pub(crate) const KEY_COLS: &str = "k.id AS k_id, k.user_id AS k_user_id, k.slot AS k_slot, \
+    k.created_at AS k_created_at, k.deleted_at AS k_deleted_at, k.stops_at AS k_stops_at";
+
 pub(crate) const ACCESS_COLS: &str = "id, org_id, app_id, user_id, created_by, created_at";
 
 pub(crate) const CONTACT_COLS: &str = "id, list_id, email, columns, created_at, updated_at";
@@ -128,6 +131,33 @@ macro_rules! impl_store {
                 })
             }
 
+            pub(super) fn api_key(r: &DbRow) -> Result<ApiKey, StoreError> {
+                let slot: Option<i64> = r.try_get("k_slot").map_err(backend_err)?;
+                let deleted: Option<i64> = r.try_get("k_deleted_at").map_err(backend_err)?;
+                let stops: Option<i64> = r.try_get("k_stops_at").map_err(backend_err)?;
+                Ok(ApiKey {
+                    id: r.try_get("k_id").map_err(backend_err)?,
+                    user_id: r.try_get("k_user_id").map_err(backend_err)?,
+                    slot: slot.map(|s| s as u8),
+                    created_at: Timestamp(r.try_get("k_created_at").map_err(backend_err)?),
+                    deleted_at: deleted.map(Timestamp),
+                    stops_at: stops.map(Timestamp),
+                })
+            }
+
+            pub(super) fn event(r: &DbRow) -> Result<Event, StoreError> {
+                let params: String = r.try_get("params").map_err(backend_err)?;
+                Ok(Event {
+                    transaction_id: r.try_get("transaction_id").map_err(backend_err)?,
+                    org_id: r.try_get("org_id").map_err(backend_err)?,
+                    user_id: r.try_get::<Option<i64>, _>("user_id").map_err(backend_err)?.unwrap_or(0),
+                    event_id: r.try_get("event_id").map_err(backend_err)?,
+                    event_key: r.try_get("event_key").map_err(backend_err)?,
+                    params: serde_json::from_str(&params).map_err(backend_err)?,
+                    received_at: Timestamp(r.try_get("received_at").map_err(backend_err)?),
+                })
+            }
+
             pub(super) fn list(r: &DbRow) -> Result<List, StoreError> {
                 Ok(List {
                     id: r.try_get("id").map_err(backend_err)?,
@@ -196,6 +226,24 @@ macro_rules! impl_store {
             .await
             .map_err(crate::common::conflict_or("user"))?;
             row.try_get("id").map_err(crate::common::backend_err)
+        }
+
+        /// Takes the API user's row lock (PostgreSQL; SQLite's write transaction is already
+        /// exclusive) so key generation and deletion for one user run one at a time.
+        async fn lock_api_user(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            user: grantry_core::model::UserId,
+        ) -> Result<(), grantry_core::StoreError> {
+            let n = sqlx::query("UPDATE users SET grants = grants WHERE id = $1 AND kind = 'api'")
+                .bind(user)
+                .execute(&mut *conn)
+                .await
+                .map_err(crate::common::backend_err)?
+                .rows_affected();
+            if n == 0 {
+                return Err(grantry_core::StoreError::NotFound("API user"));
+            }
+            Ok(())
         }
 
         fn user_from_new(
@@ -608,10 +656,11 @@ macro_rules! impl_store {
                 let sql = format!(
                     "SELECT t.id AS t_id, t.scopes AS t_scopes, t.issued_at AS t_issued_at, t.expires_at AS t_expires_at, \
                      t.revoked_at AS t_revoked_at, a.revoked_at AS a_revoked_at, t.first_used_at AS t_first_used_at, \
-                     t.app_id AS t_app_id, {USER_COLS}, {APP_COLS} \
+                     t.app_id AS t_app_id, k.stops_at AS k_stops_at, {USER_COLS}, {APP_COLS} \
                      FROM access_tokens t JOIN users u ON u.id = t.user_id \
                      LEFT JOIN account_accesses a ON a.id = t.access_id \
                      LEFT JOIN applications p ON p.id = t.app_id \
+                     LEFT JOIN api_keys k ON k.id = t.api_key_id \
                      WHERE t.digest = $1"
                 );
                 let Some(r) = sqlx::query(&sql)
@@ -626,6 +675,7 @@ macro_rules! impl_store {
                 let a_revoked: Option<i64> = r.try_get("a_revoked_at").map_err(backend_err)?;
                 let first: Option<i64> = r.try_get("t_first_used_at").map_err(backend_err)?;
                 let app_id: Option<i64> = r.try_get("t_app_id").map_err(backend_err)?;
+                let key_stops: Option<i64> = r.try_get("k_stops_at").map_err(backend_err)?;
                 Ok(Some(grantry_core::store::BearerRecord {
                     token_id: r.try_get("t_id").map_err(backend_err)?,
                     scopes: grantry_core::GrantSet::from_bits(r.try_get("t_scopes").map_err(backend_err)?),
@@ -635,6 +685,7 @@ macro_rules! impl_store {
                     first_used: first.is_some(),
                     user: rows::user(&r)?,
                     app: if app_id.is_some() { Some(rows::app(&r)?) } else { None },
+                    key_stops_at: key_stops.map(grantry_core::Timestamp),
                 }))
             }
 
@@ -848,11 +899,18 @@ macro_rules! impl_store {
             ) -> Result<Option<grantry_core::model::Contact>, grantry_core::StoreError> {
                 use crate::common::*;
                 let mut tx = self.begin_write().await?;
-                let sql = format!("SELECT {CONTACT_COLS} FROM contacts WHERE org_id = $1 AND list_id = $2 AND id = $3");
+                // Read the row through an UPDATE, which takes its row lock (PostgreSQL) before
+                // the merge below: concurrent updates of one contact then merge one after the
+                // other instead of each overwriting the others' columns.
+                let sql = format!(
+                    "UPDATE contacts SET updated_at = $4 WHERE org_id = $1 AND list_id = $2 AND id = $3 \
+                     RETURNING {CONTACT_COLS}"
+                );
                 let Some(row) = sqlx::query(&sql)
                     .bind(org)
                     .bind(list)
                     .bind(id)
+                    .bind(now.0)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(backend_err)?
@@ -893,6 +951,250 @@ macro_rules! impl_store {
                     .rows_affected();
                 tx.commit().await.map_err(backend_err)?;
                 Ok(n == 1)
+            }
+
+            async fn set_user_disabled(
+                &self,
+                user: grantry_core::model::UserId,
+                disabled: bool,
+                at: grantry_core::Timestamp,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("UPDATE users SET disabled_at = $2 WHERE id = $1")
+                    .bind(user)
+                    .bind(disabled.then_some(at.0))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(grantry_core::StoreError::NotFound("user"));
+                }
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)
+            }
+
+            async fn delete_user(
+                &self,
+                user: grantry_core::model::UserId,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(grantry_core::StoreError::NotFound("user"));
+                }
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)
+            }
+
+            async fn generate_api_key(
+                &self,
+                user: grantry_core::model::UserId,
+                digest: grantry_core::credential::Digest,
+                now: grantry_core::Timestamp,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<grantry_core::model::ApiKey, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                lock_api_user(&mut tx, user).await?;
+                let taken: Vec<i64> = sqlx::query("SELECT slot FROM api_keys WHERE user_id = $1 AND slot IS NOT NULL")
+                    .bind(user)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>("slot"))
+                    .collect::<Result<_, _>>()
+                    .map_err(backend_err)?;
+                let Some(slot) = [1i64, 2].into_iter().find(|s| !taken.contains(s)) else {
+                    return Err(grantry_core::StoreError::Conflict("secret key"));
+                };
+                let row = sqlx::query("INSERT INTO api_keys (user_id, slot, digest, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                    .bind(user)
+                    .bind(slot)
+                    .bind(digest.as_bytes())
+                    .bind(now.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(conflict_or("secret key"))?;
+                let id: i64 = row.try_get("id").map_err(backend_err)?;
+                let mut audit = audit;
+                audit.detail = serde_json::json!({"slot": slot});
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(grantry_core::model::ApiKey {
+                    id,
+                    user_id: user,
+                    slot: Some(slot as u8),
+                    created_at: now,
+                    deleted_at: None,
+                    stops_at: None,
+                })
+            }
+
+            async fn delete_api_key(
+                &self,
+                user: grantry_core::model::UserId,
+                slot: u8,
+                now: grantry_core::Timestamp,
+                stops_at: grantry_core::Timestamp,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<Option<grantry_core::store::DeletedKey>, grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                lock_api_user(&mut tx, user).await?;
+                let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = $1 AND k.slot = $2");
+                let Some(row) = sqlx::query(&sql)
+                    .bind(user)
+                    .bind(slot as i64)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                else {
+                    return Ok(None);
+                };
+                let mut key = rows::api_key(&row)?;
+                sqlx::query("UPDATE api_keys SET slot = NULL, deleted_at = $2, stops_at = $3 WHERE id = $1")
+                    .bind(key.id)
+                    .bind(now.0)
+                    .bind(stops_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                let promoted = slot == 1
+                    && sqlx::query("UPDATE api_keys SET slot = 1 WHERE user_id = $1 AND slot = 2")
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?
+                        .rows_affected()
+                        == 1;
+                let mut audit = audit;
+                if let serde_json::Value::Object(m) = &mut audit.detail {
+                    m.insert("promoted".into(), promoted.into());
+                }
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                key.slot = None;
+                key.deleted_at = Some(now);
+                key.stops_at = Some(stops_at);
+                Ok(Some(grantry_core::store::DeletedKey { key, promoted }))
+            }
+
+            async fn api_keys(
+                &self,
+                user: grantry_core::model::UserId,
+                now: grantry_core::Timestamp,
+            ) -> Result<Vec<grantry_core::model::ApiKey>, grantry_core::StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM api_keys k WHERE k.user_id = $1 AND (k.slot IS NOT NULL OR k.stops_at > $2) \
+                     ORDER BY k.slot IS NULL, k.slot, k.id",
+                    crate::common::KEY_COLS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(user)
+                    .bind(now.0)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?;
+                rows.iter().map(rows::api_key).collect()
+            }
+
+            async fn api_key_by_digest(
+                &self,
+                digest: &grantry_core::credential::Digest,
+            ) -> Result<Option<(grantry_core::model::ApiKey, grantry_core::model::User)>, grantry_core::StoreError> {
+                let sql = format!(
+                    "SELECT {}, {} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.digest = $1",
+                    crate::common::KEY_COLS,
+                    crate::common::USER_COLS
+                );
+                let Some(r) = sqlx::query(&sql)
+                    .bind(digest.as_bytes())
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some((rows::api_key(&r)?, rows::user(&r)?)))
+            }
+
+            async fn issue_key_token(
+                &self,
+                key: &grantry_core::model::ApiKey,
+                user: &grantry_core::model::User,
+                token: grantry_core::store::NewAccessToken,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<i64, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(
+                    "INSERT INTO access_tokens (org_id, user_id, api_key_id, digest, nonce, scopes, issued_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(user.org_id)
+                .bind(user.id)
+                .bind(key.id)
+                .bind(token.digest.as_bytes())
+                .bind(&token.nonce)
+                .bind(token.scopes.bits())
+                .bind(token.issued_at.0)
+                .bind(token.expires_at.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let id: i64 = row.try_get("id").map_err(backend_err)?;
+                let mut audit = audit;
+                if let serde_json::Value::Object(m) = &mut audit.detail {
+                    m.insert("token".into(), id.into());
+                }
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(id)
+            }
+
+            async fn record_event(&self, event: &grantry_core::model::Event) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO events (transaction_id, org_id, user_id, event_id, event_key, params, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&event.transaction_id)
+                .bind(event.org_id)
+                .bind(event.user_id)
+                .bind(&event.event_id)
+                .bind(&event.event_key)
+                .bind(serde_json::Value::Object(event.params.clone()).to_string())
+                .bind(event.received_at.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                tx.commit().await.map_err(backend_err)
+            }
+
+            async fn events(&self, org: grantry_core::model::OrgId) -> Result<Vec<grantry_core::model::Event>, grantry_core::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT transaction_id, org_id, user_id, event_id, event_key, params, received_at \
+                     FROM events WHERE org_id = $1 ORDER BY received_at, id",
+                )
+                .bind(org)
+                .fetch_all(self.reader())
+                .await
+                .map_err(crate::common::backend_err)?;
+                rows.iter().map(rows::event).collect()
             }
 
             async fn ping(&self) -> Result<(), grantry_core::StoreError> {
