@@ -9,6 +9,7 @@ use axum::Json;
 use serde_json::json;
 
 use grantry_core::events::{self, code, EventError};
+use grantry_core::Grant;
 
 use crate::error::ApiError;
 use crate::extract::{content_type, principal};
@@ -21,6 +22,8 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let p = principal(&state, &headers)
         .await
+        .map_err(|e| ApiError::event_bearer(&e))?;
+    p.require(Grant::EventsWrite)
         .map_err(|e| ApiError::event_bearer(&e))?;
     let body = body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => EventError::too_large(),

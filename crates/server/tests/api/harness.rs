@@ -48,6 +48,15 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<()>,
 }
 
+/// An API user's secret key as `key generate` shows it.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub key_id: String,
+    pub slot: u8,
+    pub secret: String,
+    pub bearer: String,
+}
+
 /// An application with account access for one user, ready to trade its refresh token.
 pub struct Integration {
     pub client_id: String,
@@ -134,6 +143,50 @@ impl TestApp {
             client_secret,
             refresh_token,
         }
+    }
+
+    /// An API user with `grants` and one secret key; returns the key.
+    pub async fn api_user(&self, org: &str, username: &str, grants: &str) -> Key {
+        admin::add_user(
+            &self.cx(),
+            org,
+            UserInput {
+                username: username.into(),
+                email: format!("{username}@{org}.example.com"),
+                kind: UserKind::Api,
+                role: Role::User,
+                grants: GrantSet::parse_scope(grants).unwrap(),
+                password: None,
+            },
+        )
+        .await
+        .unwrap();
+        self.key(org, username).await
+    }
+
+    /// Generates a secret key for an API user.
+    pub async fn key(&self, org: &str, username: &str) -> Key {
+        let k = grantry_core::apikey::generate(&self.cx(), org, username)
+            .await
+            .unwrap();
+        Key {
+            key_id: k.key_id,
+            slot: k.slot,
+            secret: k.secret.expose_secret().to_string(),
+            bearer: k.bearer.expose_secret().to_string(),
+        }
+    }
+
+    /// `GET /rest/databases` with a raw Authorization header; the status.
+    pub async fn get_lists(&self, authorization: &str) -> u16 {
+        self.http
+            .get(self.url("/rest/databases"))
+            .header("authorization", authorization)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// `POST /oauth/token` with form fields.

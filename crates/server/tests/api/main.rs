@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod events;
+mod keys;
 mod protected;
 mod rest;
 mod token;

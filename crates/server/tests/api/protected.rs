@@ -55,7 +55,7 @@ both!(
                 "Bearer gat_us-9_unknownunknownunknownunknownunknownunkno",
                 "pod us-9",
             ),
-            (&format!("Bearer {}", i.refresh_token), "unknown"),
+            (&format!("Bearer {}", i.refresh_token), "refresh token"),
         ] {
             let (s, ch, body) = rest_raw(&app, Some(auth)).await;
             assert_eq!(s, 401, "{auth}");
