@@ -198,12 +198,14 @@ impl TokenRequest {
             Some("client_credentials") => GrantRequest::ClientCredentials {
                 scope: get("scope").map(str::to_string),
             },
-            Some(other) => return Err(with_challenge(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!(
+            Some(other) => {
+                return Err(with_challenge(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    format!(
                     "grant_type {other} is not supported; use refresh_token or client_credentials"
                 ),
-            ))),
+                )))
+            }
         };
         Ok(TokenRequest { client, grant })
     }
