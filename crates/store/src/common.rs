@@ -831,7 +831,13 @@ macro_rules! impl_store {
                     .bind(now.0)
                     .fetch_one(&mut *tx)
                     .await
-                    .map_err(conflict_or("contact"))?;
+                    .map_err(|e| match &e {
+                        // The list was deleted after the check above (PostgreSQL).
+                        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                            grantry_core::StoreError::NotFound("database")
+                        }
+                        _ => conflict_or("contact")(e),
+                    })?;
                 let c = rows::contact(&row)?;
                 tx.commit().await.map_err(backend_err)?;
                 Ok(c)
@@ -1029,7 +1035,12 @@ macro_rules! impl_store {
                     .map_err(conflict_or("secret key"))?;
                 let id: i64 = row.try_get("id").map_err(backend_err)?;
                 let mut audit = audit;
-                audit.detail = serde_json::json!({"slot": slot});
+                match &mut audit.detail {
+                    serde_json::Value::Object(m) => {
+                        m.insert("slot".into(), slot.into());
+                    }
+                    d => *d = serde_json::json!({"slot": slot}),
+                }
                 insert_audit(&mut tx, &audit).await?;
                 tx.commit().await.map_err(backend_err)?;
                 Ok(grantry_core::model::ApiKey {

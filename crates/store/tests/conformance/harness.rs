@@ -1,0 +1,291 @@
+//! A fresh database per test on each backend, removed afterwards (also when the test fails),
+//! and the fixtures the tests share.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::{resume_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use sqlx::{Connection, Executor, PgConnection};
+use uuid::Uuid;
+
+use grantry_core::audit::NewAudit;
+use grantry_core::credential::{self, Digest, Kind};
+use grantry_core::model::{
+    AccessTokenRecord, AccountAccess, Application, Contact, List, Org, OrgId, Role, User, UserKind,
+};
+use grantry_core::store::{NewAccessToken, NewApplication, NewUser, RefreshOutcome, Reissue};
+use grantry_core::{GrantSet, Store, Timestamp};
+use grantry_store::{PgStore, SqliteStore};
+
+/// The PostgreSQL server the suite creates its databases on.
+pub const DATABASE_URL_VAR: &str = "GRANTRY_TEST_DATABASE_URL";
+
+const MISSING_DATABASE_URL: &str = "GRANTRY_TEST_DATABASE_URL is not set: set it to a \
+    PostgreSQL server URL on which the tests may create databases \
+    (e.g. postgres://postgres@127.0.0.1:5432/postgres), or run ./scripts/test";
+
+/// A fixed instant (2026-11-18): the store never reads the clock, so neither do the tests.
+pub const T0: Timestamp = Timestamp(1_795_000_000_000);
+
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// Runs `body` on a store backed by a new SQLite file in a new temporary directory.
+pub async fn with_sqlite<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = std::env::temp_dir().join(format!("grantry-conformance-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    let outcome = AssertUnwindSafe(async {
+        let store = SqliteStore::open(&dir.join("grantry.db"))
+            .await
+            .unwrap_or_else(|e| panic!("opening SQLite in {}: {e}", dir.display()));
+        let result = AssertUnwindSafe(body(Arc::new(store.clone())))
+            .catch_unwind()
+            .await;
+        store.close().await;
+        result
+    })
+    .catch_unwind()
+    .await
+    .and_then(|r| r);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = outcome {
+        resume_unwind(panic);
+    }
+}
+
+/// Runs `body` on a store backed by a new PostgreSQL database, dropped afterwards.
+pub async fn with_postgres<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let server = match std::env::var(DATABASE_URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!("{MISSING_DATABASE_URL}"),
+    };
+    let name = format!("grantry_t_{}", Uuid::new_v4().simple());
+    let mut url =
+        url::Url::parse(&server).unwrap_or_else(|e| panic!("{DATABASE_URL_VAR} is not a URL: {e}"));
+    url.set_path(&format!("/{name}"));
+    admin_statement(&server, &format!("CREATE DATABASE {name}")).await;
+
+    let outcome = AssertUnwindSafe(async {
+        let store = PgStore::connect(url.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the test database {name}: {e}"));
+        let result = AssertUnwindSafe(body(Arc::new(store.clone())))
+            .catch_unwind()
+            .await;
+        store.close().await;
+        result
+    })
+    .catch_unwind()
+    .await
+    .and_then(|r| r);
+    admin_statement(
+        &server,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
+    if let Err(panic) = outcome {
+        resume_unwind(panic);
+    }
+}
+
+/// Runs one statement on the server's maintenance database.
+async fn admin_statement(server: &str, sql: &str) {
+    let mut conn = PgConnection::connect(server)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}", grantry_store::redact(server)));
+    conn.execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = conn.close().await;
+}
+
+// ----- fixtures -----
+
+pub fn audit(org: Option<OrgId>, at: Timestamp, action: &'static str) -> NewAudit {
+    NewAudit::new(org, at, "tester", action, format!("test:{action}"))
+}
+
+/// How many of `org`'s audit events record `action`.
+pub async fn count_audit(store: &dyn Store, org: OrgId, action: &str) -> usize {
+    store
+        .audit_events(org, None)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == action)
+        .count()
+}
+
+pub fn ui_user(username: &str, role: Role, grants: GrantSet) -> NewUser {
+    NewUser {
+        username: username.to_string(),
+        email: format!("{username}@example.com"),
+        kind: UserKind::Ui,
+        role,
+        grants,
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string()),
+        key_id: None,
+        created_at: T0,
+    }
+}
+
+pub fn api_user(username: &str, grants: GrantSet) -> NewUser {
+    NewUser {
+        username: username.to_string(),
+        email: format!("{username}@example.com"),
+        kind: UserKind::Api,
+        role: Role::User,
+        grants,
+        password_hash: None,
+        key_id: Some(credential::new_id()),
+        created_at: T0,
+    }
+}
+
+/// An org named `name` with its principal org admin `<name>-admin`.
+pub async fn make_org(store: &dyn Store, name: &str) -> (Org, User) {
+    let admin = ui_user(&format!("{name}-admin"), Role::OrgAdmin, GrantSet::all());
+    store
+        .create_org(name, admin, audit(None, T0, "organization.created"))
+        .await
+        .unwrap()
+}
+
+pub fn new_app(org: OrgId, name: &str, scopes: GrantSet, public: bool) -> NewApplication {
+    NewApplication {
+        org_id: org,
+        client_id: credential::new_id(),
+        name: name.to_string(),
+        description: format!("{name}, for the conformance suite"),
+        scopes,
+        redirect_uris: vec![
+            "https://app.example.com/callback".to_string(),
+            "http://127.0.0.1:8765/cb".to_string(),
+        ],
+        public,
+        created_at: T0,
+    }
+}
+
+/// A confidential application of `org` with one client secret.
+pub async fn make_app(store: &dyn Store, org: OrgId, name: &str) -> Application {
+    let secret = credential::mint(Kind::ClientSecret, "test").digest;
+    store
+        .create_application(
+            new_app(org, name, GrantSet::all(), false),
+            Some(secret),
+            audit(Some(org), T0, "application.created"),
+        )
+        .await
+        .unwrap()
+}
+
+/// An org with an application, a UI user and the account access binding them.
+pub struct Granted {
+    pub org: Org,
+    pub admin: User,
+    pub user: User,
+    pub app: Application,
+    pub access: AccountAccess,
+    pub refresh_token: Digest,
+}
+
+pub async fn granted(store: &dyn Store) -> Granted {
+    let (org, admin) = make_org(store, "acme").await;
+    let grants = GrantSet::parse_scope("lists:read contacts:read").unwrap();
+    let user = store
+        .create_user(
+            org.id,
+            ui_user("alice", Role::User, grants),
+            audit(Some(org.id), T0, "user.created"),
+        )
+        .await
+        .unwrap();
+    let app = make_app(store, org.id, "crm-sync").await;
+    let refresh_token = credential::mint(Kind::RefreshToken, "test").digest;
+    let access = store
+        .create_account_access(
+            org.id,
+            app.id,
+            user.id,
+            Some(admin.id),
+            refresh_token,
+            audit(Some(org.id), T0, "account_access.created"),
+        )
+        .await
+        .unwrap();
+    Granted {
+        org,
+        admin,
+        user,
+        app,
+        access,
+        refresh_token,
+    }
+}
+
+/// An access token to issue at `at`, living 4 hours, with a digest of its own.
+pub fn fresh_token(at: Timestamp) -> NewAccessToken {
+    NewAccessToken {
+        digest: credential::mint(Kind::AccessToken, "test").digest,
+        nonce: credential::nonce().to_vec(),
+        scopes: GrantSet::parse_scope("lists:read").unwrap(),
+        issued_at: at,
+        expires_at: at.plus(4 * HOUR),
+    }
+}
+
+/// The re-issue rule at its simplest: issue only if there is no token yet, else reuse it.
+pub fn issue_if_none(newest: Option<&AccessTokenRecord>) -> Reissue {
+    match newest {
+        None => Reissue::Issue,
+        Some(_) => Reissue::Reuse,
+    }
+}
+
+/// Issues an access token of the fixture's account access at `at`, whatever exists already.
+pub async fn issue(store: &dyn Store, g: &Granted, at: Timestamp) -> AccessTokenRecord {
+    let outcome = store
+        .refresh_access_token(
+            g.access.id,
+            &|_: Option<&AccessTokenRecord>| Reissue::Issue,
+            fresh_token(at),
+            audit(Some(g.org.id), at, "access_token.issued"),
+        )
+        .await
+        .unwrap();
+    match outcome {
+        RefreshOutcome::Issued(r) => r,
+        other => panic!("expected Issued, got {other:?}"),
+    }
+}
+
+/// Contact columns from name/value pairs.
+pub fn columns(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Adds a contact with one column, `FIRST` = its address.
+pub async fn add(store: &dyn Store, org: OrgId, list: i64, email: &str) -> Contact {
+    store
+        .add_contact(org, list, email, &columns(&[("FIRST", email)]), T0)
+        .await
+        .unwrap()
+}
+
+pub async fn list_named(store: &dyn Store, org: OrgId, name: &str) -> List {
+    store.create_list(org, name, T0).await.unwrap()
+}
