@@ -112,6 +112,10 @@ pub struct AccountAccess {
     pub app_id: AppId,
     pub user_id: UserId,
     pub created_by: Option<UserId>,
+    /// What the access grants at most: every grant for access an admin added (the
+    /// application's scopes and the user's grants then bound it), the consented scopes for
+    /// access a user gave in the web-server flow.
+    pub scopes: GrantSet,
     pub created_at: Timestamp,
 }
 
@@ -175,4 +179,22 @@ pub struct Event {
     pub event_key: String,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub received_at: Timestamp,
+}
+
+/// An authorization code (RFC 6749 §4.1.2), as stored: single use, short-lived, bound to the
+/// client, the redirect URI and the PKCE challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthCode {
+    pub id: i64,
+    pub org_id: OrgId,
+    pub app_id: AppId,
+    pub user_id: UserId,
+    pub redirect_uri: String,
+    /// Whether the authorization request named the redirect URI (RFC 6749 §4.1.3).
+    pub redirect_uri_given: bool,
+    pub scopes: GrantSet,
+    /// The S256 `code_challenge` (RFC 7636), if one was sent.
+    pub code_challenge: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
 }

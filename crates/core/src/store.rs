@@ -103,6 +103,44 @@ pub struct BearerRecord {
     pub key_stops_at: Option<Timestamp>,
 }
 
+/// A live refresh token and the account access it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub id: i64,
+    pub access: AccountAccess,
+    /// What this token grants at most (the consented scope; every grant for an admin's token).
+    pub scopes: GrantSet,
+    pub created_at: Timestamp,
+    /// For introspection: the application's client id and the user's name.
+    pub client_id: String,
+    pub username: String,
+}
+
+/// An authorization code to store.
+#[derive(Clone, Debug)]
+pub struct NewAuthCode {
+    pub digest: Digest,
+    pub org_id: OrgId,
+    pub app_id: AppId,
+    pub user_id: UserId,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub scopes: GrantSet,
+    pub code_challenge: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What redeeming an authorization code found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redemption {
+    /// First use: the code is now spent.
+    Fresh(AuthCode),
+    /// Already used: whatever it issued has been revoked (RFC 6749 §4.1.2, RFC 9700 §4.5).
+    Reused(AuthCode),
+    Unknown,
+}
+
 /// How a contact is found.
 #[derive(Clone, Copy, Debug)]
 pub enum ContactKey<'a> {
@@ -157,11 +195,41 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<AccountAccess>;
     /// The live account access of an (application, user) pair.
     async fn account_access(&self, app: AppId, user: UserId) -> Result<Option<AccountAccess>>;
-    /// The live account access a refresh token belongs to; `None` after revocation.
-    async fn account_access_by_refresh_token(
+    /// The live refresh token with this digest and its account access; `None` once the token
+    /// or its account access is revoked.
+    async fn refresh_token(&self, digest: &Digest) -> Result<Option<RefreshTokenRecord>>;
+    /// The web-server flow's consent: creates the user's account access for the application
+    /// (with `scopes`) or extends a live one (its scopes become the union), and adds a new
+    /// refresh token carrying `scopes`. When `code` is given, the code records the refresh
+    /// token so that a reuse of the code revokes it. Returns the access and the token's id.
+    async fn grant_account_access(
         &self,
-        refresh_token: &Digest,
-    ) -> Result<Option<AccountAccess>>;
+        org: OrgId,
+        app: AppId,
+        user: UserId,
+        scopes: GrantSet,
+        refresh_token: Digest,
+        code: Option<i64>,
+        audit: NewAudit,
+    ) -> Result<(AccountAccess, i64)>;
+    /// RFC 7009: revokes the access token or refresh token with this digest if it belongs to
+    /// `org`; revoking a refresh token also revokes the access tokens derived from it.
+    /// `false` if there was no such live token in `org`.
+    async fn revoke_token(
+        &self,
+        org: OrgId,
+        digest: &Digest,
+        at: Timestamp,
+        audit: NewAudit,
+    ) -> Result<bool>;
+
+    // ----- authorization codes -----
+
+    async fn create_auth_code(&self, code: NewAuthCode) -> Result<()>;
+    /// Spends the code in one conditional statement. A code that was already spent is
+    /// reported `Reused`, and the refresh token it issued (with its access tokens) is revoked
+    /// in the same transaction.
+    async fn redeem_auth_code(&self, digest: &Digest, now: Timestamp) -> Result<Redemption>;
     /// Revokes the account access, its refresh token and every access token derived from it,
     /// in one transaction. After it returns `true`, [`Store::access_token`] reports those
     /// tokens revoked and [`Store::account_access_by_refresh_token`] returns `None`.
@@ -172,13 +240,14 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
         audit: NewAudit,
     ) -> Result<bool>;
-    /// The re-issue window of DESIGN.md §2, atomically: locks the account access, shows
-    /// `decide` the newest unrevoked access token, and inserts `fresh` only on
-    /// [`Reissue::Issue`]. Concurrent calls for one account access are serialized, so two
-    /// can never both issue inside the window. `audit` is written only when a token is issued.
+    /// The re-issue window of DESIGN.md §2, atomically: locks the refresh token, shows
+    /// `decide` the newest unrevoked access token derived from it, and inserts `fresh` only on
+    /// [`Reissue::Issue`]. Concurrent calls for one refresh token are serialized, so two can
+    /// never both issue inside the window. `audit` is written only when a token is issued.
+    /// [`RefreshOutcome::Revoked`] if the token or its account access was revoked meanwhile.
     async fn refresh_access_token(
         &self,
-        access: AccessId,
+        refresh: i64,
         decide: &DecideReissue<'_>,
         fresh: NewAccessToken,
         audit: NewAudit,

@@ -476,22 +476,23 @@ async fn refresh(
             )));
         }
     }
-    let Some(access) = store
-        .account_access_by_refresh_token(&Digest::of(presented))
-        .await?
-    else {
+    let Some(rt) = store.refresh_token(&Digest::of(presented)).await? else {
         refused(store, now, app, "unknown or revoked refresh token").await?;
         return Err(OAuthError::invalid_grant(
             "the refresh token is unknown or its account access was deleted",
         ));
     };
-    if access.app_id != app.id {
+    if rt.access.app_id != app.id {
         refused(store, now, app, "refresh token of another application").await?;
         return Err(OAuthError::invalid_grant(
             "the refresh token was not issued to this client",
         ));
     }
-    let granted = granted_scopes(store, app, access.user_id).await?;
+    let access = &rt.access;
+    let granted = granted_scopes(store, app, access.user_id)
+        .await?
+        .intersect(access.scopes)
+        .intersect(rt.scopes);
     let scopes = narrow_scope(granted, scope)?;
     let nonce = credential::nonce();
     let fresh_value = credential::derive_access_token(&settings.pod_id, presented, &nonce);
@@ -513,7 +514,7 @@ async fn refresh(
     let decide =
         |newest: Option<&crate::model::AccessTokenRecord>| reissue_rule(newest, now, settings);
     let outcome = store
-        .refresh_access_token(access.id, &decide, fresh, audit)
+        .refresh_access_token(rt.id, &decide, fresh, audit)
         .await?;
     let (record, value) = match outcome {
         RefreshOutcome::Issued(r) => (r, fresh_value.value),

@@ -31,7 +31,11 @@ pub(crate) const APP_COLS: &str =
 pub(crate) const KEY_COLS: &str = "k.id AS k_id, k.user_id AS k_user_id, k.slot AS k_slot, \
     k.created_at AS k_created_at, k.deleted_at AS k_deleted_at, k.stops_at AS k_stops_at";
 
-pub(crate) const ACCESS_COLS: &str = "id, org_id, app_id, user_id, created_by, created_at";
+pub(crate) const ACCESS_COLS: &str = "id, org_id, app_id, user_id, created_by, scopes, created_at";
+
+pub(crate) const CODE_COLS: &str =
+    "id, org_id, app_id, user_id, redirect_uri, redirect_uri_given, \
+    scopes, code_challenge, created_at, expires_at, refresh_id";
 
 pub(crate) const CONTACT_COLS: &str = "id, list_id, email, columns, created_at, updated_at";
 
@@ -104,7 +108,23 @@ macro_rules! impl_store {
                     app_id: r.try_get("app_id").map_err(backend_err)?,
                     user_id: r.try_get("user_id").map_err(backend_err)?,
                     created_by: r.try_get("created_by").map_err(backend_err)?,
+                    scopes: GrantSet::from_bits(r.try_get("scopes").map_err(backend_err)?),
                     created_at: Timestamp(r.try_get("created_at").map_err(backend_err)?),
+                })
+            }
+
+            pub(super) fn code(r: &DbRow) -> Result<AuthCode, StoreError> {
+                Ok(AuthCode {
+                    id: r.try_get("id").map_err(backend_err)?,
+                    org_id: r.try_get("org_id").map_err(backend_err)?,
+                    app_id: r.try_get("app_id").map_err(backend_err)?,
+                    user_id: r.try_get("user_id").map_err(backend_err)?,
+                    redirect_uri: r.try_get("redirect_uri").map_err(backend_err)?,
+                    redirect_uri_given: r.try_get("redirect_uri_given").map_err(backend_err)?,
+                    scopes: GrantSet::from_bits(r.try_get("scopes").map_err(backend_err)?),
+                    code_challenge: r.try_get("code_challenge").map_err(backend_err)?,
+                    created_at: Timestamp(r.try_get("created_at").map_err(backend_err)?),
+                    expires_at: Timestamp(r.try_get("expires_at").map_err(backend_err)?),
                 })
             }
 
@@ -226,6 +246,42 @@ macro_rules! impl_store {
             .await
             .map_err(crate::common::conflict_or("user"))?;
             row.try_get("id").map_err(crate::common::backend_err)
+        }
+
+        async fn insert_refresh_token(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            access: i64,
+            digest: &grantry_core::credential::Digest,
+            scopes: grantry_core::GrantSet,
+            at: grantry_core::Timestamp,
+        ) -> Result<i64, grantry_core::StoreError> {
+            use sqlx::Row;
+            let row = sqlx::query(
+                "INSERT INTO refresh_tokens (access_id, digest, scopes, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(access)
+            .bind(digest.as_bytes())
+            .bind(scopes.bits())
+            .bind(at.0)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(crate::common::conflict_or("refresh token"))?;
+            row.try_get("id").map_err(crate::common::backend_err)
+        }
+
+        /// Revokes the access tokens derived from a refresh token.
+        async fn revoke_derived(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            refresh: i64,
+            at: grantry_core::Timestamp,
+        ) -> Result<(), grantry_core::StoreError> {
+            sqlx::query("UPDATE access_tokens SET revoked_at = $2 WHERE refresh_id = $1 AND revoked_at IS NULL")
+                .bind(refresh)
+                .bind(at.0)
+                .execute(&mut *conn)
+                .await
+                .map_err(crate::common::backend_err)?;
+            Ok(())
         }
 
         /// Takes the API user's row lock (PostgreSQL; SQLite's write transaction is already
@@ -478,7 +534,7 @@ macro_rules! impl_store {
                 use crate::common::*;
                 let mut tx = self.begin_write().await?;
                 let sql = format!(
-                    "INSERT INTO account_accesses (org_id, app_id, user_id, created_by, refresh_digest, created_at) \
+                    "INSERT INTO account_accesses (org_id, app_id, user_id, created_by, scopes, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ACCESS_COLS}"
                 );
                 let row = sqlx::query(&sql)
@@ -486,15 +542,188 @@ macro_rules! impl_store {
                     .bind(app)
                     .bind(user)
                     .bind(created_by)
-                    .bind(refresh_token.as_bytes())
+                    .bind(grantry_core::GrantSet::all().bits())
                     .bind(audit.at.0)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(conflict_or("account access"))?;
                 let access = rows::access(&row)?;
+                insert_refresh_token(&mut tx, access.id, &refresh_token, access.scopes, audit.at).await?;
                 insert_audit(&mut tx, &audit).await?;
                 tx.commit().await.map_err(backend_err)?;
                 Ok(access)
+            }
+
+            async fn grant_account_access(
+                &self,
+                org: grantry_core::model::OrgId,
+                app: grantry_core::model::AppId,
+                user: grantry_core::model::UserId,
+                scopes: grantry_core::GrantSet,
+                refresh_token: grantry_core::credential::Digest,
+                code: Option<i64>,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<(grantry_core::model::AccountAccess, i64), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                // Extend a live access (taking its row lock), else create one.
+                let sql = format!(
+                    "UPDATE account_accesses SET scopes = scopes | $3 \
+                     WHERE app_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {ACCESS_COLS}"
+                );
+                let existing = sqlx::query(&sql)
+                    .bind(app)
+                    .bind(user)
+                    .bind(scopes.bits())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                let row = match existing {
+                    Some(r) => r,
+                    None => {
+                        let sql = format!(
+                            "INSERT INTO account_accesses (org_id, app_id, user_id, created_by, scopes, created_at) \
+                             VALUES ($1, $2, $3, NULL, $4, $5) RETURNING {ACCESS_COLS}"
+                        );
+                        sqlx::query(&sql)
+                            .bind(org)
+                            .bind(app)
+                            .bind(user)
+                            .bind(scopes.bits())
+                            .bind(audit.at.0)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(conflict_or("account access"))?
+                    }
+                };
+                let access = rows::access(&row)?;
+                let rid = insert_refresh_token(&mut tx, access.id, &refresh_token, scopes, audit.at).await?;
+                if let Some(code) = code {
+                    sqlx::query("UPDATE auth_codes SET refresh_id = $2 WHERE id = $1")
+                        .bind(code)
+                        .bind(rid)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                }
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok((access, rid))
+            }
+
+            async fn revoke_token(
+                &self,
+                org: grantry_core::model::OrgId,
+                digest: &grantry_core::credential::Digest,
+                at: grantry_core::Timestamp,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<bool, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = $3 WHERE digest = $1 AND org_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(digest.as_bytes())
+                .bind(org)
+                .bind(at.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?
+                .rows_affected();
+                let mut revoked = n == 1;
+                if !revoked {
+                    let refresh = sqlx::query(
+                        "UPDATE refresh_tokens SET revoked_at = $3 WHERE digest = $1 AND revoked_at IS NULL \
+                         AND access_id IN (SELECT id FROM account_accesses WHERE org_id = $2) RETURNING id",
+                    )
+                    .bind(digest.as_bytes())
+                    .bind(org)
+                    .bind(at.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                    if let Some(r) = refresh {
+                        let rid: i64 = r.try_get("id").map_err(backend_err)?;
+                        revoke_derived(&mut tx, rid, at).await?;
+                        revoked = true;
+                    }
+                }
+                if revoked {
+                    insert_audit(&mut tx, &audit).await?;
+                }
+                tx.commit().await.map_err(backend_err)?;
+                Ok(revoked)
+            }
+
+            async fn create_auth_code(&self, code: grantry_core::store::NewAuthCode) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO auth_codes (digest, org_id, app_id, user_id, redirect_uri, redirect_uri_given, scopes, \
+                     code_challenge, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(code.digest.as_bytes())
+                .bind(code.org_id)
+                .bind(code.app_id)
+                .bind(code.user_id)
+                .bind(&code.redirect_uri)
+                .bind(code.redirect_uri_given)
+                .bind(code.scopes.bits())
+                .bind(&code.code_challenge)
+                .bind(code.created_at.0)
+                .bind(code.expires_at.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                tx.commit().await.map_err(backend_err)
+            }
+
+            async fn redeem_auth_code(
+                &self,
+                digest: &grantry_core::credential::Digest,
+                now: grantry_core::Timestamp,
+            ) -> Result<grantry_core::store::Redemption, grantry_core::StoreError> {
+                use crate::common::*;
+                use grantry_core::store::Redemption;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                let sql = format!(
+                    "UPDATE auth_codes SET used_at = $2 WHERE digest = $1 AND used_at IS NULL RETURNING {CODE_COLS}"
+                );
+                if let Some(r) = sqlx::query(&sql)
+                    .bind(digest.as_bytes())
+                    .bind(now.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                {
+                    let code = rows::code(&r)?;
+                    tx.commit().await.map_err(backend_err)?;
+                    return Ok(Redemption::Fresh(code));
+                }
+                let sql = format!("SELECT {CODE_COLS} FROM auth_codes WHERE digest = $1");
+                let Some(r) = sqlx::query(&sql)
+                    .bind(digest.as_bytes())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                else {
+                    return Ok(Redemption::Unknown);
+                };
+                let code = rows::code(&r)?;
+                let refresh: Option<i64> = r.try_get("refresh_id").map_err(backend_err)?;
+                if let Some(rid) = refresh {
+                    sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                        .bind(rid)
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    revoke_derived(&mut tx, rid, now).await?;
+                }
+                tx.commit().await.map_err(backend_err)?;
+                Ok(Redemption::Reused(code))
             }
 
             async fn account_access(
@@ -516,21 +745,34 @@ macro_rules! impl_store {
                     .transpose()
             }
 
-            async fn account_access_by_refresh_token(
+            async fn refresh_token(
                 &self,
-                refresh_token: &grantry_core::credential::Digest,
-            ) -> Result<Option<grantry_core::model::AccountAccess>, grantry_core::StoreError> {
-                let sql = format!(
-                    "SELECT {} FROM account_accesses WHERE refresh_digest = $1 AND revoked_at IS NULL",
-                    crate::common::ACCESS_COLS
-                );
-                sqlx::query(&sql)
-                    .bind(refresh_token.as_bytes())
+                digest: &grantry_core::credential::Digest,
+            ) -> Result<Option<grantry_core::store::RefreshTokenRecord>, grantry_core::StoreError> {
+                use crate::common::backend_err;
+                use sqlx::Row;
+                let sql = "SELECT r.id AS r_id, r.scopes AS r_scopes, r.created_at AS r_created_at, \
+                     a.id, a.org_id, a.app_id, a.user_id, a.created_by, a.scopes, a.created_at, \
+                     p.client_id AS p_client_id, u.username AS u_username \
+                     FROM refresh_tokens r JOIN account_accesses a ON a.id = r.access_id \
+                     JOIN applications p ON p.id = a.app_id JOIN users u ON u.id = a.user_id \
+                     WHERE r.digest = $1 AND r.revoked_at IS NULL AND a.revoked_at IS NULL";
+                let Some(r) = sqlx::query(sql)
+                    .bind(digest.as_bytes())
                     .fetch_optional(self.reader())
                     .await
-                    .map_err(crate::common::backend_err)?
-                    .map(|r| rows::access(&r))
-                    .transpose()
+                    .map_err(backend_err)?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(grantry_core::store::RefreshTokenRecord {
+                    id: r.try_get("r_id").map_err(backend_err)?,
+                    access: rows::access(&r)?,
+                    scopes: grantry_core::GrantSet::from_bits(r.try_get("r_scopes").map_err(backend_err)?),
+                    created_at: grantry_core::Timestamp(r.try_get("r_created_at").map_err(backend_err)?),
+                    client_id: r.try_get("p_client_id").map_err(backend_err)?,
+                    username: r.try_get("u_username").map_err(backend_err)?,
+                }))
             }
 
             async fn revoke_account_access(
@@ -557,6 +799,12 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(backend_err)?;
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE access_id = $1 AND revoked_at IS NULL")
+                    .bind(access)
+                    .bind(at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
                 insert_audit(&mut tx, &audit).await?;
                 tx.commit().await.map_err(backend_err)?;
                 Ok(true)
@@ -564,7 +812,7 @@ macro_rules! impl_store {
 
             async fn refresh_access_token(
                 &self,
-                access: grantry_core::model::AccessId,
+                refresh: i64,
                 decide: &grantry_core::store::DecideReissue<'_>,
                 fresh: grantry_core::store::NewAccessToken,
                 audit: grantry_core::audit::NewAudit,
@@ -573,14 +821,25 @@ macro_rules! impl_store {
                 use grantry_core::store::{RefreshOutcome, Reissue};
                 use sqlx::Row;
                 let mut tx = self.begin_write().await?;
-                // The UPDATE takes the account access's row lock first, serializing concurrent
-                // refreshes of one account access (SQLite: the IMMEDIATE transaction already does).
+                // The UPDATE takes the refresh token's row lock first, serializing concurrent
+                // refreshes with it (SQLite: the IMMEDIATE transaction already does).
+                let locked = sqlx::query(
+                    "UPDATE refresh_tokens SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+                     RETURNING access_id",
+                )
+                .bind(refresh)
+                .bind(fresh.issued_at.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let Some(locked) = locked else {
+                    return Ok(RefreshOutcome::Revoked);
+                };
+                let access: i64 = locked.try_get("access_id").map_err(backend_err)?;
                 let owner = sqlx::query(
-                    "UPDATE account_accesses SET last_refresh_at = $2 WHERE id = $1 AND revoked_at IS NULL \
-                     RETURNING org_id, app_id, user_id",
+                    "SELECT org_id, app_id, user_id FROM account_accesses WHERE id = $1 AND revoked_at IS NULL",
                 )
                 .bind(access)
-                .bind(fresh.issued_at.0)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(backend_err)?;
@@ -589,9 +848,9 @@ macro_rules! impl_store {
                 };
                 let newest = sqlx::query(
                     "SELECT id, nonce, scopes, issued_at, expires_at FROM access_tokens \
-                     WHERE access_id = $1 AND revoked_at IS NULL ORDER BY issued_at DESC, id DESC LIMIT 1",
+                     WHERE refresh_id = $1 AND revoked_at IS NULL ORDER BY issued_at DESC, id DESC LIMIT 1",
                 )
-                .bind(access)
+                .bind(refresh)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(backend_err)?
@@ -614,13 +873,14 @@ macro_rules! impl_store {
                         let app: i64 = owner.try_get("app_id").map_err(backend_err)?;
                         let user: i64 = owner.try_get("user_id").map_err(backend_err)?;
                         let row = sqlx::query(
-                            "INSERT INTO access_tokens (org_id, user_id, app_id, access_id, digest, nonce, scopes, issued_at, expires_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                            "INSERT INTO access_tokens (org_id, user_id, app_id, access_id, refresh_id, digest, nonce, scopes, issued_at, expires_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                         )
                         .bind(org)
                         .bind(user)
                         .bind(app)
                         .bind(access)
+                        .bind(refresh)
                         .bind(fresh.digest.as_bytes())
                         .bind(&fresh.nonce)
                         .bind(fresh.scopes.bits())
@@ -655,10 +915,11 @@ macro_rules! impl_store {
                 use sqlx::Row;
                 let sql = format!(
                     "SELECT t.id AS t_id, t.scopes AS t_scopes, t.issued_at AS t_issued_at, t.expires_at AS t_expires_at, \
-                     t.revoked_at AS t_revoked_at, a.revoked_at AS a_revoked_at, t.first_used_at AS t_first_used_at, \
+                     t.revoked_at AS t_revoked_at, a.revoked_at AS a_revoked_at, r.revoked_at AS r_revoked_at, t.first_used_at AS t_first_used_at, \
                      t.app_id AS t_app_id, k.stops_at AS k_stops_at, {USER_COLS}, {APP_COLS} \
                      FROM access_tokens t JOIN users u ON u.id = t.user_id \
                      LEFT JOIN account_accesses a ON a.id = t.access_id \
+                     LEFT JOIN refresh_tokens r ON r.id = t.refresh_id \
                      LEFT JOIN applications p ON p.id = t.app_id \
                      LEFT JOIN api_keys k ON k.id = t.api_key_id \
                      WHERE t.digest = $1"
@@ -673,6 +934,7 @@ macro_rules! impl_store {
                 };
                 let t_revoked: Option<i64> = r.try_get("t_revoked_at").map_err(backend_err)?;
                 let a_revoked: Option<i64> = r.try_get("a_revoked_at").map_err(backend_err)?;
+                let r_revoked: Option<i64> = r.try_get("r_revoked_at").map_err(backend_err)?;
                 let first: Option<i64> = r.try_get("t_first_used_at").map_err(backend_err)?;
                 let app_id: Option<i64> = r.try_get("t_app_id").map_err(backend_err)?;
                 let key_stops: Option<i64> = r.try_get("k_stops_at").map_err(backend_err)?;
@@ -681,7 +943,7 @@ macro_rules! impl_store {
                     scopes: grantry_core::GrantSet::from_bits(r.try_get("t_scopes").map_err(backend_err)?),
                     issued_at: grantry_core::Timestamp(r.try_get("t_issued_at").map_err(backend_err)?),
                     expires_at: grantry_core::Timestamp(r.try_get("t_expires_at").map_err(backend_err)?),
-                    revoked: t_revoked.is_some() || a_revoked.is_some(),
+                    revoked: t_revoked.is_some() || a_revoked.is_some() || r_revoked.is_some(),
                     first_used: first.is_some(),
                     user: rows::user(&r)?,
                     app: if app_id.is_some() { Some(rows::app(&r)?) } else { None },

@@ -51,12 +51,26 @@ CREATE TABLE account_accesses (
     app_id          INTEGER NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
     user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     created_by      INTEGER REFERENCES users(id) ON DELETE SET NULL,
-    refresh_digest  BLOB NOT NULL UNIQUE,
+    scopes          INTEGER NOT NULL,
     created_at      INTEGER NOT NULL,
-    last_refresh_at INTEGER,
     revoked_at      INTEGER
 );
 CREATE UNIQUE INDEX account_accesses_live ON account_accesses(app_id, user_id) WHERE revoked_at IS NULL;
+
+-- Refresh tokens of an account access: the one an admin hands out, and one per consent in the
+-- web-server flow. A rotated token points at its family's first token.
+CREATE TABLE refresh_tokens (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    access_id     INTEGER NOT NULL REFERENCES account_accesses(id) ON DELETE CASCADE,
+    digest        BLOB NOT NULL UNIQUE,
+    scopes        INTEGER NOT NULL,
+    family_id     INTEGER,
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER,
+    rotated_at    INTEGER,
+    revoked_at    INTEGER
+);
+CREATE INDEX refresh_tokens_by_access ON refresh_tokens(access_id);
 
 CREATE TABLE access_tokens (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,6 +78,7 @@ CREATE TABLE access_tokens (
     user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     app_id        INTEGER REFERENCES applications(id) ON DELETE CASCADE,
     access_id     INTEGER REFERENCES account_accesses(id) ON DELETE CASCADE,
+    refresh_id    INTEGER REFERENCES refresh_tokens(id) ON DELETE CASCADE,
     digest        BLOB NOT NULL UNIQUE,
     nonce         BLOB NOT NULL,
     scopes        INTEGER NOT NULL,
@@ -72,7 +87,8 @@ CREATE TABLE access_tokens (
     revoked_at    INTEGER,
     first_used_at INTEGER
 );
-CREATE INDEX access_tokens_by_access ON access_tokens(access_id, issued_at);
+CREATE INDEX access_tokens_by_access ON access_tokens(access_id);
+CREATE INDEX access_tokens_by_refresh ON access_tokens(refresh_id, issued_at);
 
 CREATE TABLE audit_events (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,

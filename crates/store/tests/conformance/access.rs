@@ -20,17 +20,19 @@ conformance!(
         );
         assert_eq!(
             store
-                .account_access_by_refresh_token(&g.refresh_token)
+                .refresh_token(&g.refresh_token)
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|r| r.access),
             Some(g.access.clone())
         );
         let stranger = credential::mint(Kind::RefreshToken, "test").digest;
         assert_eq!(
             store
-                .account_access_by_refresh_token(&stranger)
+                .refresh_token(&stranger)
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|r| r.access),
             None
         );
         assert_eq!(
@@ -66,9 +68,10 @@ conformance!(
         );
         assert_eq!(
             store
-                .account_access_by_refresh_token(&other_token)
+                .refresh_token(&other_token)
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|r| r.access),
             None
         );
         assert_eq!(
@@ -98,9 +101,10 @@ conformance!(
         );
         assert_eq!(
             store
-                .account_access_by_refresh_token(&g.refresh_token)
+                .refresh_token(&g.refresh_token)
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|r| r.access),
             None
         );
         assert!(!store
@@ -150,14 +154,15 @@ conformance!(
             Some(again.clone())
         );
         assert_eq!(
-            store.account_access_by_refresh_token(&token).await.unwrap(),
+            store.refresh_token(&token).await.unwrap().map(|r| r.access),
             Some(again)
         );
         assert_eq!(
             store
-                .account_access_by_refresh_token(&g.refresh_token)
+                .refresh_token(&g.refresh_token)
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|r| r.access),
             None,
             "the revoked refresh token came back to life"
         );

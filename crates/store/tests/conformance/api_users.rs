@@ -204,7 +204,7 @@ conformance!(
         let token = fresh_token(T0);
         let outcome = store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &issue_if_none,
                 token.clone(),
                 audit(Some(g.org.id), T0, "access_token.issued"),
@@ -254,7 +254,7 @@ conformance!(
         let token = fresh_token(T0);
         store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &issue_if_none,
                 token.clone(),
                 audit(Some(g.org.id), T0, "access_token.issued"),
@@ -280,9 +280,10 @@ conformance!(
         );
         assert_eq!(
             store
-                .account_access_by_refresh_token(&g.refresh_token)
+                .refresh_token(&g.refresh_token)
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|r| r.access),
             None
         );
         assert!(store.access_token(&token.digest).await.unwrap().is_none());

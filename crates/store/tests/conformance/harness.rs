@@ -198,6 +198,8 @@ pub struct Granted {
     pub app: Application,
     pub access: AccountAccess,
     pub refresh_token: Digest,
+    /// The id of the refresh token the account access was created with.
+    pub refresh_id: i64,
 }
 
 pub async fn granted(store: &dyn Store) -> Granted {
@@ -224,6 +226,12 @@ pub async fn granted(store: &dyn Store) -> Granted {
         )
         .await
         .unwrap();
+    let refresh_id = store
+        .refresh_token(&refresh_token)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     Granted {
         org,
         admin,
@@ -231,6 +239,7 @@ pub async fn granted(store: &dyn Store) -> Granted {
         app,
         access,
         refresh_token,
+        refresh_id,
     }
 }
 
@@ -257,7 +266,7 @@ pub fn issue_if_none(newest: Option<&AccessTokenRecord>) -> Reissue {
 pub async fn issue(store: &dyn Store, g: &Granted, at: Timestamp) -> AccessTokenRecord {
     let outcome = store
         .refresh_access_token(
-            g.access.id,
+            g.refresh_id,
             &|_: Option<&AccessTokenRecord>| Reissue::Issue,
             fresh_token(at),
             audit(Some(g.org.id), at, "access_token.issued"),

@@ -21,14 +21,14 @@ conformance!(
             .map(|_| {
                 let store = store.clone();
                 let start = start.clone();
-                let (access, org) = (g.access.id, g.org.id);
+                let (refresh, org) = (g.refresh_id, g.org.id);
                 tokio::spawn(async move {
                     let fresh = fresh_token(T0);
                     let digest = fresh.digest;
                     start.wait().await;
                     let outcome = store
                         .refresh_access_token(
-                            access,
+                            refresh,
                             &issue_if_none,
                             fresh,
                             audit(Some(org), T0, "access_token.issued"),
@@ -81,14 +81,14 @@ conformance!(
             .map(|_| {
                 let store = store.clone();
                 let start = start.clone();
-                let (access, org) = (g.access.id, g.org.id);
+                let (refresh, org) = (g.refresh_id, g.org.id);
                 tokio::spawn(async move {
                     let fresh = fresh_token(T0);
                     let digest = fresh.digest;
                     start.wait().await;
                     let outcome = store
                         .refresh_access_token(
-                            access,
+                            refresh,
                             &|_: Option<&AccessTokenRecord>| Reissue::Issue,
                             fresh,
                             audit(Some(org), T0, "access_token.issued"),
@@ -125,7 +125,7 @@ conformance!(
         // Whatever raced, nothing is issued after the revocation.
         let late = store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &|_: Option<&AccessTokenRecord>| Reissue::Issue,
                 fresh_token(T0),
                 audit(Some(g.org.id), T0, "access_token.issued"),

@@ -15,7 +15,7 @@ conformance!(
         let fresh = fresh_token(T0);
         let outcome = store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &issue_if_none,
                 fresh.clone(),
                 audit(Some(g.org.id), T0, "access_token.issued"),
@@ -63,7 +63,7 @@ conformance!(
             let at = T0.plus(hours * HOUR);
             let outcome = store
                 .refresh_access_token(
-                    g.access.id,
+                    g.refresh_id,
                     &record_and_issue,
                     fresh_token(at),
                     audit(Some(g.org.id), at, "access_token.issued"),
@@ -96,7 +96,7 @@ conformance!(
         let fresh = fresh_token(at);
         let outcome = store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &issue_if_none,
                 fresh.clone(),
                 audit(Some(g.org.id), at, "access_token.issued"),
@@ -127,7 +127,7 @@ conformance!(
         let fresh = fresh_token(at);
         let outcome = store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &|newest: Option<&AccessTokenRecord>| {
                     assert_eq!(newest.map(|t| t.id), Some(first.id));
                     Reissue::Reject { retry_at }
@@ -154,7 +154,7 @@ conformance!(
         let first_digest = first_fresh.digest;
         store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &issue_if_none,
                 first_fresh,
                 audit(Some(g.org.id), T0, "access_token.issued"),
@@ -169,7 +169,7 @@ conformance!(
         // The newest token is the one later refreshes reuse.
         let outcome = store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &issue_if_none,
                 fresh_token(T0.plus(4 * HOUR)),
                 audit(Some(g.org.id), T0, "access_token.issued"),
@@ -190,7 +190,7 @@ conformance!(
             let at = fresh.issued_at;
             let outcome = store
                 .refresh_access_token(
-                    g.access.id,
+                    g.refresh_id,
                     &|_: Option<&AccessTokenRecord>| Reissue::Issue,
                     fresh,
                     audit(Some(g.org.id), at, "access_token.issued"),
@@ -236,7 +236,7 @@ conformance!(
         let fresh = fresh_token(at.plus(HOUR * 3));
         let outcome = store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &|_: Option<&AccessTokenRecord>| Reissue::Issue,
                 fresh.clone(),
                 audit(Some(g.org.id), at, "access_token.issued"),
@@ -260,7 +260,7 @@ conformance!(
         let digest = fresh.digest;
         let RefreshOutcome::Issued(token) = store
             .refresh_access_token(
-                g.access.id,
+                g.refresh_id,
                 &issue_if_none,
                 fresh,
                 audit(Some(g.org.id), T0, "access_token.issued"),
