@@ -131,6 +131,19 @@ pub struct NewAuthCode {
     pub expires_at: Timestamp,
 }
 
+/// A user's consent to an application, as [`Store::grant_account_access`] records it.
+#[derive(Clone, Debug)]
+pub struct Consent {
+    pub org: OrgId,
+    pub app: AppId,
+    pub user: UserId,
+    pub scopes: GrantSet,
+    /// The digest of the new refresh token.
+    pub refresh_token: Digest,
+    /// The authorization code being redeemed, if any.
+    pub code: Option<i64>,
+}
+
 /// What redeeming an authorization code found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Redemption {
@@ -204,12 +217,7 @@ pub trait Store: Send + Sync + 'static {
     /// token so that a reuse of the code revokes it. Returns the access and the token's id.
     async fn grant_account_access(
         &self,
-        org: OrgId,
-        app: AppId,
-        user: UserId,
-        scopes: GrantSet,
-        refresh_token: Digest,
-        code: Option<i64>,
+        consent: Consent,
         audit: NewAudit,
     ) -> Result<(AccountAccess, i64)>;
     /// RFC 7009: revokes the access token or refresh token with this digest if it belongs to

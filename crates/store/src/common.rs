@@ -556,15 +556,11 @@ macro_rules! impl_store {
 
             async fn grant_account_access(
                 &self,
-                org: grantry_core::model::OrgId,
-                app: grantry_core::model::AppId,
-                user: grantry_core::model::UserId,
-                scopes: grantry_core::GrantSet,
-                refresh_token: grantry_core::credential::Digest,
-                code: Option<i64>,
+                consent: grantry_core::store::Consent,
                 audit: grantry_core::audit::NewAudit,
             ) -> Result<(grantry_core::model::AccountAccess, i64), grantry_core::StoreError> {
                 use crate::common::*;
+                let grantry_core::store::Consent { org, app, user, scopes, refresh_token, code } = consent;
                 let mut tx = self.begin_write().await?;
                 // Extend a live access (taking its row lock), else create one.
                 let sql = format!(
