@@ -41,6 +41,8 @@ ALL_GRANTS = ["lists:read", "lists:write", "contacts:read", "contacts:write"]
 ADMIN_PASSWORD_RE = re.compile(r"One-time admin password \(shown once, keep it\): (\S+)")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
+EVENTS_PATH = "/campaignapi/resources/v3/events"
+
 STARTUP_TIMEOUT = 30.0  # seconds; the poll itself is fast
 HTTP_TIMEOUT = 10.0
 
@@ -81,6 +83,18 @@ def strip_ansi(text: str) -> str:
 
 
 @dataclass
+class ApiKey:
+    """An API user's secret key as `grantry key generate` hands it over."""
+
+    org: str
+    username: str
+    key_id: str
+    slot: int
+    secret: str
+    bearer: str  # base64("<key id>:<secret>"), sent as `Authorization: Bearer <bearer>`
+
+
+@dataclass
 class Integration:
     """What an org admin hands to an integrator: client id/secret and a refresh token."""
 
@@ -94,8 +108,11 @@ class Integration:
 class Grantry:
     """One running grantry server plus the CLI pointed at the same store."""
 
-    def __init__(self, backend: str, workdir: Path, database_url: str | None):
+    def __init__(self, backend: str, workdir: Path, database_url: str | None, env: dict[str, str] | None = None):
         self.backend = backend
+        # extra GRANTRY_* settings for this instance; the CLI gets them too, so that both read
+        # the same configuration (as they would from one shared config file)
+        self.env = dict(env or {})
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.database_url = database_url
@@ -128,7 +145,7 @@ class Grantry:
                     stderr=err,
                     stdin=subprocess.DEVNULL,
                     cwd=self.workdir,
-                    env=_child_env(),
+                    env=_child_env(self.env),
                 )
             self.base_url = f"http://127.0.0.1:{port}"
             if self._wait_healthy():
@@ -179,20 +196,21 @@ class Grantry:
 
     # ---- CLI -----------------------------------------------------------------------
 
-    def cli_run(self, *args: str) -> subprocess.CompletedProcess:
+    def cli_run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         proc = subprocess.run(
             [str(GRANTRY_BIN), *self.global_args(), "--json", *args],
             capture_output=True,
             text=True,
+            input=stdin,
             cwd=self.workdir,
-            env=_child_env(),
+            env=_child_env(self.env),
             timeout=120,
         )
         self.cli_stderr.append(proc.stderr)
         return proc
 
-    def cli(self, *args: str):
-        proc = self.cli_run(*args)
+    def cli(self, *args: str, stdin: str | None = None):
+        proc = self.cli_run(*args, stdin=stdin)
         assert proc.returncode == 0, (
             f"grantry {' '.join(args)} exited {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
         )
@@ -219,6 +237,21 @@ class Grantry:
 
     def delete_access(self, client_id: str, username: str, org: str = "default") -> dict:
         return self.cli("access", "delete", "--org", org, "--client-id", client_id, "--username", username)
+
+    def add_api_user(self, username: str, org: str = "default", grants: list[str] | None = None,
+                     email_addr: str | None = None) -> dict:
+        args = ["user", "add", "--org", org, "--username", username,
+                "--email", email_addr or f"{username}@example.com", "--kind", "api"]
+        for grant in grants or []:
+            args += ["--grant", grant]
+        return self.cli(*args)
+
+    def generate_key(self, username: str, org: str = "default") -> ApiKey:
+        out = self.cli("key", "generate", "--org", org, "--username", username)
+        return ApiKey(org, username, out["key_id"], out["slot"], out["secret"], out["bearer"])
+
+    def delete_key(self, username: str, slot: int, org: str = "default") -> dict:
+        return self.cli("key", "delete", "--org", org, "--username", username, "--slot", str(slot))
 
     def audit(self, org: str = "default") -> list[dict]:
         return self.cli("audit", "--org", org)
@@ -275,12 +308,23 @@ class Grantry:
         return self.http.post(self.url("/XMLAPI"), data=body.encode("utf-8"), headers=hdrs, timeout=HTTP_TIMEOUT)
 
     def rest(self, method: str, path: str, token: str | None, json_body=None, params=None,
-             headers: dict | None = None) -> requests.Response:
+             headers: dict | None = None, auth=None) -> requests.Response:
         hdrs = dict(headers or {})
         if token is not None:
             hdrs["Authorization"] = f"Bearer {token}"
         return self.http.request(method, self.url("/rest" + path), json=json_body, params=params, headers=hdrs,
-                                 timeout=HTTP_TIMEOUT)
+                                 auth=auth, timeout=HTTP_TIMEOUT)
+
+    def event(self, token: str | None, body=None, *, data: bytes | None = None, headers: dict | None = None,
+              auth=None, session: requests.Session | None = None) -> requests.Response:
+        """POST an event to the Event API: `body` as JSON, or raw `data` with the caller's headers."""
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        http = session or self.http
+        if data is not None:
+            return http.post(self.url(EVENTS_PATH), data=data, headers=hdrs, auth=auth, timeout=HTTP_TIMEOUT)
+        return http.post(self.url(EVENTS_PATH), json=body, headers=hdrs, auth=auth, timeout=HTTP_TIMEOUT)
 
 
 # ---- XML helpers shared by the tests --------------------------------------------------------
@@ -334,32 +378,68 @@ def grantry_bin() -> Path:
     return GRANTRY_BIN
 
 
+class _Launcher:
+    """Starts grantry servers for one test on one backend and cleans up after them."""
+
+    def __init__(self, request, backend: str, tmp_path: Path):
+        self.request = request
+        self.backend = backend
+        self.tmp_path = tmp_path
+        self.servers: list[tuple[Grantry, str | None]] = []
+
+    def __call__(self, env: dict[str, str] | None = None) -> Grantry:
+        database_url = None
+        dbname = None
+        if self.backend == "postgres":
+            dbname = f"grantry_bb_{uuid.uuid4().hex[:12]}"
+            _psql(PG_SERVER_URL, f'CREATE DATABASE "{dbname}"')
+            database_url = _with_database(PG_SERVER_URL, dbname)
+        workdir = self.tmp_path if not self.servers else self.tmp_path / f"server{len(self.servers)}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        server = Grantry(self.backend, workdir, database_url, env=env)
+        self.servers.append((server, dbname))
+        server.start()
+        return server
+
+    def close(self) -> None:
+        crashed_any = []
+        for server, dbname in self.servers:
+            crashed = server.proc is not None and not server.is_running()
+            server.stop()
+            server.http.close()
+            failed = any(getattr(getattr(self.request.node, f"rep_{w}", None), "failed", False)
+                         for w in ("setup", "call"))
+            if failed or crashed:
+                out, err = (server.server_output() if server.stdout_path.exists() else ("", ""))
+                print(f"--- grantry ({self.backend}) exit code {server.returncode}; logs in {server.workdir}")
+                print("--- stdout (tail)\n" + out[-3000:])
+                print("--- stderr (tail)\n" + strip_ansi(err)[-6000:])
+            if dbname:
+                _psql(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            if crashed:
+                crashed_any.append(server.returncode)
+        if crashed_any:
+            pytest.fail(f"grantry exited during the test with code {crashed_any[0]}")
+
+
 @pytest.fixture(params=BACKENDS)
 def grantry(request, grantry_bin, tmp_path):
     """A freshly started grantry (fresh data dir; on postgres also a fresh database)."""
-    backend = request.param
-    database_url = None
-    dbname = None
-    if backend == "postgres":
-        dbname = f"grantry_bb_{uuid.uuid4().hex[:12]}"
-        _psql(PG_SERVER_URL, f'CREATE DATABASE "{dbname}"')
-        database_url = _with_database(PG_SERVER_URL, dbname)
-
-    server = Grantry(backend, tmp_path, database_url)
+    launcher = _Launcher(request, request.param, tmp_path)
     try:
-        server.start()
-        yield server
+        yield launcher()
     finally:
-        crashed = server.proc is not None and not server.is_running()
-        server.stop()
-        server.http.close()
-        failed = any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
-        if failed or crashed:
-            out, err = (server.server_output() if server.stdout_path.exists() else ("", ""))
-            print(f"--- grantry ({backend}) exit code {server.returncode}; logs in {tmp_path}")
-            print("--- stdout (tail)\n" + out[-3000:])
-            print("--- stderr (tail)\n" + strip_ansi(err)[-6000:])
-        if dbname:
-            _psql(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        if crashed:
-            pytest.fail(f"grantry exited during the test with code {server.returncode}")
+        launcher.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def grantry_factory(request, grantry_bin, tmp_path):
+    """Starts a fresh grantry with extra GRANTRY_* settings, e.g.
+    `grantry_factory({"GRANTRY_API_KEYS__DELETE_GRACE": "2s"})`; the settings apply to the
+    server and to the CLI commands run through it. Each call starts another server on its own
+    data dir (and, on postgres, its own database)."""
+    launcher = _Launcher(request, request.param, tmp_path)
+    try:
+        yield launcher
+    finally:
+        launcher.close()

@@ -21,6 +21,9 @@ pub enum Kind {
     RefreshToken,
     AccessToken,
     ApiSecretKey,
+    AuthorizationCode,
+    /// A signed-in console or consent session.
+    Session,
 }
 
 impl Kind {
@@ -30,6 +33,8 @@ impl Kind {
             Kind::RefreshToken => "grt",
             Kind::AccessToken => "gat",
             Kind::ApiSecretKey => "gsk",
+            Kind::AuthorizationCode => "gac",
+            Kind::Session => "gss",
         }
     }
 
@@ -39,6 +44,8 @@ impl Kind {
             Kind::RefreshToken,
             Kind::AccessToken,
             Kind::ApiSecretKey,
+            Kind::AuthorizationCode,
+            Kind::Session,
         ]
         .into_iter()
         .find(|k| k.prefix() == p)

@@ -175,6 +175,18 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, org: OrgId, user: NewUser, audit: NewAudit) -> Result<User>;
     async fn user_by_username(&self, org: OrgId, username: &str) -> Result<Option<User>>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
+    /// The argon2id PHC string of a UI user's password.
+    async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
+    /// Starts a signed-in browser session for a UI user.
+    async fn create_session(
+        &self,
+        digest: Digest,
+        user: UserId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    /// The user of a live session (not expired, user not disabled).
+    async fn session_user(&self, digest: &Digest, now: Timestamp) -> Result<Option<User>>;
     /// The principal org admin of `org`.
     async fn principal_admin(&self, org: OrgId) -> Result<Option<User>>;
     async fn set_user_grants(&self, user: UserId, grants: GrantSet, audit: NewAudit) -> Result<()>;

@@ -68,11 +68,11 @@ impl OAuthError {
         }
     }
 
-    fn invalid_request(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, d)
     }
 
-    fn invalid_grant(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_grant(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidGrant, d)
     }
 
@@ -117,6 +117,12 @@ pub enum GrantRequest {
     RefreshToken {
         refresh_token: SecretString,
         scope: Option<String>,
+    },
+    /// RFC 6749 §4.1.3, with the PKCE verifier of RFC 7636 §4.5.
+    AuthorizationCode {
+        code: SecretString,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
     },
     /// The deprecated short-lived token path of seed 002: `client_id` is an API user's Key ID
     /// and `client_secret` one of its secret keys.
@@ -195,6 +201,14 @@ impl TokenRequest {
                     .into(),
                 scope: get("scope").map(str::to_string),
             },
+            Some("authorization_code") => GrantRequest::AuthorizationCode {
+                code: get("code")
+                    .ok_or_else(|| OAuthError::invalid_request("code is required"))?
+                    .to_string()
+                    .into(),
+                redirect_uri: get("redirect_uri").map(str::to_string),
+                code_verifier: get("code_verifier").map(str::to_string),
+            },
             Some("client_credentials") => GrantRequest::ClientCredentials {
                 scope: get("scope").map(str::to_string),
             },
@@ -202,7 +216,7 @@ impl TokenRequest {
                 return Err(with_challenge(OAuthError::new(
                     ErrorCode::UnsupportedGrantType,
                     format!(
-                    "grant_type {other} is not supported; use refresh_token or client_credentials"
+                    "grant_type {other} is not supported; use authorization_code, refresh_token or client_credentials"
                 ),
                 )))
             }
@@ -213,7 +227,7 @@ impl TokenRequest {
 
 /// Reads the client's credentials from the body or from HTTP Basic (RFC 6749 §2.3.1, where
 /// both parts are form-urlencoded before base64).
-fn client_auth(
+pub(crate) fn client_auth(
     id: Option<&str>,
     secret: Option<&str>,
     authorization: Option<&str>,
@@ -339,10 +353,30 @@ pub async fn exchange(
             let app = authenticate_client(store, now, &req.client).await?;
             refresh(store, now, settings, &app, &refresh_token, scope.as_deref()).await
         }
+        GrantRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            let app = authenticate_client(store, now, &req.client).await?;
+            let redeem = CodeRedemption {
+                code: &code,
+                redirect_uri: redirect_uri.as_deref(),
+                code_verifier: code_verifier.as_deref(),
+            };
+            crate::code_grant::redeem(store, now, settings, &app, redeem).await
+        }
         GrantRequest::ClientCredentials { scope } => {
             key_token(store, now, settings, &req.client, scope.as_deref()).await
         }
     }
+}
+
+/// The token request's part of the authorization-code grant.
+pub struct CodeRedemption<'a> {
+    pub code: &'a SecretString,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
 }
 
 /// Parses a requested scope and checks it against what is granted; `None` means all of it.
@@ -494,32 +528,61 @@ async fn refresh(
         .intersect(access.scopes)
         .intersect(rt.scopes);
     let scopes = narrow_scope(granted, scope)?;
+    let issue = Issue {
+        refresh_id: rt.id,
+        org: access.org_id,
+        grant_type: "refresh_token",
+        scopes,
+    };
+    issue_from_refresh(store, now, settings, app, presented, issue).await
+}
+
+/// What [`issue_from_refresh`] issues under.
+pub(crate) struct Issue {
+    pub refresh_id: i64,
+    pub org: crate::model::OrgId,
+    pub grant_type: &'static str,
+    pub scopes: GrantSet,
+}
+
+/// Issues (or, inside the re-issue window, returns again) the access token derived from a
+/// refresh token, and answers with both (DESIGN.md §2).
+pub(crate) async fn issue_from_refresh(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    app: &Application,
+    refresh_token: &str,
+    issue: Issue,
+) -> Result<TokenResponse, OAuthError> {
     let nonce = credential::nonce();
-    let fresh_value = credential::derive_access_token(&settings.pod_id, presented, &nonce);
+    let fresh_value = credential::derive_access_token(&settings.pod_id, refresh_token, &nonce);
     let fresh = NewAccessToken {
         digest: fresh_value.digest,
         nonce: nonce.to_vec(),
-        scopes,
+        scopes: issue.scopes,
         issued_at: now,
         expires_at: now.plus(settings.tokens.access_ttl),
     };
     let audit = NewAudit::new(
-        Some(access.org_id),
+        Some(issue.org),
         now,
         app.client_id.clone(),
         "access_token.issued",
         format!("application:{}", app.client_id),
     )
-    .with_detail(serde_json::json!({"grant_type": "refresh_token", "account_access": access.id, "scope": scopes.to_scope()}));
+    .with_detail(
+        serde_json::json!({"grant_type": issue.grant_type, "scope": issue.scopes.to_scope()}),
+    );
     let decide =
         |newest: Option<&crate::model::AccessTokenRecord>| reissue_rule(newest, now, settings);
     let outcome = store
-        .refresh_access_token(rt.id, &decide, fresh, audit)
+        .refresh_access_token(issue.refresh_id, &decide, fresh, audit)
         .await?;
     let (record, value) = match outcome {
         RefreshOutcome::Issued(r) => (r, fresh_value.value),
         RefreshOutcome::Reused(r) => {
-            let v = credential::derive_access_token(&settings.pod_id, presented, &r.nonce);
+            let v = credential::derive_access_token(&settings.pod_id, refresh_token, &r.nonce);
             (r, v.value)
         }
         RefreshOutcome::Rejected { retry_at } => {
@@ -540,7 +603,7 @@ async fn refresh(
     };
     Ok(TokenResponse {
         access_token: value,
-        refresh_token: Some(presented.to_string().into()),
+        refresh_token: Some(refresh_token.to_string().into()),
         expires_in: now.whole_seconds_until(record.expires_at),
         scope: record.scopes.to_scope(),
         deprecated: false,
@@ -561,7 +624,7 @@ async fn refused(
 
 /// What an account access grants: the application's scopes intersected with the user's
 /// grants. `invalid_grant` if the user is disabled or gone.
-async fn granted_scopes(
+pub(crate) async fn granted_scopes(
     store: &dyn Store,
     app: &Application,
     user_id: crate::model::UserId,

@@ -10,6 +10,7 @@ use axum::Json;
 use serde_json::json;
 
 use grantry_core::authn::BearerError;
+use grantry_core::authorize::{self, AuthorizeError};
 use grantry_core::events::EventError;
 use grantry_core::platform::DataError;
 use grantry_core::token::{ErrorCode, OAuthError, TokenResponse};
@@ -27,6 +28,9 @@ pub enum ApiError {
     Xml(Fault, Option<String>),
     /// REST API: `meta.generalErrors` / `meta.fieldErrors`.
     Rest(RestError),
+    /// Authorization endpoint: rendered to the user, or redirected to the client
+    /// (RFC 6749 §4.1.2.1).
+    Authorize(AuthorizeError),
     /// Event API: `{"code", "description"}`, with the RFC 6750 challenge when authentication
     /// failed.
     Event(EventError, Option<String>),
@@ -48,6 +52,18 @@ impl From<Fault> for ApiError {
     fn from(e: Fault) -> Self {
         ApiError::Xml(e, None)
     }
+}
+
+impl From<AuthorizeError> for ApiError {
+    fn from(e: AuthorizeError) -> Self {
+        ApiError::Authorize(e)
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    message: &'a str,
 }
 
 impl From<RestError> for ApiError {
@@ -235,6 +251,34 @@ impl IntoResponse for ApiError {
                 }
                 resp
             }
+            ApiError::Authorize(AuthorizeError::Render { description }) => {
+                use askama::Template;
+                let html = ErrorPage {
+                    message: &description,
+                }
+                .render();
+                crate::authorize::page(StatusCode::BAD_REQUEST, html)
+            }
+            ApiError::Authorize(AuthorizeError::Redirect {
+                redirect_uri,
+                error,
+                description,
+                state,
+            }) => crate::authorize::see_other(&authorize::error_redirect(
+                &redirect_uri,
+                error,
+                &description,
+                state.as_deref(),
+            )),
+            ApiError::Authorize(AuthorizeError::Server(cause)) => {
+                use askama::Template;
+                tracing::error!(%cause, "authorization request failed");
+                let html = ErrorPage {
+                    message: "The server could not complete the request; try again.",
+                }
+                .render();
+                crate::authorize::page(StatusCode::INTERNAL_SERVER_ERROR, html)
+            }
             ApiError::Event(e, challenge) => {
                 let status = status(e.status);
                 log_cause(status, &e.cause);
@@ -291,6 +335,13 @@ pub fn token_response(t: &TokenResponse, public_url: &str) -> Response {
 /// When the `client_credentials` path for API keys was deprecated (2024-01-01), as an RFC 9745
 /// structured date.
 pub const DEPRECATED_SINCE: &str = "@1704067200";
+
+/// A JSON answer that must not be cached (token endpoint family).
+pub fn no_store_json(v: serde_json::Value) -> Response {
+    let mut resp = Json(v).into_response();
+    no_store(&mut resp);
+    resp
+}
 
 /// An XML API answer.
 pub fn xml_response(body: String) -> Response {

@@ -11,6 +11,7 @@ use tracing::Level;
 
 use grantry_core::{Clock, Settings, Store};
 
+mod authorize;
 mod docs;
 pub mod error;
 mod events;
@@ -45,6 +46,11 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/oauth/token", post(oauth::token))
+        .route("/oauth/authorize", get(authorize::start).post(authorize::decide))
+        .route("/oauth/authorize/login", post(authorize::login))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/XMLAPI", post(xmlapi::call))
         .route(
             "/campaignapi/resources/v3/events",

@@ -5,9 +5,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use axum::response::IntoResponse;
+use grantry_core::introspect;
 use grantry_core::token::{self, ErrorCode, OAuthError, TokenRequest};
 
-use crate::error::{token_response, ApiError};
+use crate::error::{no_store_json, token_response, ApiError};
 use crate::extract::{authorization, content_type, form_pairs};
 use crate::AppState;
 
@@ -28,4 +30,56 @@ pub async fn token(
     let req = TokenRequest::parse(&form_pairs(&body), auth)?;
     let resp = token::exchange(&*state.store, &*state.clock, &state.settings, req).await?;
     Ok(token_response(&resp, &state.settings.public_url))
+}
+
+/// `POST /oauth/introspect` (RFC 7662).
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let q = token_query(&state, &headers, &body, false).await?;
+    let v = introspect::introspect(&*state.store, state.clock.now(), &state.settings, &q).await?;
+    Ok(no_store_json(v))
+}
+
+/// `POST /oauth/revoke` (RFC 7009): 200 for any token, known or not.
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let q = token_query(&state, &headers, &body, true).await?;
+    introspect::revoke(&*state.store, state.clock.now(), &q).await?;
+    Ok(no_store_json(serde_json::json!({})))
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    axum::Json(introspect::metadata(&state.settings)).into_response()
+}
+
+async fn token_query(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    allow_public: bool,
+) -> Result<introspect::TokenQuery, ApiError> {
+    if content_type(headers).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "send the request as Content-Type: application/x-www-form-urlencoded",
+        )
+        .into());
+    }
+    let auth = authorization(headers)
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidRequest, e.description))?;
+    Ok(introspect::authenticate(
+        &*state.store,
+        state.clock.now(),
+        &form_pairs(body),
+        auth,
+        allow_public,
+    )
+    .await?)
 }

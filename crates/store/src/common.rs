@@ -408,6 +408,58 @@ macro_rules! impl_store {
                     .transpose()
             }
 
+            async fn password_hash(&self, user: grantry_core::model::UserId) -> Result<Option<String>, grantry_core::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+                    .bind(user)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?;
+                match row {
+                    Some(r) => r.try_get("password_hash").map_err(crate::common::backend_err),
+                    None => Ok(None),
+                }
+            }
+
+            async fn create_session(
+                &self,
+                digest: grantry_core::credential::Digest,
+                user: grantry_core::model::UserId,
+                now: grantry_core::Timestamp,
+                expires_at: grantry_core::Timestamp,
+            ) -> Result<(), grantry_core::StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(digest.as_bytes())
+                    .bind(user)
+                    .bind(now.0)
+                    .bind(expires_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(crate::common::backend_err)?;
+                tx.commit().await.map_err(crate::common::backend_err)
+            }
+
+            async fn session_user(
+                &self,
+                digest: &grantry_core::credential::Digest,
+                now: grantry_core::Timestamp,
+            ) -> Result<Option<grantry_core::model::User>, grantry_core::StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.digest = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
+                    crate::common::USER_COLS
+                );
+                sqlx::query(&sql)
+                    .bind(digest.as_bytes())
+                    .bind(now.0)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::user(&r))
+                    .transpose()
+            }
+
             async fn principal_admin(&self, org: grantry_core::model::OrgId) -> Result<Option<grantry_core::model::User>, grantry_core::StoreError> {
                 let sql = format!("SELECT {} FROM users u WHERE u.org_id = $1 AND u.principal", crate::common::USER_COLS);
                 sqlx::query(&sql)

@@ -15,3 +15,12 @@ CREATE TABLE auth_codes (
     used_at             INTEGER,
     refresh_id          INTEGER REFERENCES refresh_tokens(id) ON DELETE SET NULL
 );
+
+-- Signed-in browser sessions (login page of the web-server flow).
+CREATE TABLE sessions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    digest      BLOB NOT NULL UNIQUE,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
