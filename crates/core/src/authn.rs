@@ -136,7 +136,7 @@ impl Principal {
     }
 }
 
-const BASIC_HELP: &str = "HTTP Basic takes an API user's username and one of its secret keys; \
+const BASIC_HELP: &str = "the username or secret key is wrong: HTTP Basic takes an API user's username and one of its secret keys; \
     a UI user's password never opens an API: use an access token from an application \
     (POST /oauth/token) or an API user's secret key";
 

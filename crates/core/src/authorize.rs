@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn pkce_s256_example_of_rfc7636_appendix_b() {
         assert!(pkce_matches(
-            "dBjftJeZ4CVP-1B0d2xuIW1-6kBhwQ9QcK3YQD7c4bzE",
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         ));
         assert!(!pkce_matches(

@@ -189,6 +189,59 @@ impl TestApp {
             .as_u16()
     }
 
+    /// A UI user with a known password.
+    pub async fn ui_user_with_password(
+        &self,
+        org: &str,
+        username: &str,
+        grants: GrantSet,
+        password: &str,
+    ) {
+        admin::add_user(
+            &self.cx(),
+            org,
+            UserInput {
+                username: username.into(),
+                email: format!("{username}@{org}.example.com"),
+                kind: UserKind::Ui,
+                role: Role::User,
+                grants,
+                password: Some(password.to_string().into()),
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    /// An application with redirect URIs; `public` ones have no secret.
+    pub async fn client(
+        &self,
+        org: &str,
+        name: &str,
+        redirect: &str,
+        public: bool,
+    ) -> (String, Option<String>) {
+        let input = AppInput {
+            name: name.into(),
+            description: format!("{name} reads your lists"),
+            redirect_uris: vec![redirect.to_string()],
+            scopes: None,
+            public,
+        };
+        let (app, secret) = admin::add_application(&self.cx(), org, input)
+            .await
+            .unwrap();
+        (app.client_id, secret.map(|s| s.expose_secret().to_string()))
+    }
+
+    /// A client that does not follow redirects, as a browser's address bar would show them.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
     /// `POST /oauth/token` with form fields.
     pub async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
         self.http

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod authorize;
 mod events;
 mod keys;
 mod protected;

@@ -1,0 +1,822 @@
+//! The web-server flow (seed 003, DESIGN.md §5): tests named after the MUSTs of RFC 6749 §4.1,
+//! RFC 7636 §4.6 and RFC 9700 §2.1/§4.1/§4.5 they check.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use grantry_core::GrantSet;
+
+use crate::both;
+use crate::harness::TestApp;
+
+pub const CB: &str = "https://partner.example/cb";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+fn std_query(client_id: &str) -> String {
+    query(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", CB),
+        ("scope", "lists:read contacts:read"),
+        ("state", "af0ifjsldkj"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ])
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+fn param(url: &str, name: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{name} in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    // Undo HTML escaping as a browser would.
+    html[start..end]
+        .replace("&#38;", "&")
+        .replace("&#39;", "'")
+        .replace("&#34;", "\"")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Org `acme` with UI user `alice` (all grants) and a confidential client.
+async fn setup(app: &TestApp) -> (String, String) {
+    app.org("acme").await;
+    app.ui_user_with_password("acme", "alice", GrantSet::all(), PASSWORD)
+        .await;
+    let (id, secret) = app.client("acme", "Partner", CB, false).await;
+    (id, secret.unwrap())
+}
+
+/// Signs in as `username` and answers the consent page; the final redirect's Location.
+pub async fn consent(app: &TestApp, q: &str, username: &str, decision: &str) -> String {
+    let b = app.browser();
+    let r = b
+        .get(app.url(&format!("/oauth/authorize?{q}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let login = r.text().await.unwrap();
+    assert!(login.contains("name=\"username\"") && login.contains("name=\"password\""));
+    let r = b
+        .post(app.url("/oauth/authorize/login"))
+        .form(&[
+            ("username", username),
+            ("password", PASSWORD),
+            ("query", &hidden(&login, "query")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = b
+        .get(app.url(&location(&r)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Partner") && page.contains("see your databases and lists"),
+        "{page}"
+    );
+    let r = b
+        .post(app.url("/oauth/authorize"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("query", hidden(&page, "query")),
+            ("csrf", hidden(&page, "csrf")),
+            ("decision", decision.into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    location(&r)
+}
+
+async fn redeem(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = app.token(form).await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+both!(
+    rfc6749_4_1_code_flow_with_pkce_issues_tokens_and_creates_account_access,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let loc = consent(&app, &std_query(&id), "alice", "allow").await;
+        assert!(loc.starts_with(&format!("{CB}?code=gac_test-1_")), "{loc}");
+        assert_eq!(param(&loc, "state").as_deref(), Some("af0ifjsldkj"));
+        let code = param(&loc, "code").unwrap();
+        let (s, v) = redeem(
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CB),
+                ("code_verifier", VERIFIER),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["token_type"], "bearer");
+        assert_eq!(v["expires_in"], 14399);
+        assert_eq!(v["scope"], "lists:read contacts:read");
+        let rt = v["refresh_token"].as_str().unwrap().to_string();
+        let at = v["access_token"].as_str().unwrap().to_string();
+        let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+        assert_eq!(s, 200);
+        let (s, _) = app
+            .rest(
+                Method::POST,
+                "/rest/databases",
+                &at,
+                Some(serde_json::json!({"name": "x"})),
+            )
+            .await;
+        assert_eq!(s, 403, "only the consented scope");
+
+        // Consent created the account access the admin can see and delete.
+        let alice = app
+            .store
+            .user_by_username(1, "alice")
+            .await
+            .unwrap()
+            .unwrap();
+        let partner = app
+            .store
+            .application_by_client_id(&id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(app
+            .store
+            .account_access(partner.id, alice.id)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(app.audit_count("acme", "account_access.granted").await, 1);
+        let (s, v) = redeem(
+            &app,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (s, v["access_token"].as_str()),
+            (200, Some(at.as_str())),
+            "same token inside the window"
+        );
+        grantry_core::admin::delete_account_access(&app.cx(), "acme", &id, "alice")
+            .await
+            .unwrap();
+        let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+        assert_eq!(s, 401);
+    }
+);
+
+both!(
+    rfc6749_4_1_2_1_errors_before_the_redirect_uri_is_trusted_are_rendered,
+    |app: TestApp| async move {
+        let (id, _) = setup(&app).await;
+        let cases = [
+            query(&[
+                ("response_type", "code"),
+                ("client_id", "nope"),
+                ("redirect_uri", CB),
+            ]),
+            query(&[("response_type", "code"), ("redirect_uri", CB)]),
+            query(&[
+                ("response_type", "code"),
+                ("client_id", &id),
+                ("redirect_uri", "https://evil.example/cb"),
+            ]),
+            query(&[
+                ("response_type", "code"),
+                ("client_id", &id),
+                ("redirect_uri", &format!("{CB}/more")),
+            ]),
+            query(&[
+                ("response_type", "code"),
+                ("client_id", &id),
+                ("redirect_uri", CB),
+                ("callback_uri", "https://evil.example/"),
+            ]),
+            query(&[
+                ("response_type", "code"),
+                ("client_id", &id),
+                ("client_id", &id),
+                ("redirect_uri", CB),
+            ]),
+        ];
+        for q in cases {
+            let r = app
+                .browser()
+                .get(app.url(&format!("/oauth/authorize?{q}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "{q}");
+            assert!(r.headers().get("location").is_none(), "{q}");
+            assert!(r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"));
+            assert!(r.text().await.unwrap().contains("cannot continue"));
+        }
+    }
+);
+
+both!(
+    rfc9700_4_1_3_redirect_uri_matches_exactly_and_callback_uri_is_a_synonym,
+    |app: TestApp| async move {
+        let (id, _) = setup(&app).await;
+        let q = query(&[
+            ("response_type", "code"),
+            ("client_id", &id),
+            ("callback_uri", CB),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ]);
+        let loc = consent(&app, &q, "alice", "allow").await;
+        assert!(loc.starts_with(&format!("{CB}?code=")));
+    }
+);
+
+both!(
+    rfc6749_4_1_2_1_errors_after_trust_redirect_with_state,
+    |app: TestApp| async move {
+        let (id, _) = setup(&app).await;
+        let base = [
+            ("client_id", id.as_str()),
+            ("redirect_uri", CB),
+            ("state", "s1"),
+        ];
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (
+                vec![("response_type", "token")],
+                "unsupported_response_type",
+            ),
+            (vec![], "invalid_request"),
+            (
+                vec![("response_type", "code"), ("scope", "bogus")],
+                "invalid_scope",
+            ),
+            // RFC 7636 §4.2 / RFC 9700 §2.1.1: plain is refused.
+            (
+                vec![
+                    ("response_type", "code"),
+                    ("code_challenge", CHALLENGE),
+                    ("code_challenge_method", "plain"),
+                ],
+                "invalid_request",
+            ),
+            (
+                vec![("response_type", "code"), ("code_challenge", CHALLENGE)],
+                "invalid_request",
+            ),
+            (
+                vec![("response_type", "code"), ("state", "s2")],
+                "invalid_request",
+            ),
+        ];
+        for (extra, error) in cases {
+            let mut all: Vec<(&str, &str)> = base.to_vec();
+            all.extend(extra);
+            let r = app
+                .browser()
+                .get(app.url(&format!("/oauth/authorize?{}", query(&all))))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303);
+            let loc = location(&r);
+            assert!(loc.starts_with(CB), "{loc}");
+            assert_eq!(param(&loc, "error").as_deref(), Some(error), "{loc}");
+            assert_eq!(param(&loc, "state").as_deref(), Some("s1"));
+        }
+    }
+);
+
+both!(
+    rfc6749_4_1_2_1_denial_redirects_access_denied,
+    |app: TestApp| async move {
+        let (id, _) = setup(&app).await;
+        let loc = consent(&app, &std_query(&id), "alice", "deny").await;
+        assert_eq!(param(&loc, "error").as_deref(), Some("access_denied"));
+        assert_eq!(param(&loc, "state").as_deref(), Some("af0ifjsldkj"));
+        assert!(param(&loc, "code").is_none());
+    }
+);
+
+both!(
+    rfc9700_2_1_1_public_clients_must_use_pkce,
+    |app: TestApp| async move {
+        app.org("acme").await;
+        app.ui_user_with_password("acme", "alice", GrantSet::all(), PASSWORD)
+            .await;
+        let (id, secret) = app.client("acme", "Partner", CB, true).await;
+        assert!(secret.is_none());
+        let q = query(&[
+            ("response_type", "code"),
+            ("client_id", &id),
+            ("redirect_uri", CB),
+            ("state", "s"),
+        ]);
+        let r = app
+            .browser()
+            .get(app.url(&format!("/oauth/authorize?{q}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            param(&location(&r), "error").as_deref(),
+            Some("invalid_request")
+        );
+
+        let loc = consent(&app, &std_query(&id), "alice", "allow").await;
+        let code = param(&loc, "code").unwrap();
+        // RFC 7636 §4.6: a wrong verifier fails (and spends the code).
+        let (s, v) = redeem(
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CB),
+                ("code_verifier", &VERIFIER.replace('d', "e")),
+                ("client_id", &id),
+            ],
+        )
+        .await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+        let loc = consent(&app, &std_query(&id), "alice", "allow").await;
+        let code = param(&loc, "code").unwrap();
+        let (s, v) = redeem(
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CB),
+                ("client_id", &id),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "verifier missing"
+        );
+        let loc = consent(&app, &std_query(&id), "alice", "allow").await;
+        let code = param(&loc, "code").unwrap();
+        let (s, v) = redeem(
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CB),
+                ("code_verifier", VERIFIER),
+                ("client_id", &id),
+            ],
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+    }
+);
+
+both!(
+    rfc9700_4_5_a_reused_code_is_refused_and_revokes_its_tokens,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let loc = consent(&app, &std_query(&id), "alice", "allow").await;
+        let code = param(&loc, "code").unwrap();
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CB),
+            ("code_verifier", VERIFIER),
+            ("client_id", id.as_str()),
+            ("client_secret", secret.as_str()),
+        ];
+        let (s, v) = redeem(&app, &form).await;
+        assert_eq!(s, 200);
+        let at = v["access_token"].as_str().unwrap().to_string();
+        let rt = v["refresh_token"].as_str().unwrap().to_string();
+        let (s, v) = redeem(&app, &form).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+        let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+        assert_eq!(s, 401);
+        let (s, v) = redeem(
+            &app,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+    }
+);
+
+both!(
+    rfc6749_4_1_3_the_code_is_bound_to_client_redirect_uri_and_lifetime,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let (other, other_secret) = app.client("acme", "Other", CB, false).await;
+        let other_secret = other_secret.unwrap();
+        let cases: Vec<(Vec<(&str, &str)>, Option<Duration>)> = vec![
+            (
+                vec![
+                    ("redirect_uri", CB),
+                    ("client_id", &other),
+                    ("client_secret", &other_secret),
+                ],
+                None,
+            ),
+            (
+                vec![
+                    ("redirect_uri", "https://partner.example/other"),
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                ],
+                None,
+            ),
+            (vec![("client_id", &id), ("client_secret", &secret)], None),
+            (
+                vec![
+                    ("redirect_uri", CB),
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                ],
+                Some(Duration::from_secs(61)),
+            ),
+        ];
+        for (extra, wait) in cases {
+            let loc = consent(&app, &std_query(&id), "alice", "allow").await;
+            let code = param(&loc, "code").unwrap();
+            if let Some(w) = wait {
+                app.advance(w);
+            }
+            let mut form = vec![
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("code_verifier", VERIFIER),
+            ];
+            form.extend(extra);
+            let (s, v) = redeem(&app, &form).await;
+            assert_eq!(
+                (s, v["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "{v}"
+            );
+        }
+    }
+);
+
+both!(
+    the_same_code_redeemed_by_16_parallel_requests_succeeds_once,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let loc = consent(&app, &std_query(&id), "alice", "allow").await;
+        let code = param(&loc, "code").unwrap();
+        let app = Arc::new(app);
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (app, code, id, secret) =
+                    (app.clone(), code.clone(), id.clone(), secret.clone());
+                tokio::spawn(async move {
+                    redeem(
+                        &app,
+                        &[
+                            ("grant_type", "authorization_code"),
+                            ("code", &code),
+                            ("redirect_uri", CB),
+                            ("code_verifier", VERIFIER),
+                            ("client_id", &id),
+                            ("client_secret", &secret),
+                        ],
+                    )
+                    .await
+                    .0
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.unwrap() == 200 {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 1);
+    }
+);
+
+both!(
+    login_refuses_wrong_passwords_and_api_users_and_checks_csrf,
+    |app: TestApp| async move {
+        let (id, _) = setup(&app).await;
+        app.api_user("acme", "bot", "lists:read").await;
+        let b = app.browser();
+        let q = std_query(&id);
+        for (user, pw) in [
+            ("alice", "wrong password!"),
+            ("bot", PASSWORD),
+            ("nobody", PASSWORD),
+        ] {
+            let r = b
+                .post(app.url("/oauth/authorize/login"))
+                .form(&[("username", user), ("password", pw), ("query", &q)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 401, "{user}");
+            assert!(r.headers().get("set-cookie").is_none());
+            assert!(r
+                .text()
+                .await
+                .unwrap()
+                .contains("Wrong username or password"));
+        }
+        assert!(app.audit_count("acme", "authentication.failed").await >= 1);
+        // A consent POST without the session's CSRF token changes nothing.
+        let r = b
+            .post(app.url("/oauth/authorize/login"))
+            .form(&[("username", "alice"), ("password", PASSWORD), ("query", &q)])
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly"));
+        let r = b
+            .post(app.url("/oauth/authorize"))
+            .header("cookie", &cookie)
+            .form(&[
+                ("query", q.as_str()),
+                ("csrf", "forged"),
+                ("decision", "allow"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().get("location").is_none());
+    }
+);
+
+both!(
+    rfc7662_and_rfc7009_introspection_and_revocation_stay_inside_the_org,
+    |app: TestApp| async move {
+        let i = app.integration("acme").await;
+        let at = app.access_token(&i).await;
+        let k = app.api_user("acme", "bot", "events:write").await;
+        let r = app
+            .token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &k.key_id),
+                ("client_secret", &k.secret),
+            ])
+            .await;
+        let key_token = r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let other = app.integration("beta").await;
+
+        let introspect = |client: (String, String), token: String| {
+            let app = &app;
+            async move {
+                let r = app
+                    .http
+                    .post(app.url("/oauth/introspect"))
+                    .basic_auth(&client.0, Some(&client.1))
+                    .form(&[("token", token.as_str())])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                assert_eq!(r.headers()["cache-control"], "no-store");
+                r.json::<Value>().await.unwrap()
+            }
+        };
+        let me = (i.client_id.clone(), i.client_secret.clone());
+        let v = introspect(me.clone(), at.clone()).await;
+        assert_eq!(v["active"], true);
+        assert_eq!(v["client_id"], i.client_id.as_str());
+        assert_eq!(v["username"], "admin");
+        assert_eq!(v["token_type"], "Bearer");
+        assert_eq!(
+            v["exp"].as_i64().unwrap(),
+            crate::harness::START.0 / 1000 + 14400
+        );
+        let v = introspect(me.clone(), i.refresh_token.clone()).await;
+        assert_eq!(
+            (v["active"].as_bool(), v["token_type"].as_str()),
+            (Some(true), Some("refresh_token"))
+        );
+        let v = introspect(me.clone(), key_token.clone()).await;
+        assert_eq!(
+            (v["active"].as_bool(), v["client_id"].as_str()),
+            (Some(true), Some(k.key_id.as_str()))
+        );
+        assert_eq!(v["scope"], "events:write");
+        // Another org's client sees nothing.
+        let them = (other.client_id.clone(), other.client_secret.clone());
+        assert_eq!(
+            introspect(them.clone(), at.clone()).await,
+            serde_json::json!({"active": false})
+        );
+        assert_eq!(
+            introspect(me.clone(), "garbage".into()).await,
+            serde_json::json!({"active": false})
+        );
+
+        // Revocation: another org's client cannot revoke; unknown tokens are 200; ours works.
+        let revoke = |client: (String, String), token: String| {
+            let app = &app;
+            async move {
+                app.http
+                    .post(app.url("/oauth/revoke"))
+                    .basic_auth(&client.0, Some(&client.1))
+                    .form(&[("token", token.as_str())])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(revoke(them, at.clone()).await, 200);
+        assert_eq!(introspect(me.clone(), at.clone()).await["active"], true);
+        assert_eq!(revoke(me.clone(), "unknown-token".into()).await, 200);
+        assert_eq!(revoke(me.clone(), at.clone()).await, 200);
+        assert_eq!(introspect(me.clone(), at.clone()).await["active"], false);
+        let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+        assert_eq!(s, 401);
+        assert_eq!(revoke(me.clone(), key_token.clone()).await, 200);
+        assert_eq!(app.get_lists(&format!("Bearer {key_token}")).await, 401);
+        // Revoking the refresh token ends it and its access tokens.
+        app.advance(Duration::from_secs(3 * 3600));
+        let at2 = app.access_token(&i).await;
+        assert_eq!(revoke(me.clone(), i.refresh_token.clone()).await, 200);
+        assert_eq!(app.refresh(&i).await.status(), 400);
+        let (s, _) = app.rest(Method::GET, "/rest/databases", &at2, None).await;
+        assert_eq!(s, 401);
+
+        // Client authentication is required.
+        let r = app
+            .http
+            .post(app.url("/oauth/introspect"))
+            .form(&[("token", at.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+);
+
+both!(
+    rfc8414_metadata_lists_what_is_supported,
+    |app: TestApp| async move {
+        let v: Value = app
+            .http
+            .get(app.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let issuer = v["issuer"].as_str().unwrap();
+        assert_eq!(v["token_endpoint"], format!("{issuer}/oauth/token"));
+        assert_eq!(
+            v["authorization_endpoint"],
+            format!("{issuer}/oauth/authorize")
+        );
+        assert_eq!(
+            v["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(v["response_types_supported"], serde_json::json!(["code"]));
+        assert!(v["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("authorization_code")));
+    }
+);
+
+both!(
+    the_rust_oauth2_crate_completes_the_code_flow,
+    |app: TestApp| async move {
+        use oauth2::basic::BasicClient;
+        use oauth2::{
+            AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+            RedirectUrl, RefreshToken, Scope, TokenResponse, TokenUrl,
+        };
+        let (id, secret) = setup(&app).await;
+        let client = BasicClient::new(ClientId::new(id.clone()))
+            .set_client_secret(ClientSecret::new(secret))
+            .set_auth_uri(AuthUrl::new(app.url("/oauth/authorize")).unwrap())
+            .set_token_uri(TokenUrl::new(app.url("/oauth/token")).unwrap())
+            .set_redirect_uri(RedirectUrl::new(CB.into()).unwrap());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, csrf) = client
+            .authorize_url(CsrfToken::new_random)
+            .add_scope(Scope::new("lists:read".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let q = url.query().unwrap().to_string();
+        let loc = consent(&app, &q, "alice", "allow").await;
+        assert_eq!(
+            param(&loc, "state").as_deref(),
+            Some(csrf.secret().as_str())
+        );
+        let http = oauth2::reqwest::Client::builder()
+            .redirect(oauth2::reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(param(&loc, "code").unwrap()))
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await
+            .unwrap();
+        assert_eq!(tokens.expires_in(), Some(Duration::from_secs(14399)));
+        let (s, _) = app
+            .rest(
+                Method::GET,
+                "/rest/databases",
+                tokens.access_token().secret(),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200);
+        let again = client
+            .exchange_refresh_token(&RefreshToken::new(
+                tokens.refresh_token().unwrap().secret().clone(),
+            ))
+            .request_async(&http)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.access_token().secret(),
+            tokens.access_token().secret()
+        );
+    }
+);
