@@ -310,13 +310,34 @@ impl IntoResponse for ApiError {
 }
 
 /// A successful token response (RFC 6749 §5.1): JSON, never cached.
-pub fn token_response(t: &TokenResponse, public_url: &str) -> Response {
-    let body: serde_json::Map<String, serde_json::Value> = t
-        .fields()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    let mut resp = Json(serde_json::Value::Object(body)).into_response();
+///
+/// A client that asks `Accept: application/x-www-form-urlencoded` (and not JSON) gets the
+/// fields form-encoded, as the original platform's older clients expect.
+pub fn token_response(t: &TokenResponse, public_url: &str, form: bool) -> Response {
+    let mut resp = if form {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in t.fields() {
+            match v {
+                serde_json::Value::String(s) => ser.append_pair(k, &s),
+                other => ser.append_pair(k, &other.to_string()),
+            };
+        }
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )],
+            ser.finish(),
+        )
+            .into_response()
+    } else {
+        let body: serde_json::Map<String, serde_json::Value> = t
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        Json(serde_json::Value::Object(body)).into_response()
+    };
     no_store(&mut resp);
     if t.deprecated {
         // RFC 9745: the deprecated short-lived token path of API keys (seed 002).

@@ -29,7 +29,21 @@ pub async fn token(
         .map_err(|e| OAuthError::new(ErrorCode::InvalidRequest, e.description))?;
     let req = TokenRequest::parse(&form_pairs(&body), auth)?;
     let resp = token::exchange(&*state.store, &*state.clock, &state.settings, req).await?;
-    Ok(token_response(&resp, &state.settings.public_url))
+    Ok(token_response(
+        &resp,
+        &state.settings.public_url,
+        wants_form(&headers),
+    ))
+}
+
+/// Whether the client prefers a form-encoded token response over JSON.
+fn wants_form(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    accept.contains("application/x-www-form-urlencoded") && !accept.contains("application/json")
 }
 
 /// `POST /oauth/introspect` (RFC 7662).

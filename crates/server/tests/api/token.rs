@@ -446,3 +446,38 @@ both!(
         assert_eq!(v["scope"], "lists:read");
     }
 );
+
+both!(
+    a_client_asking_for_a_form_gets_a_form_encoded_token_response,
+    |app: TestApp| async move {
+        let i = app.integration("acme").await;
+        let r = app
+            .http
+            .post(app.url("/oauth/token"))
+            .header("accept", "application/x-www-form-urlencoded")
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", &i.client_id),
+                ("client_secret", &i.client_secret),
+                ("refresh_token", &i.refresh_token),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/x-www-form-urlencoded"
+        );
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let body = r.text().await.unwrap();
+        let fields: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(body.as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(fields["token_type"], "bearer");
+        assert_eq!(fields["expires_in"], "14399");
+        assert_eq!(fields["refresh_token"], i.refresh_token);
+        assert!(fields["access_token"].starts_with("gat_"));
+    }
+);
