@@ -418,6 +418,38 @@ pub async fn add_application(
     Ok((app, secret.map(|s| s.value)))
 }
 
+/// Gives an application a new client secret (shown once); the old ones keep working for
+/// `overlap`, so the client can be redeployed without downtime.
+pub async fn rotate_client_secret(
+    cx: &Ctx<'_>,
+    org: &str,
+    client_id: &str,
+    overlap: std::time::Duration,
+) -> Result<(SecretString, Timestamp)> {
+    let org = cx.org(org).await?;
+    let app = cx.app(&org, client_id).await?;
+    if app.public {
+        return Err(AdminError::Invalid(format!(
+            "application {client_id} is a public client and has no secret"
+        )));
+    }
+    let now = cx.clock.now();
+    let old_expires_at = now.plus(overlap);
+    let secret = credential::mint(Kind::ClientSecret, &cx.settings.pod_id);
+    let audit = cx
+        .audit(
+            Some(org.id),
+            now,
+            "application.secret_rotated",
+            format!("application:{client_id}"),
+        )
+        .with_detail(serde_json::json!({"old_secrets_expire_at": old_expires_at.to_rfc3339()}));
+    cx.store
+        .rotate_client_secret(app.id, secret.digest, now, old_expires_at, audit)
+        .await?;
+    Ok((secret.value, old_expires_at))
+}
+
 /// A new account access, with its refresh token (shown once) and how the e-mail went.
 pub struct AddedAccess {
     pub access: AccountAccess,

@@ -202,6 +202,16 @@ pub trait Store: Send + Sync + 'static {
         audit: NewAudit,
     ) -> Result<Application>;
     async fn application_by_client_id(&self, client_id: &str) -> Result<Option<Application>>;
+    /// Adds a new client secret and makes every older one expire at `old_expires_at` (or
+    /// earlier, if it already expired sooner).
+    async fn rotate_client_secret(
+        &self,
+        app: AppId,
+        secret: Digest,
+        now: Timestamp,
+        old_expires_at: Timestamp,
+        audit: NewAudit,
+    ) -> Result<()>;
     /// The digests of the client secrets valid at `now`.
     async fn client_secrets(&self, app: AppId, now: Timestamp) -> Result<Vec<Digest>>;
 

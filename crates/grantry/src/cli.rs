@@ -173,6 +173,16 @@ pub enum AppCmd {
         #[arg(long)]
         public: bool,
     },
+    /// Give an application a new client secret; the old one keeps working for --overlap.
+    RotateSecret {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        client_id: String,
+        /// How long the old secret keeps working (e.g. 1h, 30m, 0s).
+        #[arg(long, default_value = "24h")]
+        overlap: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -289,6 +289,24 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             }
             emit(json, v, human);
         }
+        Command::App(AppCmd::RotateSecret {
+            org,
+            client_id,
+            overlap,
+        }) => {
+            let overlap = parse_duration(&overlap)?;
+            let (secret, until) = admin::rotate_client_secret(cx, &org, &client_id, overlap)
+                .await
+                .map_err(e)?;
+            let (secret, until) = (secret.expose_secret(), until.to_rfc3339());
+            emit(
+                json,
+                json!({"client_id": client_id, "client_secret": secret, "old_secret_expires_at": until}),
+                format!(
+                    "New client secret for {client_id} (shown once): {secret}\nThe previous secret keeps working until {until}."
+                ),
+            );
+        }
         Command::Access(AccessCmd::Add {
             org,
             client_id,

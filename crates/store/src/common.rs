@@ -553,6 +553,35 @@ macro_rules! impl_store {
                     .transpose()
             }
 
+            async fn rotate_client_secret(
+                &self,
+                app: grantry_core::model::AppId,
+                secret: grantry_core::credential::Digest,
+                now: grantry_core::Timestamp,
+                old_expires_at: grantry_core::Timestamp,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE client_secrets SET expires_at = $2 WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                )
+                .bind(app)
+                .bind(old_expires_at.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                sqlx::query("INSERT INTO client_secrets (app_id, digest, created_at) VALUES ($1, $2, $3)")
+                    .bind(app)
+                    .bind(secret.as_bytes())
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)
+            }
+
             async fn client_secrets(
                 &self,
                 app: grantry_core::model::AppId,

@@ -6,6 +6,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use grantry_core::settings::ReissuePolicy;
+use grantry_core::Clock;
 
 use crate::both;
 use crate::harness::TestApp;
@@ -479,5 +480,46 @@ both!(
         assert_eq!(fields["expires_in"], "14399");
         assert_eq!(fields["refresh_token"], i.refresh_token);
         assert!(fields["access_token"].starts_with("gat_"));
+    }
+);
+
+both!(
+    a_rotated_client_secret_overlaps_the_old_one_for_the_chosen_time,
+    |app: TestApp| async move {
+        use secrecy::ExposeSecret;
+        let i = app.integration("acme").await;
+        let (new, until) = grantry_core::admin::rotate_client_secret(
+            &app.cx(),
+            "acme",
+            &i.client_id,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        assert_eq!(until, app.clock.now().plus(Duration::from_secs(3600)));
+        let with = |secret: String| {
+            let (app, i) = (&app, &i);
+            async move {
+                app.token(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", &i.client_id),
+                    ("client_secret", &secret),
+                    ("refresh_token", &i.refresh_token),
+                ])
+                .await
+                .status()
+                .as_u16()
+            }
+        };
+        let new = new.expose_secret().to_string();
+        assert_eq!(with(i.client_secret.clone()).await, 200);
+        assert_eq!(with(new.clone()).await, 200);
+        app.advance(Duration::from_secs(3600));
+        assert_eq!(with(i.client_secret.clone()).await, 401);
+        assert_eq!(with(new.clone()).await, 200);
+        assert_eq!(
+            app.audit_count("acme", "application.secret_rotated").await,
+            1
+        );
     }
 );
