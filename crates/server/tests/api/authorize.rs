@@ -12,6 +12,9 @@ use grantry_core::GrantSet;
 use crate::both;
 use crate::harness::TestApp;
 
+/// Form fields of a token request.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 pub const CB: &str = "https://partner.example/cb";
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -472,7 +475,7 @@ both!(
         let (id, secret) = setup(&app).await;
         let (other, other_secret) = app.client("acme", "Other", CB, false).await;
         let other_secret = other_secret.unwrap();
-        let cases: Vec<(Vec<(&str, &str)>, Option<Duration>)> = vec![
+        let cases: Vec<(Form<'_>, Option<Duration>)> = vec![
             (
                 vec![
                     ("redirect_uri", CB),
