@@ -357,6 +357,7 @@ pub struct AppInput {
     /// `None`: every grant.
     pub scopes: Option<GrantSet>,
     pub public: bool,
+    pub rotate_refresh_tokens: bool,
 }
 
 /// Registers an application; the client secret (absent for public clients) is shown once.
@@ -402,6 +403,7 @@ pub async fn add_application(
         scopes,
         redirect_uris: input.redirect_uris,
         public: input.public,
+        rotate_refresh_tokens: input.rotate_refresh_tokens,
         created_at: now,
     };
     let app = cx

@@ -145,6 +145,27 @@ pub fn derive_access_token(pod: &str, refresh_token: &str, nonce: &[u8]) -> Mint
     }
 }
 
+/// The successor of a refresh token under rotation, derived from it:
+/// `grt_<pod>_` + base64url(HMAC-SHA256(key = old token, message = "rotate" || nonce)), so that
+/// a client that lost the response and presents the old token again (inside the grace) gets
+/// the same answer, while the database holds only digests.
+pub fn derive_refresh_token(pod: &str, parent: &str, nonce: &[u8]) -> Minted {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(parent.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(b"rotate");
+    mac.update(nonce);
+    let value = format!(
+        "{}_{}_{}",
+        Kind::RefreshToken.prefix(),
+        pod,
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    );
+    Minted {
+        digest: Digest::of(&value),
+        value: value.into(),
+    }
+}
+
 /// What the shape of a presented credential says about it, before any lookup.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Shape<'a> {

@@ -101,6 +101,8 @@ pub struct Application {
     pub scopes: GrantSet,
     pub redirect_uris: Vec<String>,
     pub public: bool,
+    /// Each refresh returns a new refresh token; reusing an old one revokes the family.
+    pub rotate_refresh_tokens: bool,
     pub created_at: Timestamp,
 }
 

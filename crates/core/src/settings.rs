@@ -18,6 +18,9 @@ pub struct TokenSettings {
     pub access_ttl: Duration,
     pub reissue_after: Duration,
     pub reissue_policy: ReissuePolicy,
+    /// How long a rotated refresh token may be presented again and get the same answer
+    /// (a response lost on the way), before a reuse revokes its family.
+    pub rotation_grace: Duration,
 }
 
 impl Default for TokenSettings {
@@ -26,6 +29,7 @@ impl Default for TokenSettings {
             access_ttl: Duration::from_secs(4 * 3600),
             reissue_after: Duration::from_secs(3 * 3600),
             reissue_policy: ReissuePolicy::Reuse,
+            rotation_grace: Duration::from_secs(10),
         }
     }
 }

@@ -42,6 +42,7 @@ pub struct NewApplication {
     pub scopes: GrantSet,
     pub redirect_uris: Vec<String>,
     pub public: bool,
+    pub rotate_refresh_tokens: bool,
     pub created_at: Timestamp,
 }
 
@@ -111,6 +112,10 @@ pub struct RefreshTokenRecord {
     /// What this token grants at most (the consented scope; every grant for an admin's token).
     pub scopes: GrantSet,
     pub created_at: Timestamp,
+    /// Set once the token was exchanged under rotation.
+    pub rotated_at: Option<Timestamp>,
+    /// The first token of its rotation family (its own id when not rotated from another).
+    pub family_id: i64,
     /// For introspection: the application's client id and the user's name.
     pub client_id: String,
     pub username: String,
@@ -252,6 +257,25 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
         audit: NewAudit,
     ) -> Result<bool>;
+
+    /// Rotation (DESIGN.md §2): marks `old` rotated and adds its successor, derived from it
+    /// with `nonce`, in one transaction. `None` if `old` was rotated or revoked meanwhile.
+    async fn rotate_refresh_token(
+        &self,
+        old: i64,
+        digest: Digest,
+        nonce: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<Option<i64>>;
+    /// The live successor of a rotated refresh token: its id and derivation nonce.
+    async fn refresh_successor(&self, parent: i64) -> Result<Option<(i64, Vec<u8>)>>;
+    /// Revokes every refresh token of a rotation family and their access tokens.
+    async fn revoke_refresh_family(
+        &self,
+        family: i64,
+        at: Timestamp,
+        audit: NewAudit,
+    ) -> Result<()>;
 
     // ----- authorization codes -----
 

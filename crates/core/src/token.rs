@@ -528,13 +528,75 @@ async fn refresh(
         .intersect(access.scopes)
         .intersect(rt.scopes);
     let scopes = narrow_scope(granted, scope)?;
+    if app.rotate_refresh_tokens {
+        return rotate(store, now, settings, app, presented, &rt, scopes).await;
+    }
     let issue = Issue {
         refresh_id: rt.id,
         org: access.org_id,
         grant_type: "refresh_token",
         scopes,
+        replay: false,
     };
     issue_from_refresh(store, now, settings, app, presented, issue).await
+}
+
+/// Refresh under rotation (RFC 9700 §4.14.2): the token is exchanged for its successor. A
+/// rotated token presented again inside `tokens.rotation_grace` gets the same answer (the
+/// response was lost); later, it is taken as stolen and its whole family is revoked.
+async fn rotate(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    app: &Application,
+    presented: &str,
+    rt: &crate::store::RefreshTokenRecord,
+    scopes: GrantSet,
+) -> Result<TokenResponse, OAuthError> {
+    let issue = |refresh_id, replay| Issue {
+        refresh_id,
+        org: rt.access.org_id,
+        grant_type: "refresh_token",
+        scopes,
+        replay,
+    };
+    let mut rotated_at = rt.rotated_at;
+    if rotated_at.is_none() {
+        let nonce = credential::nonce();
+        let next = credential::derive_refresh_token(&settings.pod_id, presented, &nonce);
+        match store
+            .rotate_refresh_token(rt.id, next.digest, nonce.to_vec(), now)
+            .await?
+        {
+            Some(id) => {
+                let value = next.value.expose_secret().to_string();
+                return issue_from_refresh(store, now, settings, app, &value, issue(id, false))
+                    .await;
+            }
+            // Rotated by a concurrent request a moment ago.
+            None => rotated_at = Some(now),
+        }
+    }
+    if rotated_at.is_some_and(|t| now < t.plus(settings.tokens.rotation_grace)) {
+        if let Some((id, nonce)) = store.refresh_successor(rt.id).await? {
+            let next = credential::derive_refresh_token(&settings.pod_id, presented, &nonce);
+            let value = next.value.expose_secret().to_string();
+            return issue_from_refresh(store, now, settings, app, &value, issue(id, true)).await;
+        }
+    }
+    let audit = NewAudit::auth_failed(
+        rt.access.org_id,
+        now,
+        &app.client_id,
+        format!("application:{}", app.client_id),
+        "rotated refresh token reused; its family was revoked",
+    );
+    store
+        .revoke_refresh_family(rt.family_id, now, audit)
+        .await?;
+    Err(OAuthError::invalid_grant(
+        "this refresh token was already used; as a precaution every token issued from it has been revoked: authorize again",
+    ))
 }
 
 /// What [`issue_from_refresh`] issues under.
@@ -543,6 +605,8 @@ pub(crate) struct Issue {
     pub org: crate::model::OrgId,
     pub grant_type: &'static str,
     pub scopes: GrantSet,
+    /// Answering a replay of a lost response: hand back the newest token whatever the policy.
+    pub replay: bool,
 }
 
 /// Issues (or, inside the re-issue window, returns again) the access token derived from a
@@ -574,8 +638,10 @@ pub(crate) async fn issue_from_refresh(
     .with_detail(
         serde_json::json!({"grant_type": issue.grant_type, "scope": issue.scopes.to_scope()}),
     );
-    let decide =
-        |newest: Option<&crate::model::AccessTokenRecord>| reissue_rule(newest, now, settings);
+    let decide = |newest: Option<&crate::model::AccessTokenRecord>| match newest {
+        Some(_) if issue.replay => Reissue::Reuse,
+        _ => reissue_rule(newest, now, settings),
+    };
     let outcome = store
         .refresh_access_token(issue.refresh_id, &decide, fresh, audit)
         .await?;

@@ -172,6 +172,9 @@ pub enum AppCmd {
         /// A public client (no secret; PKCE required).
         #[arg(long)]
         public: bool,
+        /// Return a new refresh token on every refresh; reuse of an old one revokes them all.
+        #[arg(long)]
+        rotate_refresh_tokens: bool,
     },
     /// Give an application a new client secret; the old one keeps working for --overlap.
     RotateSecret {

@@ -262,6 +262,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             redirect_uris,
             scopes,
             public,
+            rotate_refresh_tokens,
         }) => {
             let input = AppInput {
                 name,
@@ -273,6 +274,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                     Some(parse_grants(&scopes)?)
                 },
                 public,
+                rotate_refresh_tokens,
             };
             let (app, secret) = admin::add_application(cx, &org, input).await.map_err(e)?;
             let mut v = json!({"client_id": app.client_id});

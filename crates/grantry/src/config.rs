@@ -61,6 +61,7 @@ pub struct TokensSection {
     pub access_ttl: Dur,
     pub reissue_after: Dur,
     pub reissue_policy: ReissuePolicy,
+    pub rotation_grace: Dur,
 }
 
 impl Default for TokensSection {
@@ -70,6 +71,7 @@ impl Default for TokensSection {
             access_ttl: Dur(d.access_ttl),
             reissue_after: Dur(d.reissue_after),
             reissue_policy: d.reissue_policy,
+            rotation_grace: Dur(d.rotation_grace),
         }
     }
 }
@@ -237,6 +239,7 @@ impl Config {
                 access_ttl: self.tokens.access_ttl.0,
                 reissue_after: self.tokens.reissue_after.0,
                 reissue_policy: self.tokens.reissue_policy,
+                rotation_grace: self.tokens.rotation_grace.0,
             },
             api_keys: ApiKeySettings {
                 delete_grace: self.api_keys.delete_grace.0,

@@ -26,7 +26,8 @@ pub(crate) const USER_COLS: &str = "u.id AS u_id, u.org_id AS u_org_id, u.userna
 pub(crate) const APP_COLS: &str =
     "p.id AS p_id, p.org_id AS p_org_id, p.client_id AS p_client_id, \
     p.name AS p_name, p.description AS p_description, p.scopes AS p_scopes, \
-    p.redirect_uris AS p_redirect_uris, p.public AS p_public, p.created_at AS p_created_at";
+    p.redirect_uris AS p_redirect_uris, p.public AS p_public, \
+    p.rotate_refresh_tokens AS p_rotate, p.created_at AS p_created_at";
 
 pub(crate) const KEY_COLS: &str = "k.id AS k_id, k.user_id AS k_user_id, k.slot AS k_slot, \
     k.created_at AS k_created_at, k.deleted_at AS k_deleted_at, k.stops_at AS k_stops_at";
@@ -89,6 +90,7 @@ macro_rules! impl_store {
                     scopes: GrantSet::from_bits(r.try_get("p_scopes").map_err(backend_err)?),
                     redirect_uris: serde_json::from_str(&uris).map_err(backend_err)?,
                     public: r.try_get("p_public").map_err(backend_err)?,
+                    rotate_refresh_tokens: r.try_get("p_rotate").map_err(backend_err)?,
                     created_at: Timestamp(r.try_get("p_created_at").map_err(backend_err)?),
                 })
             }
@@ -504,7 +506,7 @@ macro_rules! impl_store {
                 let uris = serde_json::to_string(&app.redirect_uris).map_err(backend_err)?;
                 let row = sqlx::query(
                     "INSERT INTO applications (org_id, client_id, name, description, scopes, \
-                     redirect_uris, public, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                     redirect_uris, public, rotate_refresh_tokens, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                 )
                 .bind(app.org_id)
                 .bind(&app.client_id)
@@ -513,6 +515,7 @@ macro_rules! impl_store {
                 .bind(app.scopes.bits())
                 .bind(uris)
                 .bind(app.public)
+                .bind(app.rotate_refresh_tokens)
                 .bind(app.created_at.0)
                 .fetch_one(&mut *tx)
                 .await
@@ -538,6 +541,7 @@ macro_rules! impl_store {
                     scopes: app.scopes,
                     redirect_uris: app.redirect_uris,
                     public: app.public,
+                    rotate_refresh_tokens: app.rotate_refresh_tokens,
                     created_at: app.created_at,
                 })
             }
@@ -733,6 +737,94 @@ macro_rules! impl_store {
                 Ok(revoked)
             }
 
+            async fn rotate_refresh_token(
+                &self,
+                old: i64,
+                digest: grantry_core::credential::Digest,
+                nonce: Vec<u8>,
+                now: grantry_core::Timestamp,
+            ) -> Result<Option<i64>, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                let Some(r) = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $2 WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
+                     RETURNING access_id, scopes, COALESCE(family_id, id) AS family",
+                )
+                .bind(old)
+                .bind(now.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?
+                else {
+                    return Ok(None);
+                };
+                let access: i64 = r.try_get("access_id").map_err(backend_err)?;
+                let scopes: i64 = r.try_get("scopes").map_err(backend_err)?;
+                let family: i64 = r.try_get("family").map_err(backend_err)?;
+                let row = sqlx::query(
+                    "INSERT INTO refresh_tokens (access_id, digest, scopes, family_id, parent_id, derive_nonce, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(access)
+                .bind(digest.as_bytes())
+                .bind(scopes)
+                .bind(family)
+                .bind(old)
+                .bind(&nonce)
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let id: i64 = row.try_get("id").map_err(backend_err)?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(Some(id))
+            }
+
+            async fn refresh_successor(&self, parent: i64) -> Result<Option<(i64, Vec<u8>)>, grantry_core::StoreError> {
+                use sqlx::Row;
+                let Some(r) = sqlx::query(
+                    "SELECT id, derive_nonce FROM refresh_tokens WHERE parent_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(parent)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(crate::common::backend_err)?
+                else {
+                    return Ok(None);
+                };
+                let id: i64 = r.try_get("id").map_err(crate::common::backend_err)?;
+                let nonce: Option<Vec<u8>> = r.try_get("derive_nonce").map_err(crate::common::backend_err)?;
+                Ok(nonce.map(|n| (id, n)))
+            }
+
+            async fn revoke_refresh_family(
+                &self,
+                family: i64,
+                at: grantry_core::Timestamp,
+                audit: grantry_core::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND refresh_id IN \
+                     (SELECT id FROM refresh_tokens WHERE id = $1 OR family_id = $1)",
+                )
+                .bind(family)
+                .bind(at.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE (id = $1 OR family_id = $1) AND revoked_at IS NULL")
+                    .bind(family)
+                    .bind(at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                insert_audit(&mut tx, &audit).await?;
+                tx.commit().await.map_err(backend_err)
+            }
+
             async fn create_auth_code(&self, code: grantry_core::store::NewAuthCode) -> Result<(), grantry_core::StoreError> {
                 use crate::common::*;
                 let mut tx = self.begin_write().await?;
@@ -829,6 +921,7 @@ macro_rules! impl_store {
                 use crate::common::backend_err;
                 use sqlx::Row;
                 let sql = "SELECT r.id AS r_id, r.scopes AS r_scopes, r.created_at AS r_created_at, \
+                     r.rotated_at AS r_rotated_at, COALESCE(r.family_id, r.id) AS r_family, \
                      a.id, a.org_id, a.app_id, a.user_id, a.created_by, a.scopes, a.created_at, \
                      p.client_id AS p_client_id, u.username AS u_username \
                      FROM refresh_tokens r JOIN account_accesses a ON a.id = r.access_id \
@@ -847,6 +940,11 @@ macro_rules! impl_store {
                     access: rows::access(&r)?,
                     scopes: grantry_core::GrantSet::from_bits(r.try_get("r_scopes").map_err(backend_err)?),
                     created_at: grantry_core::Timestamp(r.try_get("r_created_at").map_err(backend_err)?),
+                    rotated_at: r
+                        .try_get::<Option<i64>, _>("r_rotated_at")
+                        .map_err(backend_err)?
+                        .map(grantry_core::Timestamp),
+                    family_id: r.try_get("r_family").map_err(backend_err)?,
                     client_id: r.try_get("p_client_id").map_err(backend_err)?,
                     username: r.try_get("u_username").map_err(backend_err)?,
                 }))

@@ -823,3 +823,96 @@ both!(
         );
     }
 );
+
+both!(
+    rfc9700_4_14_rotation_returns_a_new_refresh_token_and_reuse_revokes_the_family,
+    |app: TestApp| async move {
+        app.org("acme").await;
+        app.ui_user_with_password("acme", "alice", GrantSet::all(), PASSWORD)
+            .await;
+        let input = grantry_core::admin::AppInput {
+            name: "Partner Mobile".into(),
+            description: String::new(),
+            redirect_uris: vec![CB.into()],
+            scopes: None,
+            public: true,
+            rotate_refresh_tokens: true,
+        };
+        let (mobile, _) = grantry_core::admin::add_application(&app.cx(), "acme", input)
+            .await
+            .unwrap();
+        let id = mobile.client_id;
+        let loc = consent(&app, &std_query(&id), "alice", "allow").await;
+        let code = param(&loc, "code").unwrap();
+        let (_, v) = redeem(
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CB),
+                ("code_verifier", VERIFIER),
+                ("client_id", &id),
+            ],
+        )
+        .await;
+        let rt1 = v["refresh_token"].as_str().unwrap().to_string();
+
+        let refresh = |rt: String| {
+            let (app, id) = (&app, id.clone());
+            async move {
+                redeem(
+                    app,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", &rt),
+                        ("client_id", &id),
+                    ],
+                )
+                .await
+            }
+        };
+        let (s, a) = refresh(rt1.clone()).await;
+        assert_eq!(s, 200);
+        let rt2 = a["refresh_token"].as_str().unwrap().to_string();
+        assert_ne!(rt2, rt1);
+        let at2 = a["access_token"].as_str().unwrap().to_string();
+
+        // The response was lost: inside the grace the old token gets the same answer again.
+        app.advance(Duration::from_secs(5));
+        let (s, b) = refresh(rt1.clone()).await;
+        assert_eq!(s, 200);
+        assert_eq!(b["refresh_token"], a["refresh_token"]);
+        assert_eq!(b["access_token"], a["access_token"]);
+
+        // The new token rotates on.
+        let (s, c) = refresh(rt2.clone()).await;
+        assert_eq!(s, 200);
+        let rt3 = c["refresh_token"].as_str().unwrap().to_string();
+        let at3 = c["access_token"].as_str().unwrap().to_string();
+
+        // After the grace, presenting a used token revokes the whole family.
+        app.advance(Duration::from_secs(10));
+        let (s, v) = refresh(rt1.clone()).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+        for rt in [rt2, rt3] {
+            let (s, _) = refresh(rt).await;
+            assert_eq!(s, 400);
+        }
+        for at in [at2, at3] {
+            let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+            assert_eq!(s, 401);
+        }
+        let log = grantry_core::admin::audit_log(&app.cx(), "acme", None)
+            .await
+            .unwrap();
+        let reuse = log
+            .iter()
+            .filter(|e| {
+                e.detail["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("family was revoked"))
+            })
+            .count();
+        assert_eq!(reuse, 1);
+    }
+);

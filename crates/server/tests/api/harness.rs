@@ -117,6 +117,7 @@ impl TestApp {
             redirect_uris: vec![],
             scopes,
             public: false,
+            rotate_refresh_tokens: false,
         };
         let (app, secret) = admin::add_application(&self.cx(), org, input)
             .await
@@ -227,6 +228,7 @@ impl TestApp {
             redirect_uris: vec![redirect.to_string()],
             scopes: None,
             public,
+            rotate_refresh_tokens: false,
         };
         let (app, secret) = admin::add_application(&self.cx(), org, input)
             .await

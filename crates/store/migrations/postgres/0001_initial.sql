@@ -32,6 +32,7 @@ CREATE TABLE applications (
     scopes        BIGINT NOT NULL,
     redirect_uris TEXT NOT NULL DEFAULT '[]',
     public        BOOLEAN NOT NULL DEFAULT FALSE,
+    rotate_refresh_tokens BOOLEAN NOT NULL DEFAULT FALSE,
     created_at    BIGINT NOT NULL,
     UNIQUE (org_id, name)
 );
@@ -65,6 +66,8 @@ CREATE TABLE refresh_tokens (
     digest        BYTEA NOT NULL UNIQUE,
     scopes        BIGINT NOT NULL,
     family_id     BIGINT,
+    parent_id     BIGINT REFERENCES refresh_tokens(id) ON DELETE CASCADE,
+    derive_nonce  BYTEA,
     created_at    BIGINT NOT NULL,
     last_used_at  BIGINT,
     rotated_at    BIGINT,

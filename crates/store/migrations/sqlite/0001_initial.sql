@@ -32,6 +32,7 @@ CREATE TABLE applications (
     scopes        INTEGER NOT NULL,
     redirect_uris TEXT NOT NULL DEFAULT '[]',
     public        BOOLEAN NOT NULL DEFAULT 0,
+    rotate_refresh_tokens BOOLEAN NOT NULL DEFAULT 0,
     created_at    INTEGER NOT NULL,
     UNIQUE (org_id, name)
 );
@@ -65,6 +66,8 @@ CREATE TABLE refresh_tokens (
     digest        BLOB NOT NULL UNIQUE,
     scopes        INTEGER NOT NULL,
     family_id     INTEGER,
+    parent_id     INTEGER REFERENCES refresh_tokens(id) ON DELETE CASCADE,
+    derive_nonce  BLOB,
     created_at    INTEGER NOT NULL,
     last_used_at  INTEGER,
     rotated_at    INTEGER,

@@ -173,6 +173,7 @@ pub fn new_app(org: OrgId, name: &str, scopes: GrantSet, public: bool) -> NewApp
             "http://127.0.0.1:8765/cb".to_string(),
         ],
         public,
+        rotate_refresh_tokens: false,
         created_at: T0,
     }
 }
