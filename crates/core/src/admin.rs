@@ -358,6 +358,7 @@ pub struct AppInput {
     pub scopes: Option<GrantSet>,
     pub public: bool,
     pub rotate_refresh_tokens: bool,
+    pub token_format: crate::jwt::TokenFormat,
 }
 
 /// Registers an application; the client secret (absent for public clients) is shown once.
@@ -404,6 +405,7 @@ pub async fn add_application(
         redirect_uris: input.redirect_uris,
         public: input.public,
         rotate_refresh_tokens: input.rotate_refresh_tokens,
+        token_format: input.token_format,
         created_at: now,
     };
     let app = cx

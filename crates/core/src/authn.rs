@@ -192,6 +192,9 @@ pub async fn authenticate(
         Some(shape) if shape.kind == Kind::AccessToken => {
             access_token_principal(store, now, value).await
         }
+        None if crate::jwt::looks_like_jwt(value) => {
+            access_token_principal(store, now, value).await
+        }
         _ => match apikey::parse_bearer(value) {
             Some((key_id, secret)) => {
                 key_principal(

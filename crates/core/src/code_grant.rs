@@ -121,6 +121,7 @@ pub async fn redeem(
         org: access.org_id,
         grant_type: "authorization_code",
         scopes,
+        user: code.user_id,
         replay: false,
     };
     issue_from_refresh(

@@ -160,6 +160,7 @@ pub fn metadata(settings: &Settings) -> Value {
         "token_endpoint": format!("{base}/oauth/token"),
         "introspection_endpoint": format!("{base}/oauth/introspect"),
         "revocation_endpoint": format!("{base}/oauth/revoke"),
+        "jwks_uri": format!("{base}/oauth/jwks"),
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod grant;
 pub mod introspect;
+pub mod jwt;
 pub mod mail;
 pub mod model;
 pub mod password;

@@ -103,6 +103,8 @@ pub struct Application {
     pub public: bool,
     /// Each refresh returns a new refresh token; reusing an old one revokes the family.
     pub rotate_refresh_tokens: bool,
+    /// Opaque (default) or JWT (RFC 9068) access tokens.
+    pub token_format: crate::jwt::TokenFormat,
     pub created_at: Timestamp,
 }
 
@@ -129,6 +131,8 @@ pub struct AccessTokenRecord {
     pub scopes: GrantSet,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The signing key of a JWT access token.
+    pub kid: Option<String>,
 }
 
 /// One database (list) of the platform's data, with its contact count.

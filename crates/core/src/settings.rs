@@ -21,6 +21,9 @@ pub struct TokenSettings {
     /// How long a rotated refresh token may be presented again and get the same answer
     /// (a response lost on the way), before a reuse revokes its family.
     pub rotation_grace: Duration,
+    /// How long a JWT signing key signs before its successor (published a period ahead) takes
+    /// over.
+    pub key_rotation: Duration,
 }
 
 impl Default for TokenSettings {
@@ -30,6 +33,7 @@ impl Default for TokenSettings {
             reissue_after: Duration::from_secs(3 * 3600),
             reissue_policy: ReissuePolicy::Reuse,
             rotation_grace: Duration::from_secs(10),
+            key_rotation: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct NewApplication {
     pub redirect_uris: Vec<String>,
     pub public: bool,
     pub rotate_refresh_tokens: bool,
+    pub token_format: crate::jwt::TokenFormat,
     pub created_at: Timestamp,
 }
 
@@ -54,6 +55,8 @@ pub struct NewAccessToken {
     pub scopes: GrantSet,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The signing key, for a JWT access token.
+    pub kid: Option<String>,
 }
 
 /// What the re-issue rule decides, given the newest live access token of an account access.
@@ -276,6 +279,10 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
         audit: NewAudit,
     ) -> Result<()>;
+
+    /// Every JWT signing key, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<crate::jwt::SigningKey>>;
+    async fn add_signing_key(&self, key: &crate::jwt::SigningKey) -> Result<()>;
 
     // ----- authorization codes -----
 

@@ -13,6 +13,7 @@ use crate::audit::NewAudit;
 use crate::clock::{Clock, Timestamp};
 use crate::credential::{self, Digest};
 use crate::grant::GrantSet;
+use crate::jwt::{self, active_key, ensure_keys, AccessClaims, TokenFormat};
 use crate::model::Application;
 use crate::settings::{ReissuePolicy, Settings};
 use crate::store::{NewAccessToken, RefreshOutcome, Reissue, Store};
@@ -448,6 +449,7 @@ async fn key_token(
         scopes,
         issued_at: now,
         expires_at: now.plus(settings.api_keys.token_ttl),
+        kid: None,
     };
     let audit = NewAudit::new(
         Some(user.org_id),
@@ -536,6 +538,7 @@ async fn refresh(
         org: access.org_id,
         grant_type: "refresh_token",
         scopes,
+        user: access.user_id,
         replay: false,
     };
     issue_from_refresh(store, now, settings, app, presented, issue).await
@@ -558,6 +561,7 @@ async fn rotate(
         org: rt.access.org_id,
         grant_type: "refresh_token",
         scopes,
+        user: rt.access.user_id,
         replay,
     };
     let mut rotated_at = rt.rotated_at;
@@ -605,6 +609,8 @@ pub(crate) struct Issue {
     pub org: crate::model::OrgId,
     pub grant_type: &'static str,
     pub scopes: GrantSet,
+    /// The resource owner (the JWT `sub`).
+    pub user: crate::model::UserId,
     /// Answering a replay of a lost response: hand back the newest token whatever the policy.
     pub replay: bool,
 }
@@ -620,13 +626,43 @@ pub(crate) async fn issue_from_refresh(
     issue: Issue,
 ) -> Result<TokenResponse, OAuthError> {
     let nonce = credential::nonce();
-    let fresh_value = credential::derive_access_token(&settings.pod_id, refresh_token, &nonce);
+    let expires_at = now.plus(settings.tokens.access_ttl);
+    let keys = match app.token_format {
+        TokenFormat::Jwt => ensure_keys(store, now, settings.tokens.key_rotation).await?,
+        TokenFormat::Opaque => Vec::new(),
+    };
+    let kid = active_key(&keys, now).map(|k| k.kid.clone());
+    let make =
+        |nonce: &[u8], kid: Option<&str>, scopes: GrantSet, iat: Timestamp, exp: Timestamp| {
+            match kid.and_then(|kid| keys.iter().find(|k| k.kid == kid)) {
+                None => Ok(credential::derive_access_token(
+                    &settings.pod_id,
+                    refresh_token,
+                    nonce,
+                )),
+                Some(key) => {
+                    let claims = AccessClaims {
+                        issuer: &settings.public_url,
+                        audience: &settings.public_url,
+                        subject: issue.user.to_string(),
+                        client_id: &app.client_id,
+                        scopes,
+                        issued_at: iat,
+                        expires_at: exp,
+                    };
+                    jwt::access_token(key, &claims, refresh_token, nonce)
+                        .map_err(OAuthError::server)
+                }
+            }
+        };
+    let fresh_value = make(&nonce, kid.as_deref(), issue.scopes, now, expires_at)?;
     let fresh = NewAccessToken {
         digest: fresh_value.digest,
         nonce: nonce.to_vec(),
         scopes: issue.scopes,
         issued_at: now,
-        expires_at: now.plus(settings.tokens.access_ttl),
+        expires_at,
+        kid,
     };
     let audit = NewAudit::new(
         Some(issue.org),
@@ -648,7 +684,13 @@ pub(crate) async fn issue_from_refresh(
     let (record, value) = match outcome {
         RefreshOutcome::Issued(r) => (r, fresh_value.value),
         RefreshOutcome::Reused(r) => {
-            let v = credential::derive_access_token(&settings.pod_id, refresh_token, &r.nonce);
+            let v = make(
+                &r.nonce,
+                r.kid.as_deref(),
+                r.scopes,
+                r.issued_at,
+                r.expires_at,
+            )?;
             (r, v.value)
         }
         RefreshOutcome::Rejected { retry_at } => {

@@ -74,6 +74,12 @@ pub enum OrgCmd {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum TokenFormatArg {
+    Opaque,
+    Jwt,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum KindArg {
     Ui,
     Api,
@@ -175,6 +181,9 @@ pub enum AppCmd {
         /// Return a new refresh token on every refresh; reuse of an old one revokes them all.
         #[arg(long)]
         rotate_refresh_tokens: bool,
+        /// Access tokens: opaque strings, or signed JWTs (RFC 9068) verifiable with /oauth/jwks.
+        #[arg(long, value_enum, default_value = "opaque")]
+        token_format: TokenFormatArg,
     },
     /// Give an application a new client secret; the old one keeps working for --overlap.
     RotateSecret {

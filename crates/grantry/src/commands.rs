@@ -263,6 +263,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             scopes,
             public,
             rotate_refresh_tokens,
+            token_format,
         }) => {
             let input = AppInput {
                 name,
@@ -275,6 +276,10 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                 },
                 public,
                 rotate_refresh_tokens,
+                token_format: match token_format {
+                    TokenFormatArg::Opaque => grantry_core::jwt::TokenFormat::Opaque,
+                    TokenFormatArg::Jwt => grantry_core::jwt::TokenFormat::Jwt,
+                },
             };
             let (app, secret) = admin::add_application(cx, &org, input).await.map_err(e)?;
             let mut v = json!({"client_id": app.client_id});

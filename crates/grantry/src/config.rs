@@ -62,6 +62,7 @@ pub struct TokensSection {
     pub reissue_after: Dur,
     pub reissue_policy: ReissuePolicy,
     pub rotation_grace: Dur,
+    pub key_rotation: Dur,
 }
 
 impl Default for TokensSection {
@@ -72,6 +73,7 @@ impl Default for TokensSection {
             reissue_after: Dur(d.reissue_after),
             reissue_policy: d.reissue_policy,
             rotation_grace: Dur(d.rotation_grace),
+            key_rotation: Dur(d.key_rotation),
         }
     }
 }
@@ -240,6 +242,7 @@ impl Config {
                 reissue_after: self.tokens.reissue_after.0,
                 reissue_policy: self.tokens.reissue_policy,
                 rotation_grace: self.tokens.rotation_grace.0,
+                key_rotation: self.tokens.key_rotation.0,
             },
             api_keys: ApiKeySettings {
                 delete_grace: self.api_keys.delete_grace.0,

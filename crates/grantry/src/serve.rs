@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use grantry_core::admin::{self, Ctx};
-use grantry_core::{Settings, SystemClock};
+use grantry_core::{Clock, Settings, SystemClock};
 use grantry_server::AppState;
 use secrecy::ExposeSecret;
 use tracing_subscriber::EnvFilter;
@@ -41,6 +41,10 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<(), String> {
             created.password.expose_secret()
         );
     }
+    // JWT signing keys: one active, its successor published ahead (RFC 9068 tokens).
+    grantry_core::jwt::ensure_keys(&*store, clock.now(), settings.tokens.key_rotation)
+        .await
+        .map_err(|e| format!("preparing the JWT signing keys: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .map_err(|e| {

@@ -50,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .route("/oauth/authorize/login", post(authorize::login))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/jwks", get(oauth::jwks))
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/XMLAPI", post(xmlapi::call))
         .route(

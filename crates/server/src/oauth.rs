@@ -97,3 +97,17 @@ async fn token_query(
     )
     .await?)
 }
+
+/// `GET /oauth/jwks`: the JWT signing keys, published before they sign and kept until the
+/// last token they signed has expired.
+pub async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let keys = state.store.signing_keys().await.map_err(OAuthError::from)?;
+    let published =
+        grantry_core::jwt::published(&keys, state.clock.now(), state.settings.tokens.access_ttl);
+    let mut resp = axum::Json(grantry_core::jwt::jwks(&published)).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(resp)
+}

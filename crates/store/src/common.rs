@@ -27,7 +27,8 @@ pub(crate) const APP_COLS: &str =
     "p.id AS p_id, p.org_id AS p_org_id, p.client_id AS p_client_id, \
     p.name AS p_name, p.description AS p_description, p.scopes AS p_scopes, \
     p.redirect_uris AS p_redirect_uris, p.public AS p_public, \
-    p.rotate_refresh_tokens AS p_rotate, p.created_at AS p_created_at";
+    p.rotate_refresh_tokens AS p_rotate, p.token_format AS p_token_format, \
+    p.created_at AS p_created_at";
 
 pub(crate) const KEY_COLS: &str = "k.id AS k_id, k.user_id AS k_user_id, k.slot AS k_slot, \
     k.created_at AS k_created_at, k.deleted_at AS k_deleted_at, k.stops_at AS k_stops_at";
@@ -91,6 +92,11 @@ macro_rules! impl_store {
                     redirect_uris: serde_json::from_str(&uris).map_err(backend_err)?,
                     public: r.try_get("p_public").map_err(backend_err)?,
                     rotate_refresh_tokens: r.try_get("p_rotate").map_err(backend_err)?,
+                    token_format: {
+                        let f: String = r.try_get("p_token_format").map_err(backend_err)?;
+                        grantry_core::jwt::TokenFormat::parse(&f)
+                            .ok_or_else(|| backend_err(format!("bad token format {f}")))?
+                    },
                     created_at: Timestamp(r.try_get("p_created_at").map_err(backend_err)?),
                 })
             }
@@ -137,6 +143,7 @@ macro_rules! impl_store {
                     scopes: GrantSet::from_bits(r.try_get("scopes").map_err(backend_err)?),
                     issued_at: Timestamp(r.try_get("issued_at").map_err(backend_err)?),
                     expires_at: Timestamp(r.try_get("expires_at").map_err(backend_err)?),
+                    kid: r.try_get("kid").map_err(backend_err)?,
                 })
             }
 
@@ -506,7 +513,8 @@ macro_rules! impl_store {
                 let uris = serde_json::to_string(&app.redirect_uris).map_err(backend_err)?;
                 let row = sqlx::query(
                     "INSERT INTO applications (org_id, client_id, name, description, scopes, \
-                     redirect_uris, public, rotate_refresh_tokens, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                     redirect_uris, public, rotate_refresh_tokens, token_format, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                 )
                 .bind(app.org_id)
                 .bind(&app.client_id)
@@ -516,6 +524,7 @@ macro_rules! impl_store {
                 .bind(uris)
                 .bind(app.public)
                 .bind(app.rotate_refresh_tokens)
+                .bind(app.token_format.as_str())
                 .bind(app.created_at.0)
                 .fetch_one(&mut *tx)
                 .await
@@ -542,6 +551,7 @@ macro_rules! impl_store {
                     redirect_uris: app.redirect_uris,
                     public: app.public,
                     rotate_refresh_tokens: app.rotate_refresh_tokens,
+                    token_format: app.token_format,
                     created_at: app.created_at,
                 })
             }
@@ -647,36 +657,24 @@ macro_rules! impl_store {
                 use crate::common::*;
                 let grantry_core::store::Consent { org, app, user, scopes, refresh_token, code } = consent;
                 let mut tx = self.begin_write().await?;
-                // Extend a live access (taking its row lock), else create one.
+                // Create the pair's access or extend its live one (taking its row lock) in one
+                // statement: concurrent first consents then queue on the new row (PostgreSQL)
+                // instead of both inserting and all but one failing with a conflict.
                 let sql = format!(
-                    "UPDATE account_accesses SET scopes = scopes | $3 \
-                     WHERE app_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {ACCESS_COLS}"
+                    "INSERT INTO account_accesses (org_id, app_id, user_id, created_by, scopes, created_at) \
+                     VALUES ($1, $2, $3, NULL, $4, $5) \
+                     ON CONFLICT (app_id, user_id) WHERE revoked_at IS NULL \
+                     DO UPDATE SET scopes = account_accesses.scopes | excluded.scopes RETURNING {ACCESS_COLS}"
                 );
-                let existing = sqlx::query(&sql)
+                let row = sqlx::query(&sql)
+                    .bind(org)
                     .bind(app)
                     .bind(user)
                     .bind(scopes.bits())
-                    .fetch_optional(&mut *tx)
+                    .bind(audit.at.0)
+                    .fetch_one(&mut *tx)
                     .await
-                    .map_err(backend_err)?;
-                let row = match existing {
-                    Some(r) => r,
-                    None => {
-                        let sql = format!(
-                            "INSERT INTO account_accesses (org_id, app_id, user_id, created_by, scopes, created_at) \
-                             VALUES ($1, $2, $3, NULL, $4, $5) RETURNING {ACCESS_COLS}"
-                        );
-                        sqlx::query(&sql)
-                            .bind(org)
-                            .bind(app)
-                            .bind(user)
-                            .bind(scopes.bits())
-                            .bind(audit.at.0)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(conflict_or("account access"))?
-                    }
-                };
+                    .map_err(conflict_or("account access"))?;
                 let access = rows::access(&row)?;
                 let rid = insert_refresh_token(&mut tx, access.id, &refresh_token, scopes, audit.at).await?;
                 if let Some(code) = code {
@@ -825,6 +823,43 @@ macro_rules! impl_store {
                 tx.commit().await.map_err(backend_err)
             }
 
+            async fn signing_keys(&self) -> Result<Vec<grantry_core::jwt::SigningKey>, grantry_core::StoreError> {
+                use crate::common::backend_err;
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT kid, private_der, n, e, created_at, active_from FROM signing_keys ORDER BY active_from, kid")
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(grantry_core::jwt::SigningKey {
+                            kid: r.try_get("kid").map_err(backend_err)?,
+                            private_der: r.try_get("private_der").map_err(backend_err)?,
+                            n: r.try_get("n").map_err(backend_err)?,
+                            e: r.try_get("e").map_err(backend_err)?,
+                            created_at: grantry_core::Timestamp(r.try_get("created_at").map_err(backend_err)?),
+                            active_from: grantry_core::Timestamp(r.try_get("active_from").map_err(backend_err)?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_signing_key(&self, key: &grantry_core::jwt::SigningKey) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                sqlx::query("INSERT INTO signing_keys (kid, private_der, n, e, created_at, active_from) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(&key.kid)
+                    .bind(&key.private_der)
+                    .bind(&key.n)
+                    .bind(&key.e)
+                    .bind(key.created_at.0)
+                    .bind(key.active_from.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict_or("signing key"))?;
+                tx.commit().await.map_err(backend_err)
+            }
+
             async fn create_auth_code(&self, code: grantry_core::store::NewAuthCode) -> Result<(), grantry_core::StoreError> {
                 use crate::common::*;
                 let mut tx = self.begin_write().await?;
@@ -883,13 +918,23 @@ macro_rules! impl_store {
                 let code = rows::code(&r)?;
                 let refresh: Option<i64> = r.try_get("refresh_id").map_err(backend_err)?;
                 if let Some(rid) = refresh {
-                    sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    // The code's refresh token heads its rotation family: its successors were
+                    // issued from the code too.
+                    sqlx::query(
+                        "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND refresh_id IN \
+                         (SELECT id FROM refresh_tokens WHERE id = $1 OR family_id = $1)",
+                    )
+                    .bind(rid)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                    sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE (id = $1 OR family_id = $1) AND revoked_at IS NULL")
                         .bind(rid)
                         .bind(now.0)
                         .execute(&mut *tx)
                         .await
                         .map_err(backend_err)?;
-                    revoke_derived(&mut tx, rid, now).await?;
                 }
                 tx.commit().await.map_err(backend_err)?;
                 Ok(Redemption::Reused(code))
@@ -1022,7 +1067,7 @@ macro_rules! impl_store {
                     return Ok(RefreshOutcome::Revoked);
                 };
                 let newest = sqlx::query(
-                    "SELECT id, nonce, scopes, issued_at, expires_at FROM access_tokens \
+                    "SELECT id, nonce, scopes, issued_at, expires_at, kid FROM access_tokens \
                      WHERE refresh_id = $1 AND revoked_at IS NULL ORDER BY issued_at DESC, id DESC LIMIT 1",
                 )
                 .bind(refresh)
@@ -1048,8 +1093,8 @@ macro_rules! impl_store {
                         let app: i64 = owner.try_get("app_id").map_err(backend_err)?;
                         let user: i64 = owner.try_get("user_id").map_err(backend_err)?;
                         let row = sqlx::query(
-                            "INSERT INTO access_tokens (org_id, user_id, app_id, access_id, refresh_id, digest, nonce, scopes, issued_at, expires_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                            "INSERT INTO access_tokens (org_id, user_id, app_id, access_id, refresh_id, digest, nonce, scopes, issued_at, expires_at, kid) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
                         )
                         .bind(org)
                         .bind(user)
@@ -1061,6 +1106,7 @@ macro_rules! impl_store {
                         .bind(fresh.scopes.bits())
                         .bind(fresh.issued_at.0)
                         .bind(fresh.expires_at.0)
+                        .bind(&fresh.kid)
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(backend_err)?;
@@ -1077,6 +1123,7 @@ macro_rules! impl_store {
                             scopes: fresh.scopes,
                             issued_at: fresh.issued_at,
                             expires_at: fresh.expires_at,
+                            kid: fresh.kid,
                         }))
                     }
                 }

@@ -837,6 +837,7 @@ both!(
             scopes: None,
             public: true,
             rotate_refresh_tokens: true,
+            token_format: grantry_core::jwt::TokenFormat::Opaque,
         };
         let (mobile, _) = grantry_core::admin::add_application(&app.cx(), "acme", input)
             .await

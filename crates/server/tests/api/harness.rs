@@ -118,6 +118,7 @@ impl TestApp {
             scopes,
             public: false,
             rotate_refresh_tokens: false,
+            token_format: grantry_core::jwt::TokenFormat::Opaque,
         };
         let (app, secret) = admin::add_application(&self.cx(), org, input)
             .await
@@ -229,6 +230,7 @@ impl TestApp {
             scopes: None,
             public,
             rotate_refresh_tokens: false,
+            token_format: grantry_core::jwt::TokenFormat::Opaque,
         };
         let (app, secret) = admin::add_application(&self.cx(), org, input)
             .await

@@ -5,6 +5,7 @@ mod harness;
 
 mod authorize;
 mod events;
+mod jwt;
 mod keys;
 mod protected;
 mod rest;

@@ -33,6 +33,7 @@ CREATE TABLE applications (
     redirect_uris TEXT NOT NULL DEFAULT '[]',
     public        BOOLEAN NOT NULL DEFAULT FALSE,
     rotate_refresh_tokens BOOLEAN NOT NULL DEFAULT FALSE,
+    token_format  TEXT NOT NULL DEFAULT 'opaque' CHECK (token_format IN ('opaque', 'jwt')),
     created_at    BIGINT NOT NULL,
     UNIQUE (org_id, name)
 );
@@ -88,7 +89,8 @@ CREATE TABLE access_tokens (
     issued_at     BIGINT NOT NULL,
     expires_at    BIGINT NOT NULL,
     revoked_at    BIGINT,
-    first_used_at BIGINT
+    first_used_at BIGINT,
+    kid           TEXT
 );
 CREATE INDEX access_tokens_by_access ON access_tokens(access_id);
 CREATE INDEX access_tokens_by_refresh ON access_tokens(refresh_id, issued_at);

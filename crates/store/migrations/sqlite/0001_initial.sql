@@ -33,6 +33,7 @@ CREATE TABLE applications (
     redirect_uris TEXT NOT NULL DEFAULT '[]',
     public        BOOLEAN NOT NULL DEFAULT 0,
     rotate_refresh_tokens BOOLEAN NOT NULL DEFAULT 0,
+    token_format  TEXT NOT NULL DEFAULT 'opaque' CHECK (token_format IN ('opaque', 'jwt')),
     created_at    INTEGER NOT NULL,
     UNIQUE (org_id, name)
 );
@@ -88,7 +89,8 @@ CREATE TABLE access_tokens (
     issued_at     INTEGER NOT NULL,
     expires_at    INTEGER NOT NULL,
     revoked_at    INTEGER,
-    first_used_at INTEGER
+    first_used_at INTEGER,
+    kid           TEXT
 );
 CREATE INDEX access_tokens_by_access ON access_tokens(access_id);
 CREATE INDEX access_tokens_by_refresh ON access_tokens(refresh_id, issued_at);

@@ -14,9 +14,12 @@ use uuid::Uuid;
 use grantry_core::audit::NewAudit;
 use grantry_core::credential::{self, Digest, Kind};
 use grantry_core::model::{
-    AccessTokenRecord, AccountAccess, Application, Contact, List, Org, OrgId, Role, User, UserKind,
+    AccessTokenRecord, AccountAccess, AppId, Application, Contact, List, Org, OrgId, Role, User,
+    UserId, UserKind,
 };
-use grantry_core::store::{NewAccessToken, NewApplication, NewUser, RefreshOutcome, Reissue};
+use grantry_core::store::{
+    Consent, NewAccessToken, NewApplication, NewAuthCode, NewUser, RefreshOutcome, Reissue,
+};
 use grantry_core::{GrantSet, Store, Timestamp};
 use grantry_store::{PgStore, SqliteStore};
 
@@ -174,6 +177,7 @@ pub fn new_app(org: OrgId, name: &str, scopes: GrantSet, public: bool) -> NewApp
         ],
         public,
         rotate_refresh_tokens: false,
+        token_format: grantry_core::jwt::TokenFormat::Opaque,
         created_at: T0,
     }
 }
@@ -252,6 +256,7 @@ pub fn fresh_token(at: Timestamp) -> NewAccessToken {
         scopes: GrantSet::parse_scope("lists:read").unwrap(),
         issued_at: at,
         expires_at: at.plus(4 * HOUR),
+        kid: None,
     }
 }
 
@@ -298,4 +303,72 @@ pub async fn add(store: &dyn Store, org: OrgId, list: i64, email: &str) -> Conta
 
 pub async fn list_named(store: &dyn Store, org: OrgId, name: &str) -> List {
     store.create_list(org, name, T0).await.unwrap()
+}
+
+// ----- fixtures of the web-server flow -----
+
+/// A UI user of `org` (reading lists and contacts) with no account access yet.
+pub async fn make_user(store: &dyn Store, org: OrgId, username: &str) -> User {
+    let grants = GrantSet::parse_scope("lists:read contacts:read").unwrap();
+    store
+        .create_user(
+            org,
+            ui_user(username, Role::User, grants),
+            audit(Some(org), T0, "user.created"),
+        )
+        .await
+        .unwrap()
+}
+
+/// Issues an access token from the refresh token `refresh` at `at`, whatever exists already;
+/// returns the token's digest with its record.
+pub async fn issue_from(
+    store: &dyn Store,
+    org: OrgId,
+    refresh: i64,
+    at: Timestamp,
+) -> (Digest, AccessTokenRecord) {
+    let fresh = fresh_token(at);
+    let digest = fresh.digest;
+    let outcome = store
+        .refresh_access_token(
+            refresh,
+            &|_: Option<&AccessTokenRecord>| Reissue::Issue,
+            fresh,
+            audit(Some(org), at, "access_token.issued"),
+        )
+        .await
+        .unwrap();
+    match outcome {
+        RefreshOutcome::Issued(r) => (digest, r),
+        other => panic!("expected Issued, got {other:?}"),
+    }
+}
+
+/// A user's consent to `scope` with a new refresh token (`consent.refresh_token`).
+pub fn consent(org: OrgId, app: AppId, user: UserId, scope: &str, code: Option<i64>) -> Consent {
+    Consent {
+        org,
+        app,
+        user,
+        scopes: GrantSet::parse_scope(scope).unwrap(),
+        refresh_token: credential::mint(Kind::RefreshToken, "test").digest,
+        code,
+    }
+}
+
+/// An authorization code created at `at`, living 10 minutes, with a PKCE challenge.
+pub fn new_auth_code(org: OrgId, app: AppId, user: UserId, at: Timestamp) -> NewAuthCode {
+    NewAuthCode {
+        digest: credential::mint(Kind::AuthorizationCode, "test").digest,
+        org_id: org,
+        app_id: app,
+        user_id: user,
+        redirect_uri: "https://app.example.com/callback".to_string(),
+        redirect_uri_given: true,
+        scopes: GrantSet::parse_scope("lists:read").unwrap(),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_string()),
+        created_at: at,
+        expires_at: at.plus(Duration::from_secs(600)),
+    }
 }
