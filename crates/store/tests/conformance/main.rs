@@ -38,5 +38,7 @@ mod audit;
 mod data;
 mod events;
 mod harness;
+mod oauth;
+mod oauth_races;
 mod races;
 mod tokens;
