@@ -11,9 +11,7 @@ use crate::credential::{self, Digest, Kind};
 use crate::model::Application;
 use crate::settings::Settings;
 use crate::store::{Consent, Redemption, Store};
-use crate::token::{
-    granted_scopes, issue_from_refresh, CodeRedemption, Issue, OAuthError, TokenResponse,
-};
+use crate::token::{granted_scopes, CodeRedemption, Minter, OAuthError, TokenResponse};
 
 fn verifier_ok(v: &str) -> bool {
     (43..=128).contains(&v.len())
@@ -99,6 +97,10 @@ pub async fn redeem(
         .await?
         .intersect(code.scopes);
     let refresh = credential::mint(Kind::RefreshToken, &settings.pod_id);
+    let refresh_value = refresh.value.expose_secret();
+    let minter = Minter::new(store, now, settings, app, refresh_value, code.user_id).await?;
+    let (access_token, record) = minter.fresh(now, scopes)?;
+    let expires_at = record.expires_at;
     let consent = Consent {
         org: code.org_id,
         app: app.id,
@@ -106,6 +108,7 @@ pub async fn redeem(
         scopes,
         refresh_token: refresh.digest,
         code: Some(code.id),
+        access_token: record,
     };
     let audit = NewAudit::new(
         Some(code.org_id),
@@ -114,23 +117,13 @@ pub async fn redeem(
         "account_access.granted",
         format!("application:{}", app.client_id),
     )
-    .with_detail(serde_json::json!({"user": code.user_id, "scope": scopes.to_scope()}));
-    let (access, refresh_id) = store.grant_account_access(consent, audit).await?;
-    let issue = Issue {
-        refresh_id,
-        org: access.org_id,
-        grant_type: "authorization_code",
-        scopes,
-        user: code.user_id,
-        replay: false,
-    };
-    issue_from_refresh(
-        store,
-        now,
-        settings,
-        app,
-        refresh.value.expose_secret(),
-        issue,
-    )
-    .await
+    .with_detail(serde_json::json!({"user": code.user_id, "scope": scopes.to_scope(), "access_token_issued": true}));
+    store.grant_account_access(consent, audit).await?;
+    Ok(TokenResponse {
+        access_token: access_token.value,
+        refresh_token: Some(refresh_value.to_string().into()),
+        expires_in: now.whole_seconds_until(expires_at),
+        scope: scopes.to_scope(),
+        deprecated: false,
+    })
 }

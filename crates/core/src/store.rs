@@ -150,6 +150,9 @@ pub struct Consent {
     pub refresh_token: Digest,
     /// The authorization code being redeemed, if any.
     pub code: Option<i64>,
+    /// The first access token, derived from the new refresh token and stored in the same
+    /// transaction, so that a concurrent reuse of the code finds either nothing or both.
+    pub access_token: NewAccessToken,
 }
 
 /// What redeeming an authorization code found.
@@ -244,7 +247,8 @@ pub trait Store: Send + Sync + 'static {
     /// The web-server flow's consent: creates the user's account access for the application
     /// (with `scopes`) or extends a live one (its scopes become the union), and adds a new
     /// refresh token carrying `scopes`. When `code` is given, the code records the refresh
-    /// token so that a reuse of the code revokes it. Returns the access and the token's id.
+    /// token so that a later reuse of the code revokes it; `access_token` is stored with it.
+    /// Returns the access and the refresh token's id.
     async fn grant_account_access(
         &self,
         consent: Consent,
@@ -288,8 +292,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_auth_code(&self, code: NewAuthCode) -> Result<()>;
     /// Spends the code in one conditional statement. A code that was already spent is
-    /// reported `Reused`, and the refresh token it issued (with its access tokens) is revoked
-    /// in the same transaction.
+    /// reported `Reused` and marked so, and the refresh tokens it issued — the first and its
+    /// rotated successors — are revoked with their access tokens, in the same transaction. A
+    /// reuse that arrives before the first redemption's grant committed finds nothing to
+    /// revoke, so concurrent duplicates of one request leave exactly one success.
     async fn redeem_auth_code(&self, digest: &Digest, now: Timestamp) -> Result<Redemption>;
     /// Revokes the account access, its refresh token and every access token derived from it,
     /// in one transaction. After it returns `true`, [`Store::access_token`] reports those

@@ -603,6 +603,91 @@ async fn rotate(
     ))
 }
 
+/// Makes the access tokens of one refresh token: derived from it (opaque) or signed JWTs
+/// whose `jti` is derived from it (RFC 9068 applications).
+pub(crate) struct Minter<'a> {
+    keys: Vec<jwt::SigningKey>,
+    settings: &'a Settings,
+    app: &'a Application,
+    refresh_token: &'a str,
+    user: crate::model::UserId,
+}
+
+impl<'a> Minter<'a> {
+    pub(crate) async fn new(
+        store: &dyn Store,
+        now: Timestamp,
+        settings: &'a Settings,
+        app: &'a Application,
+        refresh_token: &'a str,
+        user: crate::model::UserId,
+    ) -> Result<Minter<'a>, OAuthError> {
+        let keys = match app.token_format {
+            TokenFormat::Jwt => ensure_keys(store, now, settings.tokens.key_rotation).await?,
+            TokenFormat::Opaque => Vec::new(),
+        };
+        Ok(Minter {
+            keys,
+            settings,
+            app,
+            refresh_token,
+            user,
+        })
+    }
+
+    /// The token for these facts; the same facts always give the same token.
+    pub(crate) fn make(
+        &self,
+        nonce: &[u8],
+        kid: Option<&str>,
+        scopes: GrantSet,
+        iat: Timestamp,
+        exp: Timestamp,
+    ) -> Result<credential::Minted, OAuthError> {
+        match kid.and_then(|kid| self.keys.iter().find(|k| k.kid == kid)) {
+            None => Ok(credential::derive_access_token(
+                &self.settings.pod_id,
+                self.refresh_token,
+                nonce,
+            )),
+            Some(key) => {
+                let claims = AccessClaims {
+                    issuer: &self.settings.public_url,
+                    audience: &self.settings.public_url,
+                    subject: self.user.to_string(),
+                    client_id: &self.app.client_id,
+                    scopes,
+                    issued_at: iat,
+                    expires_at: exp,
+                };
+                jwt::access_token(key, &claims, self.refresh_token, nonce)
+                    .map_err(OAuthError::server)
+            }
+        }
+    }
+
+    /// A new access token issued at `now`: its value and what to store.
+    pub(crate) fn fresh(
+        &self,
+        now: Timestamp,
+        scopes: GrantSet,
+    ) -> Result<(credential::Minted, NewAccessToken), OAuthError> {
+        let nonce = credential::nonce();
+        let expires_at = now.plus(self.settings.tokens.access_ttl);
+        let kid = active_key(&self.keys, now).map(|k| k.kid.clone());
+        let value = self.make(&nonce, kid.as_deref(), scopes, now, expires_at)?;
+        let record = NewAccessToken {
+            digest: value.digest,
+            nonce: nonce.to_vec(),
+            scopes,
+            issued_at: now,
+            expires_at,
+            kid,
+        };
+        Ok((value, record))
+    }
+}
+
 /// What [`issue_from_refresh`] issues under.
 pub(crate) struct Issue {
     pub refresh_id: i64,
@@ -625,45 +710,8 @@ pub(crate) async fn issue_from_refresh(
     refresh_token: &str,
     issue: Issue,
 ) -> Result<TokenResponse, OAuthError> {
-    let nonce = credential::nonce();
-    let expires_at = now.plus(settings.tokens.access_ttl);
-    let keys = match app.token_format {
-        TokenFormat::Jwt => ensure_keys(store, now, settings.tokens.key_rotation).await?,
-        TokenFormat::Opaque => Vec::new(),
-    };
-    let kid = active_key(&keys, now).map(|k| k.kid.clone());
-    let make =
-        |nonce: &[u8], kid: Option<&str>, scopes: GrantSet, iat: Timestamp, exp: Timestamp| {
-            match kid.and_then(|kid| keys.iter().find(|k| k.kid == kid)) {
-                None => Ok(credential::derive_access_token(
-                    &settings.pod_id,
-                    refresh_token,
-                    nonce,
-                )),
-                Some(key) => {
-                    let claims = AccessClaims {
-                        issuer: &settings.public_url,
-                        audience: &settings.public_url,
-                        subject: issue.user.to_string(),
-                        client_id: &app.client_id,
-                        scopes,
-                        issued_at: iat,
-                        expires_at: exp,
-                    };
-                    jwt::access_token(key, &claims, refresh_token, nonce)
-                        .map_err(OAuthError::server)
-                }
-            }
-        };
-    let fresh_value = make(&nonce, kid.as_deref(), issue.scopes, now, expires_at)?;
-    let fresh = NewAccessToken {
-        digest: fresh_value.digest,
-        nonce: nonce.to_vec(),
-        scopes: issue.scopes,
-        issued_at: now,
-        expires_at,
-        kid,
-    };
+    let minter = Minter::new(store, now, settings, app, refresh_token, issue.user).await?;
+    let (fresh_value, fresh) = minter.fresh(now, issue.scopes)?;
     let audit = NewAudit::new(
         Some(issue.org),
         now,
@@ -684,7 +732,7 @@ pub(crate) async fn issue_from_refresh(
     let (record, value) = match outcome {
         RefreshOutcome::Issued(r) => (r, fresh_value.value),
         RefreshOutcome::Reused(r) => {
-            let v = make(
+            let v = minter.make(
                 &r.nonce,
                 r.kid.as_deref(),
                 r.scopes,

@@ -655,7 +655,7 @@ macro_rules! impl_store {
                 audit: grantry_core::audit::NewAudit,
             ) -> Result<(grantry_core::model::AccountAccess, i64), grantry_core::StoreError> {
                 use crate::common::*;
-                let grantry_core::store::Consent { org, app, user, scopes, refresh_token, code } = consent;
+                let grantry_core::store::Consent { org, app, user, scopes, refresh_token, code, access_token } = consent;
                 let mut tx = self.begin_write().await?;
                 // Create the pair's access or extend its live one (taking its row lock) in one
                 // statement: concurrent first consents then queue on the new row (PostgreSQL)
@@ -685,6 +685,24 @@ macro_rules! impl_store {
                         .await
                         .map_err(backend_err)?;
                 }
+                sqlx::query(
+                    "INSERT INTO access_tokens (org_id, user_id, app_id, access_id, refresh_id, digest, nonce, scopes, issued_at, expires_at, kid) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(org)
+                .bind(user)
+                .bind(app)
+                .bind(access.id)
+                .bind(rid)
+                .bind(access_token.digest.as_bytes())
+                .bind(&access_token.nonce)
+                .bind(access_token.scopes.bits())
+                .bind(access_token.issued_at.0)
+                .bind(access_token.expires_at.0)
+                .bind(&access_token.kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
                 insert_audit(&mut tx, &audit).await?;
                 tx.commit().await.map_err(backend_err)?;
                 Ok((access, rid))
@@ -906,9 +924,13 @@ macro_rules! impl_store {
                     tx.commit().await.map_err(backend_err)?;
                     return Ok(Redemption::Fresh(code));
                 }
-                let sql = format!("SELECT {CODE_COLS} FROM auth_codes WHERE digest = $1");
+                // Record the reuse (and take the code's row lock while revoking).
+                let sql = format!(
+                    "UPDATE auth_codes SET reused_at = COALESCE(reused_at, $2) WHERE digest = $1 RETURNING {CODE_COLS}"
+                );
                 let Some(r) = sqlx::query(&sql)
                     .bind(digest.as_bytes())
+                    .bind(now.0)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(backend_err)?

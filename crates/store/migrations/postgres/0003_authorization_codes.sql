@@ -13,6 +13,7 @@ CREATE TABLE auth_codes (
     created_at          BIGINT NOT NULL,
     expires_at          BIGINT NOT NULL,
     used_at             BIGINT,
+    reused_at           BIGINT,
     refresh_id          BIGINT REFERENCES refresh_tokens(id) ON DELETE SET NULL
 );
 

@@ -13,6 +13,7 @@ CREATE TABLE auth_codes (
     created_at          INTEGER NOT NULL,
     expires_at          INTEGER NOT NULL,
     used_at             INTEGER,
+    reused_at           INTEGER,
     refresh_id          INTEGER REFERENCES refresh_tokens(id) ON DELETE SET NULL
 );
 

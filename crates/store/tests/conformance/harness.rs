@@ -345,7 +345,8 @@ pub async fn issue_from(
     }
 }
 
-/// A user's consent to `scope` with a new refresh token (`consent.refresh_token`).
+/// A user's consent to `scope` with a new refresh token (`consent.refresh_token`) and its
+/// first access token (`consent.access_token`).
 pub fn consent(org: OrgId, app: AppId, user: UserId, scope: &str, code: Option<i64>) -> Consent {
     Consent {
         org,
@@ -354,6 +355,7 @@ pub fn consent(org: OrgId, app: AppId, user: UserId, scope: &str, code: Option<i
         scopes: GrantSet::parse_scope(scope).unwrap(),
         refresh_token: credential::mint(Kind::RefreshToken, "test").digest,
         code,
+        access_token: fresh_token(T0),
     }
 }
 
