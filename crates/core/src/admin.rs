@@ -585,6 +585,15 @@ pub async fn delete_account_access(
     }
 }
 
+/// The org's live account accesses: admin-added and consented ones alike.
+pub async fn list_account_access(
+    cx: &Ctx<'_>,
+    org: &str,
+) -> Result<Vec<crate::store::AccessSummary>> {
+    let org = cx.org(org).await?;
+    Ok(cx.store.account_accesses(org.id).await?)
+}
+
 /// The org's audit log, oldest first.
 pub async fn audit_log(
     cx: &Ctx<'_>,

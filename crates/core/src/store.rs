@@ -139,6 +139,17 @@ pub struct NewAuthCode {
     pub expires_at: Timestamp,
 }
 
+/// A live account access with the names an admin reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessSummary {
+    pub access: AccountAccess,
+    pub client_id: String,
+    pub application: String,
+    pub username: String,
+    /// `None` when the user gave it by consent (web-server flow).
+    pub created_by: Option<String>,
+}
+
 /// A user's consent to an application, as [`Store::grant_account_access`] records it.
 #[derive(Clone, Debug)]
 pub struct Consent {
@@ -241,6 +252,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<AccountAccess>;
     /// The live account access of an (application, user) pair.
     async fn account_access(&self, app: AppId, user: UserId) -> Result<Option<AccountAccess>>;
+    /// Every live account access of `org`, oldest first.
+    async fn account_accesses(&self, org: OrgId) -> Result<Vec<AccessSummary>>;
     /// The live refresh token with this digest and its account access; `None` once the token
     /// or its account access is revoked.
     async fn refresh_token(&self, digest: &Digest) -> Result<Option<RefreshTokenRecord>>;

@@ -211,6 +211,11 @@ pub enum AccessCmd {
         #[arg(long)]
         by: String,
     },
+    /// List the organization's account access (added by admins or given by consent).
+    List {
+        #[arg(long)]
+        org: String,
+    },
     /// Delete account access: its refresh token and access tokens stop working at once.
     Delete {
         #[arg(long)]

@@ -345,6 +345,37 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                 human,
             );
         }
+        Command::Access(AccessCmd::List { org }) => {
+            let all = admin::list_account_access(cx, &org).await.map_err(e)?;
+            if json {
+                let rows: Vec<Value> = all
+                    .iter()
+                    .map(|a| {
+                        json!({
+                            "client_id": a.client_id, "application": a.application, "username": a.username,
+                            "added_by": a.created_by, "scopes": a.access.scopes.names(),
+                            "created_at": a.access.created_at.to_rfc3339(),
+                        })
+                    })
+                    .collect();
+                println!("{}", Value::Array(rows));
+            } else if all.is_empty() {
+                println!("No account access in {org}.");
+            } else {
+                for a in all {
+                    let by = a
+                        .created_by
+                        .map_or("consent".to_string(), |b| format!("added by {b}"));
+                    println!(
+                        "{}  {:<24} {:<36} {:<16} {by}",
+                        a.access.created_at.to_rfc3339(),
+                        a.application,
+                        a.client_id,
+                        a.username
+                    );
+                }
+            }
+        }
         Command::Access(AccessCmd::Delete {
             org,
             client_id,

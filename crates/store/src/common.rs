@@ -981,6 +981,36 @@ macro_rules! impl_store {
                     .transpose()
             }
 
+            async fn account_accesses(
+                &self,
+                org: grantry_core::model::OrgId,
+            ) -> Result<Vec<grantry_core::store::AccessSummary>, grantry_core::StoreError> {
+                use crate::common::backend_err;
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT a.id, a.org_id, a.app_id, a.user_id, a.created_by, a.scopes, a.created_at, \
+                     p.client_id AS p_client_id, p.name AS p_name, u.username AS u_username, b.username AS b_username \
+                     FROM account_accesses a JOIN applications p ON p.id = a.app_id JOIN users u ON u.id = a.user_id \
+                     LEFT JOIN users b ON b.id = a.created_by \
+                     WHERE a.org_id = $1 AND a.revoked_at IS NULL ORDER BY a.created_at, a.id",
+                )
+                .bind(org)
+                .fetch_all(self.reader())
+                .await
+                .map_err(backend_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(grantry_core::store::AccessSummary {
+                            access: rows::access(r)?,
+                            client_id: r.try_get("p_client_id").map_err(backend_err)?,
+                            application: r.try_get("p_name").map_err(backend_err)?,
+                            username: r.try_get("u_username").map_err(backend_err)?,
+                            created_by: r.try_get("b_username").map_err(backend_err)?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn refresh_token(
                 &self,
                 digest: &grantry_core::credential::Digest,

@@ -202,6 +202,18 @@ both!(
             .unwrap()
             .is_some());
         assert_eq!(app.audit_count("acme", "account_access.granted").await, 1);
+        let listed = grantry_core::admin::list_account_access(&app.cx(), "acme")
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].username.as_str(), listed[0].created_by.as_deref()),
+            ("alice", None)
+        );
+        assert_eq!(
+            listed[0].access.scopes.to_scope(),
+            "lists:read contacts:read"
+        );
         let (s, v) = redeem(
             &app,
             &[

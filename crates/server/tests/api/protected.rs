@@ -101,10 +101,17 @@ both!(
         let at = app.access_token(&i).await;
         let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
         assert_eq!(s, 200);
+        let listed = admin::list_account_access(&app.cx(), "acme").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].created_by.as_deref(), Some("admin"));
 
         admin::delete_account_access(&app.cx(), "acme", &i.client_id, "admin")
             .await
             .unwrap();
+        assert!(admin::list_account_access(&app.cx(), "acme")
+            .await
+            .unwrap()
+            .is_empty());
 
         let (s, body) = app.rest(Method::GET, "/rest/databases", &at, None).await;
         assert_eq!(s, 401);
