@@ -320,9 +320,10 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
         audit: NewAudit,
     ) -> Result<bool>;
-    /// The re-issue window of DESIGN.md §2, atomically: locks the refresh token, shows
-    /// `decide` the newest unrevoked access token derived from it, and inserts `fresh` only on
-    /// [`Reissue::Issue`]. Concurrent calls for one refresh token are serialized, so two can
+    /// The re-issue window of DESIGN.md §2, atomically: shows `decide` the newest unrevoked
+    /// access token derived from the refresh token (first from a plain read; when that says
+    /// [`Reissue::Issue`], again under the refresh token's lock) and inserts `fresh` only on
+    /// [`Reissue::Issue`] under the lock. Concurrent calls for one refresh token are serialized, so two can
     /// never both issue inside the window. `audit` is written only when a token is issued.
     /// [`RefreshOutcome::Revoked`] if the token or its account access was revoked meanwhile.
     async fn refresh_access_token(

@@ -1092,6 +1092,28 @@ macro_rules! impl_store {
                 use crate::common::*;
                 use grantry_core::store::{RefreshOutcome, Reissue};
                 use sqlx::Row;
+                // Fast path, no write: inside the window the answer is decided by the newest
+                // live token, which a read can see. Only an issuance takes the lock below (and
+                // decides again under it).
+                let newest = sqlx::query(
+                    "SELECT t.id, t.nonce, t.scopes, t.issued_at, t.expires_at, t.kid FROM access_tokens t \
+                     JOIN refresh_tokens r ON r.id = t.refresh_id JOIN account_accesses a ON a.id = r.access_id \
+                     WHERE t.refresh_id = $1 AND t.revoked_at IS NULL AND r.revoked_at IS NULL AND a.revoked_at IS NULL \
+                     ORDER BY t.issued_at DESC, t.id DESC LIMIT 1",
+                )
+                .bind(refresh)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(backend_err)?
+                .map(|r| rows::token(&r))
+                .transpose()?;
+                if let Some(t) = newest {
+                    match decide(Some(&t)) {
+                        Reissue::Reuse => return Ok(RefreshOutcome::Reused(t)),
+                        Reissue::Reject { retry_at } => return Ok(RefreshOutcome::Rejected { retry_at }),
+                        Reissue::Issue => {}
+                    }
+                }
                 let mut tx = self.begin_write().await?;
                 // The UPDATE takes the refresh token's row lock first, serializing concurrent
                 // refreshes with it (SQLite: the IMMEDIATE transaction already does).
