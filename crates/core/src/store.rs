@@ -268,7 +268,8 @@ pub trait Store: Send + Sync + 'static {
         audit: NewAudit,
     ) -> Result<(AccountAccess, i64)>;
     /// RFC 7009: revokes the access token or refresh token with this digest if it belongs to
-    /// `org`; revoking a refresh token also revokes the access tokens derived from it.
+    /// `org`; revoking a refresh token revokes its whole grant: the refresh tokens of its
+    /// rotation family and every access token derived from them.
     /// `false` if there was no such live token in `org`.
     async fn revoke_token(
         &self,

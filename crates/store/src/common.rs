@@ -278,14 +278,24 @@ macro_rules! impl_store {
             row.try_get("id").map_err(crate::common::backend_err)
         }
 
-        /// Revokes the access tokens derived from a refresh token.
-        async fn revoke_derived(
+        /// Revokes every refresh token of a rotation family (`family` is its first token's id)
+        /// and the access tokens derived from them.
+        async fn revoke_family(
             conn: &mut <$db as sqlx::Database>::Connection,
-            refresh: i64,
+            family: i64,
             at: grantry_core::Timestamp,
         ) -> Result<(), grantry_core::StoreError> {
-            sqlx::query("UPDATE access_tokens SET revoked_at = $2 WHERE refresh_id = $1 AND revoked_at IS NULL")
-                .bind(refresh)
+            sqlx::query(
+                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND refresh_id IN \
+                 (SELECT id FROM refresh_tokens WHERE id = $1 OR family_id = $1)",
+            )
+            .bind(family)
+            .bind(at.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(crate::common::backend_err)?;
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE (id = $1 OR family_id = $1) AND revoked_at IS NULL")
+                .bind(family)
                 .bind(at.0)
                 .execute(&mut *conn)
                 .await
@@ -732,7 +742,8 @@ macro_rules! impl_store {
                 if !revoked {
                     let refresh = sqlx::query(
                         "UPDATE refresh_tokens SET revoked_at = $3 WHERE digest = $1 AND revoked_at IS NULL \
-                         AND access_id IN (SELECT id FROM account_accesses WHERE org_id = $2) RETURNING id",
+                         AND access_id IN (SELECT id FROM account_accesses WHERE org_id = $2) \
+                         RETURNING COALESCE(family_id, id) AS family",
                     )
                     .bind(digest.as_bytes())
                     .bind(org)
@@ -741,8 +752,9 @@ macro_rules! impl_store {
                     .await
                     .map_err(backend_err)?;
                     if let Some(r) = refresh {
-                        let rid: i64 = r.try_get("id").map_err(backend_err)?;
-                        revoke_derived(&mut tx, rid, at).await?;
+                        // The whole grant: the token, its rotated relatives, their access tokens.
+                        let family: i64 = r.try_get("family").map_err(backend_err)?;
+                        revoke_family(&mut tx, family, at).await?;
                         revoked = true;
                     }
                 }
@@ -822,21 +834,7 @@ macro_rules! impl_store {
             ) -> Result<(), grantry_core::StoreError> {
                 use crate::common::*;
                 let mut tx = self.begin_write().await?;
-                sqlx::query(
-                    "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND refresh_id IN \
-                     (SELECT id FROM refresh_tokens WHERE id = $1 OR family_id = $1)",
-                )
-                .bind(family)
-                .bind(at.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend_err)?;
-                sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE (id = $1 OR family_id = $1) AND revoked_at IS NULL")
-                    .bind(family)
-                    .bind(at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?;
+                revoke_family(&mut tx, family, at).await?;
                 insert_audit(&mut tx, &audit).await?;
                 tx.commit().await.map_err(backend_err)
             }
@@ -942,21 +940,7 @@ macro_rules! impl_store {
                 if let Some(rid) = refresh {
                     // The code's refresh token heads its rotation family: its successors were
                     // issued from the code too.
-                    sqlx::query(
-                        "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND refresh_id IN \
-                         (SELECT id FROM refresh_tokens WHERE id = $1 OR family_id = $1)",
-                    )
-                    .bind(rid)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?;
-                    sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE (id = $1 OR family_id = $1) AND revoked_at IS NULL")
-                        .bind(rid)
-                        .bind(now.0)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend_err)?;
+                    revoke_family(&mut tx, rid, now).await?;
                 }
                 tx.commit().await.map_err(backend_err)?;
                 Ok(Redemption::Reused(code))

@@ -837,3 +837,30 @@ conformance!(rotation_never_extends_an_older_secret, |store| async move {
         vec![third]
     );
 });
+
+conformance!(
+    revoking_any_token_of_a_rotation_family_revokes_the_whole_grant,
+    |store| async move {
+        let g = granted(&*store).await;
+        let at = T0.plus(HOUR);
+        let successor = refresh_digest();
+        let new_id = store
+            .rotate_refresh_token(g.refresh_id, successor, credential::nonce().to_vec(), at)
+            .await
+            .unwrap()
+            .unwrap();
+        let (token, _) = issue_from(&*store, g.org.id, new_id, at).await;
+        // Revoking the old (rotated) token ends its successor and the successor's tokens.
+        assert!(store
+            .revoke_token(
+                g.org.id,
+                &g.refresh_token,
+                at,
+                audit(Some(g.org.id), at, "token.revoked")
+            )
+            .await
+            .unwrap());
+        assert_eq!(store.refresh_token(&successor).await.unwrap(), None);
+        assert!(store.access_token(&token).await.unwrap().unwrap().revoked);
+    }
+);
