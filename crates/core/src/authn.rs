@@ -10,7 +10,7 @@ use crate::credential::{self, Digest, Kind};
 use crate::grant::{Grant, GrantSet};
 use crate::model::{AppId, OrgId, User, UserId, UserKind};
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{Store, TokenRefusal};
 
 /// RFC 6750 §3.1 error codes; `None` when the request carried no credential at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,32 +220,22 @@ async fn access_token_principal(
     let Some(rec) = store.access_token(&Digest::of(token)).await? else {
         return Err(BearerError::invalid_token("the access token is unknown"));
     };
-    let refusal = if rec.revoked {
-        Some((
-            "revoked access token",
-            "the access token has been revoked; its account access was deleted".to_string(),
-        ))
-    } else if now >= rec.expires_at {
-        Some((
-            "expired access token",
-            format!(
+    let refusal = rec.refusal(now).map(|r| {
+        let description = match r {
+            TokenRefusal::Revoked => {
+                "the access token has been revoked; its account access was deleted".to_string()
+            }
+            TokenRefusal::Expired => format!(
                 "the access token expired at {}; get a new one from POST /oauth/token",
                 rec.expires_at.to_rfc3339()
             ),
-        ))
-    } else if rec.key_stops_at.is_some_and(|t| now >= t) {
-        Some((
-            "access token of a deleted secret key",
-            "the secret key this access token was obtained with has been deleted".to_string(),
-        ))
-    } else if rec.user.disabled {
-        Some((
-            "disabled user",
-            "the user of this token is disabled".to_string(),
-        ))
-    } else {
-        None
-    };
+            TokenRefusal::KeyDeleted => {
+                "the secret key this access token was obtained with has been deleted".to_string()
+            }
+            TokenRefusal::UserDisabled => "the user of this token is disabled".to_string(),
+        };
+        (r.reason(), description)
+    });
     if let Some((reason, description)) = refusal {
         let actor = rec
             .app
@@ -262,10 +252,7 @@ async fn access_token_principal(
         store.record_audit(audit).await?;
         return Err(BearerError::invalid_token(description));
     }
-    let mut grants = rec.scopes.intersect(rec.user.effective_grants());
-    if let Some(app) = &rec.app {
-        grants = grants.intersect(app.scopes);
-    }
+    let grants = rec.grants();
     if !rec.first_used {
         let audit = NewAudit::new(
             Some(rec.user.org_id),

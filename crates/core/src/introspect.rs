@@ -71,20 +71,12 @@ pub async fn introspect(
     let is_refresh = credential::shape(&q.token).is_some_and(|s| s.kind == Kind::RefreshToken);
     if !is_refresh {
         if let Some(t) = store.access_token(&digest).await? {
-            let live = !t.revoked
-                && now < t.expires_at
-                && !t.user.disabled
-                && t.key_stops_at.is_none_or(|s| now < s)
-                && t.user.org_id == q.client.org_id;
-            if !live {
+            if t.refusal(now).is_some() || t.user.org_id != q.client.org_id {
                 return Ok(inactive());
             }
-            let mut grants = t.scopes.intersect(t.user.effective_grants());
+            let grants = t.grants();
             let client_id = match &t.app {
-                Some(app) => {
-                    grants = grants.intersect(app.scopes);
-                    app.client_id.clone()
-                }
+                Some(app) => app.client_id.clone(),
                 None => t.user.key_id.clone().unwrap_or_default(),
             };
             return Ok(json!({

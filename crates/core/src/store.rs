@@ -176,6 +176,57 @@ pub enum Redemption {
     Unknown,
 }
 
+/// Why a stored access token no longer opens anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// The token, its refresh token or its account access was revoked.
+    Revoked,
+    Expired,
+    /// It came from an API secret key that was deleted and whose grace is over.
+    KeyDeleted,
+    UserDisabled,
+}
+
+impl TokenRefusal {
+    /// The audit log's words for it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TokenRefusal::Revoked => "revoked access token",
+            TokenRefusal::Expired => "expired access token",
+            TokenRefusal::KeyDeleted => "access token of a deleted secret key",
+            TokenRefusal::UserDisabled => "disabled user",
+        }
+    }
+}
+
+impl BearerRecord {
+    /// Whether the token is refused at `now`, and why; the one rule the APIs and
+    /// introspection share.
+    pub fn refusal(&self, now: Timestamp) -> Option<TokenRefusal> {
+        if self.revoked {
+            Some(TokenRefusal::Revoked)
+        } else if now >= self.expires_at {
+            Some(TokenRefusal::Expired)
+        } else if self.key_stops_at.is_some_and(|t| now >= t) {
+            Some(TokenRefusal::KeyDeleted)
+        } else if self.user.disabled {
+            Some(TokenRefusal::UserDisabled)
+        } else {
+            None
+        }
+    }
+
+    /// The grants in force now: the token's scope ∩ the user's grants ∩ the application's
+    /// scopes (when it has one).
+    pub fn grants(&self) -> GrantSet {
+        let grants = self.scopes.intersect(self.user.effective_grants());
+        match &self.app {
+            Some(app) => grants.intersect(app.scopes),
+            None => grants,
+        }
+    }
+}
+
 /// How a contact is found.
 #[derive(Clone, Copy, Debug)]
 pub enum ContactKey<'a> {

@@ -691,6 +691,21 @@ both!(
             (Some(true), Some(k.key_id.as_str()))
         );
         assert_eq!(v["scope"], "events:write");
+        // A disabled user's token is inactive, and active again once the user is enabled.
+        grantry_core::admin::set_disabled(&app.cx(), "acme", "bot", true)
+            .await
+            .unwrap();
+        assert_eq!(
+            introspect(me.clone(), key_token.clone()).await["active"],
+            false
+        );
+        grantry_core::admin::set_disabled(&app.cx(), "acme", "bot", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            introspect(me.clone(), key_token.clone()).await["active"],
+            true
+        );
         // Another org's client sees nothing.
         let them = (other.client_id.clone(), other.client_secret.clone());
         assert_eq!(
