@@ -217,7 +217,8 @@ async fn access_token_principal(
     now: Timestamp,
     token: &str,
 ) -> Result<Principal, BearerError> {
-    let Some(rec) = store.access_token(&Digest::of(token)).await? else {
+    let digest = Digest::of(token);
+    let Some(rec) = store.access_token(&digest).await? else {
         return Err(BearerError::invalid_token("the access token is unknown"));
     };
     let refusal = rec.refusal(now).map(|r| {
@@ -265,7 +266,9 @@ async fn access_token_principal(
             format!("user:{}", rec.user.username),
         )
         .with_detail(serde_json::json!({"token": rec.token_id}));
-        store.mark_access_token_used(rec.token_id, audit).await?;
+        store
+            .mark_access_token_used(&digest, rec.token_id, audit)
+            .await?;
     }
     let mut p = Principal::of_user(rec.user, grants, AuthMethod::AccessToken);
     p.app_id = rec.app.as_ref().map(|a| a.id);

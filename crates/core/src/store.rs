@@ -388,7 +388,12 @@ pub trait Store: Send + Sync + 'static {
     /// The access token with this digest, with its user and application, revoked or not.
     async fn access_token(&self, digest: &Digest) -> Result<Option<BearerRecord>>;
     /// Records the first use of an access token (once; later calls change nothing).
-    async fn mark_access_token_used(&self, token: i64, audit: NewAudit) -> Result<()>;
+    async fn mark_access_token_used(
+        &self,
+        digest: &Digest,
+        token: i64,
+        audit: NewAudit,
+    ) -> Result<()>;
 
     /// Disables (`true`) or re-enables a user; a disabled user's credentials stop at once.
     async fn set_user_disabled(

@@ -10,6 +10,17 @@ pub(crate) fn backend_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// Commits a write that may narrow what stored credentials open, then drops this process's
+/// cache of credential lookups (other processes drop theirs when the epoch moves).
+pub(crate) async fn commit_narrowing<DB: sqlx::Database>(
+    tx: sqlx::Transaction<'_, DB>,
+    caches: &crate::cache::Caches,
+) -> Result<(), StoreError> {
+    tx.commit().await.map_err(backend_err)?;
+    caches.clear();
+    Ok(())
+}
+
 /// A uniqueness violation becomes `Conflict(what)`; anything else a backend error.
 pub(crate) fn conflict_or(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| match &e {
@@ -18,26 +29,81 @@ pub(crate) fn conflict_or(what: &'static str) -> impl Fn(sqlx::Error) -> StoreEr
     }
 }
 
-pub(crate) const USER_COLS: &str = "u.id AS u_id, u.org_id AS u_org_id, u.username AS u_username, \
+// The column lists as literals, so statements can be `concat!`ed at compile time.
+macro_rules! user_cols {
+    () => {
+        "u.id AS u_id, u.org_id AS u_org_id, u.username AS u_username, \
     u.email AS u_email, u.kind AS u_kind, u.role AS u_role, u.grants AS u_grants, \
     u.key_id AS u_key_id, u.principal AS u_principal, u.disabled_at AS u_disabled_at, \
-    u.created_at AS u_created_at";
-
-pub(crate) const APP_COLS: &str =
-    "p.id AS p_id, p.org_id AS p_org_id, p.client_id AS p_client_id, \
+    u.created_at AS u_created_at"
+    };
+}
+macro_rules! app_cols {
+    () => {
+        "p.id AS p_id, p.org_id AS p_org_id, p.client_id AS p_client_id, \
     p.name AS p_name, p.description AS p_description, p.scopes AS p_scopes, \
     p.redirect_uris AS p_redirect_uris, p.public AS p_public, \
     p.rotate_refresh_tokens AS p_rotate, p.token_format AS p_token_format, \
-    p.created_at AS p_created_at";
+    p.created_at AS p_created_at"
+    };
+}
+macro_rules! key_cols {
+    () => {
+        "k.id AS k_id, k.user_id AS k_user_id, k.slot AS k_slot, \
+    k.created_at AS k_created_at, k.deleted_at AS k_deleted_at, k.stops_at AS k_stops_at"
+    };
+}
 
-pub(crate) const KEY_COLS: &str = "k.id AS k_id, k.user_id AS k_user_id, k.slot AS k_slot, \
-    k.created_at AS k_created_at, k.deleted_at AS k_deleted_at, k.stops_at AS k_stops_at";
+pub(crate) const USER_COLS: &str = user_cols!();
+
+pub(crate) const KEY_COLS: &str = key_cols!();
 
 pub(crate) const ACCESS_COLS: &str = "id, org_id, app_id, user_id, created_by, scopes, created_at";
 
 pub(crate) const CODE_COLS: &str =
     "id, org_id, app_id, user_id, redirect_uri, redirect_uri_given, \
     scopes, code_challenge, created_at, expires_at, refresh_id";
+
+/// A bearer access token with everything that decides whether it opens an API now.
+pub(crate) const BEARER_BY_DIGEST: &str = concat!(
+    "SELECT t.id AS t_id, t.scopes AS t_scopes, t.issued_at AS t_issued_at, \
+     t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at, a.revoked_at AS a_revoked_at, \
+     r.revoked_at AS r_revoked_at, t.first_used_at AS t_first_used_at, t.app_id AS t_app_id, \
+     k.stops_at AS k_stops_at, ",
+    user_cols!(),
+    ", ",
+    app_cols!(),
+    " FROM access_tokens t JOIN users u ON u.id = t.user_id \
+     LEFT JOIN account_accesses a ON a.id = t.access_id \
+     LEFT JOIN refresh_tokens r ON r.id = t.refresh_id \
+     LEFT JOIN applications p ON p.id = t.app_id \
+     LEFT JOIN api_keys k ON k.id = t.api_key_id \
+     WHERE t.digest = $1"
+);
+
+pub(crate) const USER_BY_ID: &str =
+    concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1");
+
+pub(crate) const APP_BY_CLIENT_ID: &str = concat!(
+    "SELECT ",
+    app_cols!(),
+    " FROM applications p WHERE p.client_id = $1"
+);
+
+pub(crate) const KEY_BY_DIGEST: &str = concat!(
+    "SELECT ",
+    key_cols!(),
+    ", ",
+    user_cols!(),
+    " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.digest = $1"
+);
+
+/// The newest live access token of a live refresh token.
+pub(crate) const NEWEST_LIVE_TOKEN: &str = "SELECT t.id, t.nonce, t.scopes, t.issued_at, \
+    t.expires_at, t.kid FROM access_tokens t \
+    JOIN refresh_tokens r ON r.id = t.refresh_id JOIN account_accesses a ON a.id = r.access_id \
+    WHERE t.refresh_id = $1 AND t.revoked_at IS NULL AND r.revoked_at IS NULL \
+    AND a.revoked_at IS NULL ORDER BY t.issued_at DESC, t.id DESC LIMIT 1";
 
 pub(crate) const CONTACT_COLS: &str = "id, list_id, email, columns, created_at, updated_at";
 
@@ -417,14 +483,18 @@ macro_rules! impl_store {
             }
 
             async fn user_by_id(&self, id: grantry_core::model::UserId) -> Result<Option<grantry_core::model::User>, grantry_core::StoreError> {
-                let sql = format!("SELECT {} FROM users u WHERE u.id = $1", crate::common::USER_COLS);
-                sqlx::query(&sql)
-                    .bind(id)
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(crate::common::backend_err)?
-                    .map(|r| rows::user(&r))
-                    .transpose()
+                let c = self.caches();
+                let found = crate::cache::cached(c, &c.users, id, || async move {
+                    sqlx::query(crate::common::USER_BY_ID)
+                        .bind(id)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(crate::common::backend_err)?
+                        .map(|r| rows::user(&r).map(std::sync::Arc::new))
+                        .transpose()
+                })
+                .await?;
+                Ok(found.map(|u| (*u).clone()))
             }
 
             async fn password_hash(&self, user: grantry_core::model::UserId) -> Result<Option<String>, grantry_core::StoreError> {
@@ -508,7 +578,7 @@ macro_rules! impl_store {
                     return Err(grantry_core::StoreError::NotFound("user"));
                 }
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(crate::common::backend_err)
+                crate::common::commit_narrowing(tx, self.caches()).await
             }
 
             async fn create_application(
@@ -567,14 +637,18 @@ macro_rules! impl_store {
             }
 
             async fn application_by_client_id(&self, client_id: &str) -> Result<Option<grantry_core::model::Application>, grantry_core::StoreError> {
-                let sql = format!("SELECT {} FROM applications p WHERE p.client_id = $1", crate::common::APP_COLS);
-                sqlx::query(&sql)
-                    .bind(client_id)
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(crate::common::backend_err)?
-                    .map(|r| rows::app(&r))
-                    .transpose()
+                let c = self.caches();
+                let found = crate::cache::cached(c, &c.apps, client_id.to_string(), || async move {
+                    sqlx::query(crate::common::APP_BY_CLIENT_ID)
+                        .bind(client_id)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(crate::common::backend_err)?
+                        .map(|r| rows::app(&r).map(std::sync::Arc::new))
+                        .transpose()
+                })
+                .await?;
+                Ok(found.map(|a| (*a).clone()))
             }
 
             async fn rotate_client_secret(
@@ -603,7 +677,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(backend_err)?;
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)
+                crate::common::commit_narrowing(tx, self.caches()).await
             }
 
             async fn client_secrets(
@@ -612,19 +686,34 @@ macro_rules! impl_store {
                 now: grantry_core::Timestamp,
             ) -> Result<Vec<grantry_core::credential::Digest>, grantry_core::StoreError> {
                 use sqlx::Row;
-                let rows = sqlx::query("SELECT digest FROM client_secrets WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)")
-                    .bind(app)
-                    .bind(now.0)
-                    .fetch_all(self.reader())
-                    .await
-                    .map_err(crate::common::backend_err)?;
-                rows.iter()
-                    .map(|r| {
-                        let b: Vec<u8> = r.try_get("digest").map_err(crate::common::backend_err)?;
-                        grantry_core::credential::Digest::from_slice(&b)
-                            .ok_or_else(|| crate::common::backend_err("client secret digest is not 32 bytes"))
-                    })
-                    .collect()
+                // Every secret of the application is cached with its end; the time test is
+                // made here, so a cached list is right at any `now`.
+                let c = self.caches();
+                let all = crate::cache::cached(c, &c.secrets, app, || async move {
+                    let rows = sqlx::query("SELECT digest, expires_at FROM client_secrets WHERE app_id = $1")
+                        .bind(app)
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(crate::common::backend_err)?;
+                    let list = rows
+                        .iter()
+                        .map(|r| {
+                            let b: Vec<u8> = r.try_get("digest").map_err(crate::common::backend_err)?;
+                            let ends: Option<i64> = r.try_get("expires_at").map_err(crate::common::backend_err)?;
+                            let d = grantry_core::credential::Digest::from_slice(&b)
+                                .ok_or_else(|| crate::common::backend_err("client secret digest is not 32 bytes"))?;
+                            Ok((d, ends))
+                        })
+                        .collect::<Result<Vec<_>, grantry_core::StoreError>>()?;
+                    Ok::<_, grantry_core::StoreError>(Some(std::sync::Arc::new(list)))
+                })
+                .await?
+                .unwrap_or_default();
+                Ok(all
+                    .iter()
+                    .filter(|(_, ends)| ends.is_none_or(|e| e > now.0))
+                    .map(|(d, _)| *d)
+                    .collect())
             }
 
             async fn create_account_access(
@@ -714,7 +803,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(backend_err)?;
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)?;
+                crate::common::commit_narrowing(tx, self.caches()).await?;
                 Ok((access, rid))
             }
 
@@ -761,7 +850,7 @@ macro_rules! impl_store {
                 if revoked {
                     insert_audit(&mut tx, &audit).await?;
                 }
-                tx.commit().await.map_err(backend_err)?;
+                crate::common::commit_narrowing(tx, self.caches()).await?;
                 Ok(revoked)
             }
 
@@ -805,7 +894,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(backend_err)?;
                 let id: i64 = row.try_get("id").map_err(backend_err)?;
-                tx.commit().await.map_err(backend_err)?;
+                crate::common::commit_narrowing(tx, self.caches()).await?;
                 Ok(Some(id))
             }
 
@@ -832,11 +921,10 @@ macro_rules! impl_store {
                 at: grantry_core::Timestamp,
                 audit: grantry_core::audit::NewAudit,
             ) -> Result<(), grantry_core::StoreError> {
-                use crate::common::*;
                 let mut tx = self.begin_write().await?;
                 revoke_family(&mut tx, family, at).await?;
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)
+                crate::common::commit_narrowing(tx, self.caches()).await
             }
 
             async fn signing_keys(&self) -> Result<Vec<grantry_core::jwt::SigningKey>, grantry_core::StoreError> {
@@ -919,7 +1007,7 @@ macro_rules! impl_store {
                     .map_err(backend_err)?
                 {
                     let code = rows::code(&r)?;
-                    tx.commit().await.map_err(backend_err)?;
+                    crate::common::commit_narrowing(tx, self.caches()).await?;
                     return Ok(Redemption::Fresh(code));
                 }
                 // Record the reuse (and take the code's row lock while revoking).
@@ -942,7 +1030,7 @@ macro_rules! impl_store {
                     // issued from the code too.
                     revoke_family(&mut tx, rid, now).await?;
                 }
-                tx.commit().await.map_err(backend_err)?;
+                crate::common::commit_narrowing(tx, self.caches()).await?;
                 Ok(Redemption::Reused(code))
             }
 
@@ -1001,6 +1089,8 @@ macro_rules! impl_store {
             ) -> Result<Option<grantry_core::store::RefreshTokenRecord>, grantry_core::StoreError> {
                 use crate::common::backend_err;
                 use sqlx::Row;
+                let c = self.caches();
+                let found = crate::cache::cached(c, &c.refresh, digest.0, || async move {
                 let sql = "SELECT r.id AS r_id, r.scopes AS r_scopes, r.created_at AS r_created_at, \
                      r.rotated_at AS r_rotated_at, COALESCE(r.family_id, r.id) AS r_family, \
                      a.id, a.org_id, a.app_id, a.user_id, a.created_by, a.scopes, a.created_at, \
@@ -1028,7 +1118,10 @@ macro_rules! impl_store {
                     family_id: r.try_get("r_family").map_err(backend_err)?,
                     client_id: r.try_get("p_client_id").map_err(backend_err)?,
                     username: r.try_get("u_username").map_err(backend_err)?,
-                }))
+                }.into()))
+                })
+                .await?;
+                Ok(found.map(|r| (*r).clone()))
             }
 
             async fn revoke_account_access(
@@ -1062,7 +1155,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(backend_err)?;
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)?;
+                crate::common::commit_narrowing(tx, self.caches()).await?;
                 Ok(true)
             }
 
@@ -1077,23 +1170,25 @@ macro_rules! impl_store {
                 use grantry_core::store::{RefreshOutcome, Reissue};
                 use sqlx::Row;
                 // Fast path, no write: inside the window the answer is decided by the newest
-                // live token, which a read can see. Only an issuance takes the lock below (and
-                // decides again under it).
-                let newest = sqlx::query(
-                    "SELECT t.id, t.nonce, t.scopes, t.issued_at, t.expires_at, t.kid FROM access_tokens t \
-                     JOIN refresh_tokens r ON r.id = t.refresh_id JOIN account_accesses a ON a.id = r.access_id \
-                     WHERE t.refresh_id = $1 AND t.revoked_at IS NULL AND r.revoked_at IS NULL AND a.revoked_at IS NULL \
-                     ORDER BY t.issued_at DESC, t.id DESC LIMIT 1",
-                )
-                .bind(refresh)
-                .fetch_optional(self.reader())
-                .await
-                .map_err(backend_err)?
-                .map(|r| rows::token(&r))
-                .transpose()?;
+                // live token, which a read (or the cache) can see. Only an issuance takes the
+                // lock below (and decides again under it). A cached newest token can only be
+                // older than the real one when another instance issued meanwhile; then the
+                // decision is "issue" and the locked path below finds the real one.
+                let c = self.caches();
+                let ticket = c.ticket();
+                let newest = crate::cache::cached(c, &c.newest, refresh, || async move {
+                    sqlx::query(NEWEST_LIVE_TOKEN)
+                        .bind(refresh)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(backend_err)?
+                        .map(|r| rows::token(&r).map(std::sync::Arc::new))
+                        .transpose()
+                })
+                .await?;
                 if let Some(t) = newest {
                     match decide(Some(&t)) {
-                        Reissue::Reuse => return Ok(RefreshOutcome::Reused(t)),
+                        Reissue::Reuse => return Ok(RefreshOutcome::Reused((*t).clone())),
                         Reissue::Reject { retry_at } => return Ok(RefreshOutcome::Rejected { retry_at }),
                         Reissue::Issue => {}
                     }
@@ -1138,7 +1233,12 @@ macro_rules! impl_store {
                     Reissue::Reuse => {
                         tx.commit().await.map_err(backend_err)?;
                         match newest {
-                            Some(t) => Ok(RefreshOutcome::Reused(t)),
+                            Some(t) => {
+                                if let Some(ticket) = ticket {
+                                    c.put(&c.newest, ticket, refresh, std::sync::Arc::new(t.clone()));
+                                }
+                                Ok(RefreshOutcome::Reused(t))
+                            }
                             None => Err(backend_err("reuse decided without a token")),
                         }
                     }
@@ -1175,14 +1275,18 @@ macro_rules! impl_store {
                         }
                         insert_audit(&mut tx, &audit).await?;
                         tx.commit().await.map_err(backend_err)?;
-                        Ok(RefreshOutcome::Issued(grantry_core::model::AccessTokenRecord {
+                        let issued = grantry_core::model::AccessTokenRecord {
                             id,
                             nonce: fresh.nonce,
                             scopes: fresh.scopes,
                             issued_at: fresh.issued_at,
                             expires_at: fresh.expires_at,
                             kid: fresh.kid,
-                        }))
+                        };
+                        if let Some(ticket) = ticket {
+                            c.put(&c.newest, ticket, refresh, std::sync::Arc::new(issued.clone()));
+                        }
+                        Ok(RefreshOutcome::Issued(issued))
                     }
                 }
             }
@@ -1193,18 +1297,9 @@ macro_rules! impl_store {
             ) -> Result<Option<grantry_core::store::BearerRecord>, grantry_core::StoreError> {
                 use crate::common::*;
                 use sqlx::Row;
-                let sql = format!(
-                    "SELECT t.id AS t_id, t.scopes AS t_scopes, t.issued_at AS t_issued_at, t.expires_at AS t_expires_at, \
-                     t.revoked_at AS t_revoked_at, a.revoked_at AS a_revoked_at, r.revoked_at AS r_revoked_at, t.first_used_at AS t_first_used_at, \
-                     t.app_id AS t_app_id, k.stops_at AS k_stops_at, {USER_COLS}, {APP_COLS} \
-                     FROM access_tokens t JOIN users u ON u.id = t.user_id \
-                     LEFT JOIN account_accesses a ON a.id = t.access_id \
-                     LEFT JOIN refresh_tokens r ON r.id = t.refresh_id \
-                     LEFT JOIN applications p ON p.id = t.app_id \
-                     LEFT JOIN api_keys k ON k.id = t.api_key_id \
-                     WHERE t.digest = $1"
-                );
-                let Some(r) = sqlx::query(&sql)
+                let c = self.caches();
+                let found = crate::cache::cached(c, &c.bearer, digest.0, || async move {
+                let Some(r) = sqlx::query(BEARER_BY_DIGEST)
                     .bind(digest.as_bytes())
                     .fetch_optional(self.reader())
                     .await
@@ -1228,15 +1323,21 @@ macro_rules! impl_store {
                     user: rows::user(&r)?,
                     app: if app_id.is_some() { Some(rows::app(&r)?) } else { None },
                     key_stops_at: key_stops.map(grantry_core::Timestamp),
-                }))
+                }.into()))
+                })
+                .await?;
+                Ok(found.map(|b| (*b).clone()))
             }
 
             async fn mark_access_token_used(
                 &self,
+                digest: &grantry_core::credential::Digest,
                 token: i64,
                 audit: grantry_core::audit::NewAudit,
             ) -> Result<(), grantry_core::StoreError> {
                 use crate::common::*;
+                let c = self.caches();
+                let ticket = c.ticket();
                 let mut tx = self.begin_write().await?;
                 let n = sqlx::query("UPDATE access_tokens SET first_used_at = $2 WHERE id = $1 AND first_used_at IS NULL")
                     .bind(token)
@@ -1248,7 +1349,14 @@ macro_rules! impl_store {
                 if n == 1 {
                     insert_audit(&mut tx, &audit).await?;
                 }
-                tx.commit().await.map_err(backend_err)
+                tx.commit().await.map_err(backend_err)?;
+                // The cached record now says "used", so later calls skip this write.
+                if let (Some(ticket), Some(rec)) = (ticket, c.bearer.get(&digest.0)) {
+                    let mut rec = (*rec).clone();
+                    rec.first_used = true;
+                    c.put(&c.bearer, ticket, digest.0, std::sync::Arc::new(rec));
+                }
+                Ok(())
             }
 
             async fn record_audit(&self, audit: grantry_core::audit::NewAudit) -> Result<(), grantry_core::StoreError> {
@@ -1521,7 +1629,7 @@ macro_rules! impl_store {
                     return Err(grantry_core::StoreError::NotFound("user"));
                 }
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)
+                crate::common::commit_narrowing(tx, self.caches()).await
             }
 
             async fn delete_user(
@@ -1541,7 +1649,7 @@ macro_rules! impl_store {
                     return Err(grantry_core::StoreError::NotFound("user"));
                 }
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)
+                crate::common::commit_narrowing(tx, self.caches()).await
             }
 
             async fn generate_api_key(
@@ -1584,7 +1692,7 @@ macro_rules! impl_store {
                     d => *d = serde_json::json!({"slot": slot}),
                 }
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)?;
+                crate::common::commit_narrowing(tx, self.caches()).await?;
                 Ok(grantry_core::model::ApiKey {
                     id,
                     user_id: user,
@@ -1637,7 +1745,7 @@ macro_rules! impl_store {
                     m.insert("promoted".into(), promoted.into());
                 }
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)?;
+                crate::common::commit_narrowing(tx, self.caches()).await?;
                 key.slot = None;
                 key.deleted_at = Some(now);
                 key.stops_at = Some(stops_at);
@@ -1667,20 +1775,20 @@ macro_rules! impl_store {
                 &self,
                 digest: &grantry_core::credential::Digest,
             ) -> Result<Option<(grantry_core::model::ApiKey, grantry_core::model::User)>, grantry_core::StoreError> {
-                let sql = format!(
-                    "SELECT {}, {} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.digest = $1",
-                    crate::common::KEY_COLS,
-                    crate::common::USER_COLS
-                );
-                let Some(r) = sqlx::query(&sql)
-                    .bind(digest.as_bytes())
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(crate::common::backend_err)?
-                else {
-                    return Ok(None);
-                };
-                Ok(Some((rows::api_key(&r)?, rows::user(&r)?)))
+                let c = self.caches();
+                let found = crate::cache::cached(c, &c.api_keys, digest.0, || async move {
+                    let Some(r) = sqlx::query(crate::common::KEY_BY_DIGEST)
+                        .bind(digest.as_bytes())
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(crate::common::backend_err)?
+                    else {
+                        return Ok(None);
+                    };
+                    Ok(Some(std::sync::Arc::new((rows::api_key(&r)?, rows::user(&r)?))))
+                })
+                .await?;
+                Ok(found.map(|k| (*k).clone()))
             }
 
             async fn issue_key_token(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use grantry_core::{Store, StoreError};
 
+mod cache;
 mod common;
 pub mod postgres;
 pub mod sqlite;

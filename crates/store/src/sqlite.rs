@@ -5,7 +5,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -14,6 +15,7 @@ use sqlx::Sqlite;
 
 use grantry_core::StoreError;
 
+use crate::cache::{Caches, EPOCH_SQL, POLL_EVERY};
 use crate::common::backend_err;
 
 /// grantry's store on an embedded SQLite file.
@@ -21,6 +23,7 @@ use crate::common::backend_err;
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    caches: Arc<Caches>,
 }
 
 impl SqliteStore {
@@ -49,7 +52,24 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(backend_err)?;
-        Ok(SqliteStore { read, write })
+        let caches = Caches::new();
+        // The first confirmation, so the cache answers from the first request on.
+        let started = Instant::now();
+        let epoch = sqlx::query_scalar::<_, i64>(EPOCH_SQL)
+            .fetch_one(&read)
+            .await
+            .map_err(backend_err)?;
+        caches.observe(epoch, started);
+        tokio::spawn(watch(read.clone(), Arc::downgrade(&caches)));
+        Ok(SqliteStore {
+            read,
+            write,
+            caches,
+        })
+    }
+
+    fn caches(&self) -> &Caches {
+        &self.caches
     }
 
     fn reader(&self) -> &SqlitePool {
@@ -67,6 +87,31 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
+    }
+}
+
+/// Reads the authorization epoch every [`POLL_EVERY`] (see [`crate::cache`]), until the store
+/// is closed or dropped. Other processes on the same file (the CLI, a second server) change it.
+async fn watch(pool: SqlitePool, caches: Weak<Caches>) {
+    loop {
+        tokio::time::sleep(POLL_EVERY).await;
+        if pool.is_closed() {
+            return;
+        }
+        let started = Instant::now();
+        let epoch = sqlx::query_scalar::<_, i64>(EPOCH_SQL)
+            .fetch_one(&pool)
+            .await;
+        let Some(caches) = caches.upgrade() else {
+            return;
+        };
+        match epoch {
+            Ok(epoch) => caches.observe(epoch, started),
+            Err(_) if pool.is_closed() => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the authorization epoch; credential lookups bypass the cache until it can")
+            }
+        }
     }
 }
 

@@ -41,16 +41,36 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
+    with_sqlite_pair(|store, _| body(store), false).await
+}
+
+/// Runs `body` on two stores opened on one new SQLite file, as two processes would (the
+/// second is `None` unless `twin`).
+pub async fn with_sqlite_pair<F, Fut>(body: F, twin: bool)
+where
+    F: FnOnce(Arc<dyn Store>, Option<Arc<dyn Store>>) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let dir = std::env::temp_dir().join(format!("grantry-conformance-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("create a temporary directory");
     let outcome = AssertUnwindSafe(async {
-        let store = SqliteStore::open(&dir.join("grantry.db"))
-            .await
-            .unwrap_or_else(|e| panic!("opening SQLite in {}: {e}", dir.display()));
-        let result = AssertUnwindSafe(body(Arc::new(store.clone())))
-            .catch_unwind()
-            .await;
+        let open = || async {
+            SqliteStore::open(&dir.join("grantry.db"))
+                .await
+                .unwrap_or_else(|e| panic!("opening SQLite in {}: {e}", dir.display()))
+        };
+        let store = open().await;
+        let other = if twin { Some(open().await) } else { None };
+        let result = AssertUnwindSafe(body(
+            Arc::new(store.clone()),
+            other.clone().map(|o| Arc::new(o) as Arc<dyn Store>),
+        ))
+        .catch_unwind()
+        .await;
         store.close().await;
+        if let Some(o) = other {
+            o.close().await;
+        }
         result
     })
     .catch_unwind()
@@ -68,6 +88,16 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
+    with_postgres_pair(|store, _| body(store), false).await
+}
+
+/// Runs `body` on two stores connected to one new PostgreSQL database, as two instances
+/// would be (the second is `None` unless `twin`).
+pub async fn with_postgres_pair<F, Fut>(body: F, twin: bool)
+where
+    F: FnOnce(Arc<dyn Store>, Option<Arc<dyn Store>>) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let server = match std::env::var(DATABASE_URL_VAR) {
         Ok(url) if !url.trim().is_empty() => url,
         _ => panic!("{MISSING_DATABASE_URL}"),
@@ -79,13 +109,23 @@ where
     admin_statement(&server, &format!("CREATE DATABASE {name}")).await;
 
     let outcome = AssertUnwindSafe(async {
-        let store = PgStore::connect(url.as_str())
-            .await
-            .unwrap_or_else(|e| panic!("connecting to the test database {name}: {e}"));
-        let result = AssertUnwindSafe(body(Arc::new(store.clone())))
-            .catch_unwind()
-            .await;
+        let open = || async {
+            PgStore::connect(url.as_str())
+                .await
+                .unwrap_or_else(|e| panic!("connecting to the test database {name}: {e}"))
+        };
+        let store = open().await;
+        let other = if twin { Some(open().await) } else { None };
+        let result = AssertUnwindSafe(body(
+            Arc::new(store.clone()),
+            other.clone().map(|o| Arc::new(o) as Arc<dyn Store>),
+        ))
+        .catch_unwind()
+        .await;
         store.close().await;
+        if let Some(o) = other {
+            o.close().await;
+        }
         result
     })
     .catch_unwind()

@@ -31,10 +31,46 @@ macro_rules! conformance {
     };
 }
 
+/// Like `conformance!`, with two stores on one database (two processes on one SQLite file,
+/// two instances on one PostgreSQL database): `conformance_twins!(name, |a, b| ...)`.
+macro_rules! conformance_twins {
+    ($name:ident, |$a:ident, $b:ident| $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                $crate::harness::with_sqlite_pair(
+                    |$a: std::sync::Arc<dyn grantry_core::Store>, b| {
+                        let $b = b.expect("a second store");
+                        $body
+                    },
+                    true,
+                )
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                $crate::harness::with_postgres_pair(
+                    |$a: std::sync::Arc<dyn grantry_core::Store>, b| {
+                        let $b = b.expect("a second store");
+                        $body
+                    },
+                    true,
+                )
+                .await;
+            }
+        }
+    };
+}
+
 mod access;
 mod accounts;
 mod api_users;
 mod audit;
+mod cache;
 mod data;
 mod events;
 mod harness;

@@ -140,7 +140,7 @@ conformance!(
     concurrent_first_uses_are_recorded_once,
     |store| async move {
         let g = granted(&*store).await;
-        let token = issue(&*store, &g, T0).await;
+        let (digest, token) = issue_from(&*store, g.org.id, g.refresh_id, T0).await;
         let start = Arc::new(tokio::sync::Barrier::new(8));
         let tasks: Vec<_> = (0..8)
             .map(|_| {
@@ -150,7 +150,10 @@ conformance!(
                 tokio::spawn(async move {
                     start.wait().await;
                     let used = audit(Some(org), T0, "access_token.first_used");
-                    store.mark_access_token_used(token.id, used).await.unwrap();
+                    store
+                        .mark_access_token_used(&digest, token.id, used)
+                        .await
+                        .unwrap();
                 })
             })
             .collect();

@@ -278,7 +278,7 @@ conformance!(
             audit(Some(g.org.id), at, "access_token.first_used")
         };
         store
-            .mark_access_token_used(token.id, used(1))
+            .mark_access_token_used(&digest, token.id, used(1))
             .await
             .unwrap();
         assert!(
@@ -295,7 +295,7 @@ conformance!(
         );
 
         store
-            .mark_access_token_used(token.id, used(2))
+            .mark_access_token_used(&digest, token.id, used(2))
             .await
             .unwrap();
         assert!(

@@ -1,0 +1,229 @@
+//! The in-process cache of credential lookups, and the rule that keeps it honest.
+//!
+//! Every protected call, token refresh and introspection starts with the same few reads (a
+//! token digest to its principal, a client id to its application and secrets, a user). They
+//! are answered from memory here, so the hot paths need no database round trip.
+//!
+//! A cached answer may only outlive a change by less than one second, on every instance:
+//!
+//! * the database keeps an *authorization epoch* (migration 0005): triggers move it on every
+//!   change that can narrow what a stored credential opens — revocations, deletions, grant,
+//!   scope and secret changes, user disablement — whichever process makes the change;
+//! * a watcher task reads the epoch every [`POLL_EVERY`] and drops the whole cache when it
+//!   moved (on PostgreSQL a `LISTEN grantry_auth` connection also drops it as soon as the
+//!   change commits);
+//! * a cached answer is served only while the epoch was confirmed by a read that *started*
+//!   less than [`TRUST_FOR`] ago. A change committed at `t` is seen by every read that starts
+//!   after `t`, so from `t + TRUST_FOR` on nothing read before it is served, even if the
+//!   watcher stalls: lookups then go to the database;
+//! * a write made through this process drops the cache itself, before it returns.
+//!
+//! A lookup that raced with a drop cannot put a stale answer back: each answer is stored under
+//! the generation it was read in, and is removed again if a drop happened meanwhile.
+
+use std::hash::Hash;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quick_cache::sync::Cache;
+
+use grantry_core::credential::Digest;
+use grantry_core::model::{AccessTokenRecord, ApiKey, Application, User};
+use grantry_core::store::{BearerRecord, RefreshTokenRecord};
+
+/// How often the watcher reads the epoch.
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(200);
+/// How long one confirmation of the epoch vouches for the cache (less than one second, with
+/// room for the read itself).
+pub(crate) const TRUST_FOR: Duration = Duration::from_millis(900);
+/// Entries per map; the least recently useful are evicted beyond it.
+const CAPACITY: usize = 200_000;
+
+/// The statement the watcher runs.
+pub(crate) const EPOCH_SQL: &str = "SELECT epoch FROM auth_epoch WHERE id = 1";
+
+/// One client secret: its digest and when it stops being accepted.
+pub(crate) type SecretEntry = (Digest, Option<i64>);
+
+pub(crate) struct Caches {
+    base: Instant,
+    /// Moves on every drop; an answer read under an older generation is not kept.
+    generation: AtomicU64,
+    /// When (ms since `base`, plus one) the newest confirming read of the epoch started; 0
+    /// when none has.
+    confirmed_at: AtomicU64,
+    epoch: AtomicI64,
+    pub bearer: Cache<[u8; 32], Arc<BearerRecord>>,
+    pub api_keys: Cache<[u8; 32], Arc<(ApiKey, User)>>,
+    pub refresh: Cache<[u8; 32], Arc<RefreshTokenRecord>>,
+    pub apps: Cache<String, Arc<Application>>,
+    pub secrets: Cache<i64, Arc<Vec<SecretEntry>>>,
+    pub users: Cache<i64, Arc<User>>,
+    /// The newest live access token of a refresh token, by refresh token id.
+    pub newest: Cache<i64, Arc<AccessTokenRecord>>,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("generation", &self.generation.load(SeqCst))
+            .field("epoch", &self.epoch.load(SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Proof that a lookup started while the cache was trusted, under one generation.
+#[derive(Clone, Copy)]
+pub(crate) struct Ticket(u64);
+
+impl Caches {
+    pub fn new() -> Arc<Caches> {
+        Arc::new(Caches {
+            // An origin in the past, so any instant worth comparing is after it.
+            base: Instant::now()
+                .checked_sub(Duration::from_secs(3600))
+                .unwrap_or_else(Instant::now),
+            generation: AtomicU64::new(0),
+            confirmed_at: AtomicU64::new(0),
+            epoch: AtomicI64::new(i64::MIN),
+            bearer: Cache::new(CAPACITY),
+            api_keys: Cache::new(CAPACITY),
+            refresh: Cache::new(CAPACITY),
+            apps: Cache::new(CAPACITY / 10),
+            secrets: Cache::new(CAPACITY / 10),
+            users: Cache::new(CAPACITY),
+            newest: Cache::new(CAPACITY),
+        })
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base).as_millis() as u64 + 1
+    }
+
+    /// A ticket if the cache may answer now.
+    pub fn ticket(&self) -> Option<Ticket> {
+        let confirmed = self.confirmed_at.load(SeqCst);
+        if confirmed == 0 || self.millis(Instant::now()) >= confirmed + TRUST_FOR.as_millis() as u64
+        {
+            return None;
+        }
+        Some(Ticket(self.generation.load(SeqCst)))
+    }
+
+    /// Keeps `value` under `key` unless the cache was dropped since `ticket` was taken.
+    pub fn put<K, V>(&self, map: &Cache<K, V>, ticket: Ticket, key: K, value: V)
+    where
+        K: Eq + Hash + Clone,
+        V: Clone,
+    {
+        if self.generation.load(SeqCst) != ticket.0 {
+            return;
+        }
+        map.insert(key.clone(), value);
+        if self.generation.load(SeqCst) != ticket.0 {
+            map.remove(&key);
+        }
+    }
+
+    /// Drops every cached answer.
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, SeqCst);
+        self.bearer.clear();
+        self.api_keys.clear();
+        self.refresh.clear();
+        self.apps.clear();
+        self.secrets.clear();
+        self.users.clear();
+        self.newest.clear();
+    }
+
+    /// Records the epoch read by a poll that started at `started`: drops the cache if it
+    /// moved, then lets the cache answer for [`TRUST_FOR`] from `started`.
+    pub fn observe(&self, epoch: i64, started: Instant) {
+        if self.epoch.swap(epoch, SeqCst) != epoch {
+            self.clear();
+        }
+        self.confirmed_at.fetch_max(self.millis(started), SeqCst);
+    }
+}
+
+/// Answers from `map` when the cache may, else runs `load` and keeps what it found.
+pub(crate) async fn cached<K, V, E, F, Fut>(
+    caches: &Caches,
+    map: &Cache<K, V>,
+    key: K,
+    load: F,
+) -> Result<Option<V>, E>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<V>, E>>,
+{
+    let Some(ticket) = caches.ticket() else {
+        return load().await;
+    };
+    if let Some(v) = map.get(&key) {
+        return Ok(Some(v));
+    }
+    let found = load().await?;
+    if let Some(v) = &found {
+        caches.put(map, ticket, key, v.clone());
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_until_confirmed_and_dropped_when_the_epoch_moves() {
+        let c = Caches::new();
+        assert!(c.ticket().is_none(), "no confirmation yet");
+        c.observe(7, Instant::now());
+        let t = c.ticket().expect("confirmed just now");
+        c.put(&c.users, t, 1, Arc::new(test_user()));
+        assert!(c.users.get(&1).is_some());
+        c.observe(7, Instant::now());
+        assert!(c.users.get(&1).is_some(), "same epoch keeps entries");
+        c.observe(8, Instant::now());
+        assert!(c.users.get(&1).is_none(), "a moved epoch drops entries");
+    }
+
+    #[test]
+    fn a_stale_confirmation_stops_the_cache() {
+        let c = Caches::new();
+        c.observe(1, Instant::now() - TRUST_FOR);
+        assert!(c.ticket().is_none());
+        c.observe(1, Instant::now());
+        assert!(c.ticket().is_some());
+    }
+
+    #[test]
+    fn an_answer_read_before_a_drop_is_not_kept() {
+        let c = Caches::new();
+        c.observe(1, Instant::now());
+        let t = c.ticket().unwrap();
+        c.clear();
+        c.put(&c.users, t, 1, Arc::new(test_user()));
+        assert!(c.users.get(&1).is_none());
+    }
+
+    fn test_user() -> User {
+        User {
+            id: 1,
+            org_id: 1,
+            username: "u".into(),
+            email: "u@example.com".into(),
+            kind: grantry_core::model::UserKind::Api,
+            role: grantry_core::model::Role::User,
+            grants: grantry_core::GrantSet::empty(),
+            key_id: None,
+            principal: false,
+            disabled: false,
+            created_at: grantry_core::Timestamp(0),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Credential lookups are cached in each process, and a change that narrows what a credential
+//! opens is honoured within one second by every other process on the same database (and at
+//! once by the process that made it). Each test warms the cache of store `b`, changes the
+//! database through store `a` (another process, as the CLI or a second instance would be),
+//! and requires `b` to see the change in under a second.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use grantry_core::credential::{self, Kind};
+use grantry_core::GrantSet;
+
+use crate::harness::*;
+
+/// Polls `check` until it holds; panics if that took a second or more.
+async fn within_a_second<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{what}: not seen by the other instance within one second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+conformance_twins!(
+    deleting_an_account_access_reaches_the_other_instance,
+    |a, b| async move {
+        let g = granted(&*a).await;
+        let (digest, _) = issue_from(&*a, g.org.id, g.refresh_id, T0).await;
+        for _ in 0..2 {
+            assert!(!b.access_token(&digest).await.unwrap().unwrap().revoked);
+            assert!(b.refresh_token(&g.refresh_token).await.unwrap().is_some());
+        }
+        assert!(a
+            .revoke_account_access(
+                g.access.id,
+                T0,
+                audit(Some(g.org.id), T0, "account_access.deleted")
+            )
+            .await
+            .unwrap());
+        within_a_second("the revoked access token", || async {
+            b.access_token(&digest).await.unwrap().unwrap().revoked
+        })
+        .await;
+        within_a_second("the revoked refresh token", || async {
+            b.refresh_token(&g.refresh_token).await.unwrap().is_none()
+        })
+        .await;
+    }
+);
+
+conformance_twins!(
+    revoking_one_token_reaches_the_other_instance,
+    |a, b| async move {
+        let g = granted(&*a).await;
+        let (digest, _) = issue_from(&*a, g.org.id, g.refresh_id, T0).await;
+        assert!(!b.access_token(&digest).await.unwrap().unwrap().revoked);
+        assert!(a
+            .revoke_token(
+                g.org.id,
+                &digest,
+                T0,
+                audit(Some(g.org.id), T0, "token.revoked")
+            )
+            .await
+            .unwrap());
+        within_a_second("the revoked access token", || async {
+            b.access_token(&digest).await.unwrap().unwrap().revoked
+        })
+        .await;
+    }
+);
+
+conformance_twins!(
+    grant_changes_and_disablement_reach_the_other_instance,
+    |a, b| async move {
+        let g = granted(&*a).await;
+        let (digest, _) = issue_from(&*a, g.org.id, g.refresh_id, T0).await;
+        let before = b.access_token(&digest).await.unwrap().unwrap();
+        assert!(before.user.grants.contains(grantry_core::Grant::ListsRead));
+        assert_eq!(
+            b.user_by_id(g.user.id).await.unwrap().unwrap().grants,
+            before.user.grants
+        );
+
+        let narrowed = GrantSet::parse_scope("contacts:read").unwrap();
+        a.set_user_grants(
+            g.user.id,
+            narrowed,
+            audit(Some(g.org.id), T0, "user.grants"),
+        )
+        .await
+        .unwrap();
+        within_a_second("the narrowed grants", || async {
+            b.access_token(&digest).await.unwrap().unwrap().user.grants == narrowed
+                && b.user_by_id(g.user.id).await.unwrap().unwrap().grants == narrowed
+        })
+        .await;
+
+        a.set_user_disabled(
+            g.user.id,
+            true,
+            T0,
+            audit(Some(g.org.id), T0, "user.disabled"),
+        )
+        .await
+        .unwrap();
+        within_a_second("the disabled user", || async {
+            b.access_token(&digest)
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .disabled
+                && b.user_by_id(g.user.id).await.unwrap().unwrap().disabled
+        })
+        .await;
+    }
+);
+
+conformance_twins!(
+    deleting_a_secret_key_reaches_the_other_instance,
+    |a, b| async move {
+        let (org, _) = make_org(&*a, "acme").await;
+        let user = a
+            .create_user(
+                org.id,
+                api_user("feeder", GrantSet::all()),
+                audit(Some(org.id), T0, "user.created"),
+            )
+            .await
+            .unwrap();
+        let secret = credential::mint(Kind::ApiSecretKey, "test").digest;
+        a.generate_api_key(
+            user.id,
+            secret,
+            T0,
+            audit(Some(org.id), T0, "api_key.generated"),
+        )
+        .await
+        .unwrap();
+        let (key, _) = b.api_key_by_digest(&secret).await.unwrap().unwrap();
+        assert!(key.works_at(T0.plus(HOUR)));
+
+        // Deleted with no grace: it stops at once.
+        a.delete_api_key(
+            user.id,
+            1,
+            T0,
+            T0,
+            audit(Some(org.id), T0, "api_key.deleted"),
+        )
+        .await
+        .unwrap()
+        .expect("the key in slot 1");
+        within_a_second("the deleted key", || async {
+            let (key, _) = b.api_key_by_digest(&secret).await.unwrap().unwrap();
+            !key.works_at(T0.plus(HOUR))
+        })
+        .await;
+    }
+);
+
+conformance_twins!(
+    a_rotated_client_secret_reaches_the_other_instance,
+    |a, b| async move {
+        let (org, _) = make_org(&*a, "acme").await;
+        let app = make_app(&*a, org.id, "crm-sync").await;
+        let old = b.client_secrets(app.id, T0).await.unwrap();
+        assert_eq!(old.len(), 1);
+        let new = credential::mint(Kind::ClientSecret, "test").digest;
+        a.rotate_client_secret(
+            app.id,
+            new,
+            T0,
+            T0,
+            audit(Some(org.id), T0, "application.secret_rotated"),
+        )
+        .await
+        .unwrap();
+        within_a_second("the new client secret", || async {
+            b.client_secrets(app.id, T0.plus(HOUR)).await.unwrap() == vec![new]
+        })
+        .await;
+    }
+);
+
+conformance!(
+    the_instance_that_makes_a_change_honours_it_at_once,
+    |store| async move {
+        let g = granted(&*store).await;
+        let (digest, _) = issue_from(&*store, g.org.id, g.refresh_id, T0).await;
+        assert!(!store.access_token(&digest).await.unwrap().unwrap().revoked);
+        assert!(store
+            .refresh_token(&g.refresh_token)
+            .await
+            .unwrap()
+            .is_some());
+        store
+            .revoke_account_access(
+                g.access.id,
+                T0,
+                audit(Some(g.org.id), T0, "account_access.deleted"),
+            )
+            .await
+            .unwrap();
+        assert!(store.access_token(&digest).await.unwrap().unwrap().revoked);
+        assert!(store
+            .refresh_token(&g.refresh_token)
+            .await
+            .unwrap()
+            .is_none());
+    }
+);
