@@ -105,6 +105,49 @@ pub(crate) const NEWEST_LIVE_TOKEN: &str = "SELECT t.id, t.nonce, t.scopes, t.is
     WHERE t.refresh_id = $1 AND t.revoked_at IS NULL AND r.revoked_at IS NULL \
     AND a.revoked_at IS NULL ORDER BY t.issued_at DESC, t.id DESC LIMIT 1";
 
+// ----- the statements of the hot writes, run by each backend in its own way -----
+
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
+    (org_id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events \
+    (transaction_id, org_id, user_id, event_id, event_key, params, received_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(crate) const MARK_USED: &str =
+    "UPDATE access_tokens SET first_used_at = $2 WHERE id = $1 AND first_used_at IS NULL";
+
+pub(crate) const INSERT_KEY_TOKEN: &str = "INSERT INTO access_tokens \
+    (org_id, user_id, api_key_id, digest, nonce, scopes, issued_at, expires_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+
+/// Takes the refresh token's row lock (PostgreSQL; SQLite's write lock is already held).
+pub(crate) const LOCK_REFRESH: &str = "UPDATE refresh_tokens SET last_used_at = $2 \
+    WHERE id = $1 AND revoked_at IS NULL RETURNING access_id";
+
+pub(crate) const ACCESS_OWNER: &str =
+    "SELECT org_id, app_id, user_id FROM account_accesses WHERE id = $1 AND revoked_at IS NULL";
+
+/// The newest live access token of a refresh token, under its lock.
+pub(crate) const NEWEST_TOKEN: &str = "SELECT id, nonce, scopes, issued_at, expires_at, kid \
+    FROM access_tokens WHERE refresh_id = $1 AND revoked_at IS NULL \
+    ORDER BY issued_at DESC, id DESC LIMIT 1";
+
+pub(crate) const INSERT_REFRESHED_TOKEN: &str = "INSERT INTO access_tokens \
+    (org_id, user_id, app_id, access_id, refresh_id, digest, nonce, scopes, issued_at, \
+    expires_at, kid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+
+/// The audit record of an issuance names the token it issued.
+pub(crate) fn naming_token(
+    mut audit: grantry_core::audit::NewAudit,
+    id: i64,
+) -> grantry_core::audit::NewAudit {
+    if let serde_json::Value::Object(m) = &mut audit.detail {
+        m.insert("token".into(), id.into());
+    }
+    audit
+}
+
 pub(crate) const CONTACT_COLS: &str = "id, list_id, email, columns, created_at, updated_at";
 
 pub(crate) const LIST_SELECT: &str = "SELECT l.id, l.name, l.created_at, \
@@ -279,10 +322,7 @@ macro_rules! impl_store {
             conn: &mut <$db as sqlx::Database>::Connection,
             a: &grantry_core::audit::NewAudit,
         ) -> Result<(), grantry_core::StoreError> {
-            sqlx::query(
-                "INSERT INTO audit_events (org_id, at, actor, action, target, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
+            sqlx::query(crate::common::INSERT_AUDIT)
             .bind(a.org_id)
             .bind(a.at.0)
             .bind(&a.actor)
@@ -1168,7 +1208,6 @@ macro_rules! impl_store {
             ) -> Result<grantry_core::store::RefreshOutcome, grantry_core::StoreError> {
                 use crate::common::*;
                 use grantry_core::store::{RefreshOutcome, Reissue};
-                use sqlx::Row;
                 // Fast path, no write: inside the window the answer is decided by the newest
                 // live token, which a read (or the cache) can see. Only an issuance takes the
                 // lock below (and decides again under it). A cached newest token can only be
@@ -1186,109 +1225,19 @@ macro_rules! impl_store {
                         .transpose()
                 })
                 .await?;
-                if let Some(t) = newest {
-                    match decide(Some(&t)) {
-                        Reissue::Reuse => return Ok(RefreshOutcome::Reused((*t).clone())),
+                if let Some(t) = &newest {
+                    match decide(Some(t)) {
+                        Reissue::Reuse => return Ok(RefreshOutcome::Reused((**t).clone())),
                         Reissue::Reject { retry_at } => return Ok(RefreshOutcome::Rejected { retry_at }),
                         Reissue::Issue => {}
                     }
                 }
-                let mut tx = self.begin_write().await?;
-                // The UPDATE takes the refresh token's row lock first, serializing concurrent
-                // refreshes with it (SQLite: the IMMEDIATE transaction already does).
-                let locked = sqlx::query(
-                    "UPDATE refresh_tokens SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL \
-                     RETURNING access_id",
-                )
-                .bind(refresh)
-                .bind(fresh.issued_at.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend_err)?;
-                let Some(locked) = locked else {
-                    return Ok(RefreshOutcome::Revoked);
-                };
-                let access: i64 = locked.try_get("access_id").map_err(backend_err)?;
-                let owner = sqlx::query(
-                    "SELECT org_id, app_id, user_id FROM account_accesses WHERE id = $1 AND revoked_at IS NULL",
-                )
-                .bind(access)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend_err)?;
-                let Some(owner) = owner else {
-                    return Ok(RefreshOutcome::Revoked);
-                };
-                let newest = sqlx::query(
-                    "SELECT id, nonce, scopes, issued_at, expires_at, kid FROM access_tokens \
-                     WHERE refresh_id = $1 AND revoked_at IS NULL ORDER BY issued_at DESC, id DESC LIMIT 1",
-                )
-                .bind(refresh)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend_err)?
-                .map(|r| rows::token(&r))
-                .transpose()?;
-                match decide(newest.as_ref()) {
-                    Reissue::Reuse => {
-                        tx.commit().await.map_err(backend_err)?;
-                        match newest {
-                            Some(t) => {
-                                if let Some(ticket) = ticket {
-                                    c.put(&c.newest, ticket, refresh, std::sync::Arc::new(t.clone()));
-                                }
-                                Ok(RefreshOutcome::Reused(t))
-                            }
-                            None => Err(backend_err("reuse decided without a token")),
-                        }
-                    }
-                    Reissue::Reject { retry_at } => {
-                        tx.commit().await.map_err(backend_err)?;
-                        Ok(RefreshOutcome::Rejected { retry_at })
-                    }
-                    Reissue::Issue => {
-                        let org: i64 = owner.try_get("org_id").map_err(backend_err)?;
-                        let app: i64 = owner.try_get("app_id").map_err(backend_err)?;
-                        let user: i64 = owner.try_get("user_id").map_err(backend_err)?;
-                        let row = sqlx::query(
-                            "INSERT INTO access_tokens (org_id, user_id, app_id, access_id, refresh_id, digest, nonce, scopes, issued_at, expires_at, kid) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-                        )
-                        .bind(org)
-                        .bind(user)
-                        .bind(app)
-                        .bind(access)
-                        .bind(refresh)
-                        .bind(fresh.digest.as_bytes())
-                        .bind(&fresh.nonce)
-                        .bind(fresh.scopes.bits())
-                        .bind(fresh.issued_at.0)
-                        .bind(fresh.expires_at.0)
-                        .bind(&fresh.kid)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(backend_err)?;
-                        let id: i64 = row.try_get("id").map_err(backend_err)?;
-                        let mut audit = audit;
-                        if let serde_json::Value::Object(m) = &mut audit.detail {
-                            m.insert("token".into(), id.into());
-                        }
-                        insert_audit(&mut tx, &audit).await?;
-                        tx.commit().await.map_err(backend_err)?;
-                        let issued = grantry_core::model::AccessTokenRecord {
-                            id,
-                            nonce: fresh.nonce,
-                            scopes: fresh.scopes,
-                            issued_at: fresh.issued_at,
-                            expires_at: fresh.expires_at,
-                            kid: fresh.kid,
-                        };
-                        if let Some(ticket) = ticket {
-                            c.put(&c.newest, ticket, refresh, std::sync::Arc::new(issued.clone()));
-                        }
-                        Ok(RefreshOutcome::Issued(issued))
-                    }
+                let seen = newest.as_ref().map(|t| t.id);
+                let outcome = self.refresh_locked(refresh, decide, fresh, audit, seen).await?;
+                if let (Some(ticket), RefreshOutcome::Issued(t) | RefreshOutcome::Reused(t)) = (ticket, &outcome) {
+                    c.put(&c.newest, ticket, refresh, std::sync::Arc::new(t.clone()));
                 }
+                Ok(outcome)
             }
 
             async fn access_token(
@@ -1335,21 +1284,9 @@ macro_rules! impl_store {
                 token: i64,
                 audit: grantry_core::audit::NewAudit,
             ) -> Result<(), grantry_core::StoreError> {
-                use crate::common::*;
                 let c = self.caches();
                 let ticket = c.ticket();
-                let mut tx = self.begin_write().await?;
-                let n = sqlx::query("UPDATE access_tokens SET first_used_at = $2 WHERE id = $1 AND first_used_at IS NULL")
-                    .bind(token)
-                    .bind(audit.at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?
-                    .rows_affected();
-                if n == 1 {
-                    insert_audit(&mut tx, &audit).await?;
-                }
-                tx.commit().await.map_err(backend_err)?;
+                self.mark_used(token, audit).await?;
                 // The cached record now says "used", so later calls skip this write.
                 if let (Some(ticket), Some(rec)) = (ticket, c.bearer.get(&digest.0)) {
                     let mut rec = (*rec).clone();
@@ -1360,9 +1297,7 @@ macro_rules! impl_store {
             }
 
             async fn record_audit(&self, audit: grantry_core::audit::NewAudit) -> Result<(), grantry_core::StoreError> {
-                let mut tx = self.begin_write().await?;
-                insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(crate::common::backend_err)
+                self.insert_audit_event(audit).await
             }
 
             async fn audit_events(
@@ -1798,52 +1733,11 @@ macro_rules! impl_store {
                 token: grantry_core::store::NewAccessToken,
                 audit: grantry_core::audit::NewAudit,
             ) -> Result<i64, grantry_core::StoreError> {
-                use crate::common::*;
-                use sqlx::Row;
-                let mut tx = self.begin_write().await?;
-                let row = sqlx::query(
-                    "INSERT INTO access_tokens (org_id, user_id, api_key_id, digest, nonce, scopes, issued_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                )
-                .bind(user.org_id)
-                .bind(user.id)
-                .bind(key.id)
-                .bind(token.digest.as_bytes())
-                .bind(&token.nonce)
-                .bind(token.scopes.bits())
-                .bind(token.issued_at.0)
-                .bind(token.expires_at.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend_err)?;
-                let id: i64 = row.try_get("id").map_err(backend_err)?;
-                let mut audit = audit;
-                if let serde_json::Value::Object(m) = &mut audit.detail {
-                    m.insert("token".into(), id.into());
-                }
-                insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)?;
-                Ok(id)
+                self.insert_key_token(key.id, user.org_id, user.id, token, audit).await
             }
 
             async fn record_event(&self, event: &grantry_core::model::Event) -> Result<(), grantry_core::StoreError> {
-                use crate::common::*;
-                let mut tx = self.begin_write().await?;
-                sqlx::query(
-                    "INSERT INTO events (transaction_id, org_id, user_id, event_id, event_key, params, received_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&event.transaction_id)
-                .bind(event.org_id)
-                .bind(event.user_id)
-                .bind(&event.event_id)
-                .bind(&event.event_key)
-                .bind(serde_json::Value::Object(event.params.clone()).to_string())
-                .bind(event.received_at.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend_err)?;
-                tx.commit().await.map_err(backend_err)
+                self.insert_event(event.clone()).await
             }
 
             async fn events(&self, org: grantry_core::model::OrgId) -> Result<Vec<grantry_core::model::Event>, grantry_core::StoreError> {

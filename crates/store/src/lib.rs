@@ -9,8 +9,10 @@ use grantry_core::{Store, StoreError};
 
 mod cache;
 mod common;
+mod group_commit;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_hot;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

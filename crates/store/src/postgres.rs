@@ -2,7 +2,9 @@
 //! instances share one database. Serialization points (the re-issue window) take row locks.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::Postgres;
@@ -128,3 +130,156 @@ async fn watch(pool: PgPool, mut listener: Option<PgListener>, caches: Weak<Cach
 }
 
 crate::common::impl_store!(PgStore, sqlx::Postgres);
+
+/// The hot writes: on PostgreSQL each is a transaction of its own (the server groups
+/// concurrent commits into one WAL flush by itself).
+impl PgStore {
+    async fn insert_key_token(
+        &self,
+        key: i64,
+        org: i64,
+        user: i64,
+        token: grantry_core::store::NewAccessToken,
+        audit: grantry_core::audit::NewAudit,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(crate::common::INSERT_KEY_TOKEN)
+            .bind(org)
+            .bind(user)
+            .bind(key)
+            .bind(token.digest.as_bytes())
+            .bind(&token.nonce)
+            .bind(token.scopes.bits())
+            .bind(token.issued_at.0)
+            .bind(token.expires_at.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        insert_audit(&mut tx, &crate::common::naming_token(audit, id)).await?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(id)
+    }
+
+    async fn insert_event(&self, event: grantry_core::model::Event) -> Result<(), StoreError> {
+        sqlx::query(crate::common::INSERT_EVENT)
+            .bind(&event.transaction_id)
+            .bind(event.org_id)
+            .bind(event.user_id)
+            .bind(&event.event_id)
+            .bind(&event.event_key)
+            .bind(serde_json::Value::Object(event.params).to_string())
+            .bind(event.received_at.0)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn insert_audit_event(
+        &self,
+        audit: grantry_core::audit::NewAudit,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend_err)?;
+        insert_audit(&mut conn, &audit).await
+    }
+
+    async fn mark_used(
+        &self,
+        token: i64,
+        audit: grantry_core::audit::NewAudit,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(crate::common::MARK_USED)
+            .bind(token)
+            .bind(audit.at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?
+            .rows_affected();
+        if n == 1 {
+            insert_audit(&mut tx, &audit).await?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    /// The locked half of `refresh_access_token`: the UPDATE takes the refresh token's row
+    /// lock, serializing concurrent refreshes of it, and `decide` sees the newest token under
+    /// that lock.
+    async fn refresh_locked(
+        &self,
+        refresh: i64,
+        decide: &grantry_core::store::DecideReissue<'_>,
+        fresh: grantry_core::store::NewAccessToken,
+        audit: grantry_core::audit::NewAudit,
+        _seen: Option<i64>,
+    ) -> Result<grantry_core::store::RefreshOutcome, StoreError> {
+        use grantry_core::store::{RefreshOutcome, Reissue};
+        use sqlx::Row;
+        let mut tx = self.begin_write().await?;
+        let access: Option<i64> = sqlx::query_scalar(crate::common::LOCK_REFRESH)
+            .bind(refresh)
+            .bind(fresh.issued_at.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        let Some(access) = access else {
+            return Ok(RefreshOutcome::Revoked);
+        };
+        let Some(owner) = sqlx::query(crate::common::ACCESS_OWNER)
+            .bind(access)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend_err)?
+        else {
+            return Ok(RefreshOutcome::Revoked);
+        };
+        let newest = sqlx::query(crate::common::NEWEST_TOKEN)
+            .bind(refresh)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::token(&r))
+            .transpose()?;
+        match decide(newest.as_ref()) {
+            Reissue::Reuse => {
+                tx.commit().await.map_err(backend_err)?;
+                newest
+                    .map(RefreshOutcome::Reused)
+                    .ok_or_else(|| backend_err("reuse decided without a token"))
+            }
+            Reissue::Reject { retry_at } => {
+                tx.commit().await.map_err(backend_err)?;
+                Ok(RefreshOutcome::Rejected { retry_at })
+            }
+            Reissue::Issue => {
+                let id: i64 = sqlx::query_scalar(crate::common::INSERT_REFRESHED_TOKEN)
+                    .bind(owner.try_get::<i64, _>("org_id").map_err(backend_err)?)
+                    .bind(owner.try_get::<i64, _>("user_id").map_err(backend_err)?)
+                    .bind(owner.try_get::<i64, _>("app_id").map_err(backend_err)?)
+                    .bind(access)
+                    .bind(refresh)
+                    .bind(fresh.digest.as_bytes())
+                    .bind(&fresh.nonce)
+                    .bind(fresh.scopes.bits())
+                    .bind(fresh.issued_at.0)
+                    .bind(fresh.expires_at.0)
+                    .bind(&fresh.kid)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                insert_audit(&mut tx, &crate::common::naming_token(audit, id)).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(RefreshOutcome::Issued(
+                    grantry_core::model::AccessTokenRecord {
+                        id,
+                        nonce: fresh.nonce,
+                        scopes: fresh.scopes,
+                        issued_at: fresh.issued_at,
+                        expires_at: fresh.expires_at,
+                        kid: fresh.kid,
+                    },
+                ))
+            }
+        }
+    }
+}

@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -17,6 +19,7 @@ use grantry_core::StoreError;
 
 use crate::cache::{Caches, EPOCH_SQL, POLL_EVERY};
 use crate::common::backend_err;
+use crate::group_commit::GroupCommit;
 
 /// grantry's store on an embedded SQLite file.
 #[derive(Clone, Debug)]
@@ -24,6 +27,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     caches: Arc<Caches>,
+    committer: GroupCommit,
 }
 
 impl SqliteStore {
@@ -40,6 +44,8 @@ impl SqliteStore {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // The pool also gates the commit thread once per batch: no ping on each checkout.
+            .test_before_acquire(false)
             .connect_with(opts.clone())
             .await
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
@@ -52,6 +58,7 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(backend_err)?;
+        let committer = GroupCommit::start(path, write.clone())?;
         let caches = Caches::new();
         // The first confirmation, so the cache answers from the first request on.
         let started = Instant::now();
@@ -65,11 +72,16 @@ impl SqliteStore {
             read,
             write,
             caches,
+            committer,
         })
     }
 
     fn caches(&self) -> &Caches {
         &self.caches
+    }
+
+    pub(crate) fn committer(&self) -> &GroupCommit {
+        &self.committer
     }
 
     fn reader(&self) -> &SqlitePool {

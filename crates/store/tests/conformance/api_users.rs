@@ -299,3 +299,63 @@ conformance!(
         api_user_of(&*store, g.org.id, "feeder").await;
     }
 );
+
+conformance!(
+    concurrent_issuances_are_all_kept_and_a_failing_one_undoes_only_itself,
+    |store| async move {
+        let (org, _) = make_org(&*store, "acme").await;
+        let user = api_user_of(&*store, org.id, "feeder").await;
+        let digest = secret();
+        generate(&*store, &user, digest, T0).await;
+        let (key, _) = store.api_key_by_digest(&digest).await.unwrap().unwrap();
+        let taken = fresh_token(T0);
+        store
+            .issue_key_token(
+                &key,
+                &user,
+                taken.clone(),
+                audit(Some(org.id), T0, "access_token.issued"),
+            )
+            .await
+            .unwrap();
+
+        // 48 issuances at once (on SQLite they share transactions); one of them reuses a
+        // digest that is already stored, so it fails.
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(48));
+        let tasks: Vec<_> = (0..48)
+            .map(|i| {
+                let (store, start, key, user) =
+                    (store.clone(), start.clone(), key.clone(), user.clone());
+                let token = if i == 17 {
+                    taken.clone()
+                } else {
+                    fresh_token(T0)
+                };
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let at = audit(Some(user.org_id), T0, "access_token.issued");
+                    let out = store.issue_key_token(&key, &user, token.clone(), at).await;
+                    (token.digest, out)
+                })
+            })
+            .collect();
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let (digest, out) = task.await.unwrap();
+            if i == 17 {
+                assert!(out.is_err(), "a duplicate digest is refused");
+                continue;
+            }
+            let id = out.expect("every other issuance succeeds");
+            assert!(ids.insert(id), "ids are distinct");
+            let stored = store.access_token(&digest).await.unwrap().expect("stored");
+            assert_eq!(stored.token_id, id);
+        }
+        assert_eq!(ids.len(), 47);
+        // One audit record per kept token (plus the first), none for the failed one.
+        assert_eq!(
+            count_audit(&*store, org.id, "access_token.issued").await,
+            48
+        );
+    }
+);

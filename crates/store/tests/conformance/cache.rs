@@ -5,7 +5,9 @@
 //! and requires `b` to see the change in under a second.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use grantry_core::credential::{self, Kind};
 use grantry_core::GrantSet;

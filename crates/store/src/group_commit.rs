@@ -1,0 +1,180 @@
+//! Group commit for the embedded SQLite backend: the writes on the hot paths (token issuance,
+//! first use, audit records, Event API events) are queued to one thread that owns a
+//! connection, runs every queued write in one transaction — each in a savepoint of its own,
+//! so one failing write undoes only itself — and commits them with one fsync
+//! (`synchronous=FULL`). Nobody hears back before the commit that holds their write: an
+//! acknowledged write is on disk.
+//!
+//! Batches form by themselves: while one commits, the next requests queue, and the thread
+//! takes all of them at once. A lone request is committed at once, without waiting for
+//! company.
+//!
+//! The store's other writes go through a sqlx pool of one connection. While that connection is
+//! in use or awaited, the thread takes it for its batch too, so a steady stream of batches
+//! cannot starve those writes of SQLite's lock.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use sqlx::SqlitePool;
+use tokio::sync::oneshot;
+
+use grantry_core::StoreError;
+
+/// Writes per transaction at most.
+const MAX_BATCH: usize = 512;
+
+type Output = Result<Box<dyn Any + Send>, StoreError>;
+
+struct Job {
+    run: Box<dyn FnOnce(&Connection) -> Output + Send>,
+    reply: oneshot::Sender<Output>,
+}
+
+/// The queue to the commit thread.
+#[derive(Clone, Debug)]
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Job>,
+}
+
+pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl GroupCommit {
+    /// Opens the thread's connection to `path` and starts the thread. `gate` is the store's
+    /// other write pool (see the module's notes).
+    pub fn start(path: &Path, gate: SqlitePool) -> Result<GroupCommit, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sqlite_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(sqlite_err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let runtime = tokio::runtime::Handle::current();
+        let (queue, jobs) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("grantry-commit".into())
+            .spawn(move || run(conn, jobs, gate, runtime))
+            .map_err(|e| StoreError::Backend(format!("cannot start the commit thread: {e}")))?;
+        Ok(GroupCommit { queue })
+    }
+
+    /// Runs `write` in the next batch and answers once that batch is committed. An error
+    /// from `write` undoes `write` alone.
+    pub async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            run: Box::new(move |conn| write(conn).map(|v| Box::new(v) as Box<dyn Any + Send>)),
+            reply,
+        };
+        self.queue
+            .send(job)
+            .map_err(|_| StoreError::Backend("the commit thread has stopped".into()))?;
+        let out = answer.await.map_err(|_| {
+            StoreError::Backend("the commit thread stopped before answering".into())
+        })??;
+        out.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| StoreError::Backend("a write answered with the wrong type".into()))
+    }
+}
+
+fn run(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    gate: SqlitePool,
+    runtime: tokio::runtime::Handle,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // The other write connection is taken only when something holds it or waits for it
+        // (it is idle otherwise): then this batch waits its turn, and that writer's next
+        // retry finds SQLite's lock free. A writer that takes it just after this look
+        // meets SQLite's lock and retries until this batch has committed.
+        let outcomes = if gate.num_idle() > 0 {
+            commit_batch(&conn, batch)
+        } else {
+            // Acquired and released inside the runtime, which the pool needs for both.
+            runtime.block_on(async {
+                let held = gate.acquire().await;
+                let outcomes = commit_batch(&conn, batch);
+                drop(held);
+                outcomes
+            })
+        };
+        // Waking the waiting requests is left to the runtime's threads, so this one goes
+        // straight on to the next batch.
+        runtime.spawn(async move {
+            for (reply, out) in outcomes {
+                let _ = reply.send(out);
+            }
+        });
+    }
+}
+
+/// Runs one batch in one transaction; every job's outcome, made an error if the commit failed.
+fn commit_batch(conn: &Connection, batch: Vec<Job>) -> Vec<(oneshot::Sender<Output>, Output)> {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let msg = format!("cannot begin a write transaction: {e}");
+        return batch
+            .into_iter()
+            .map(|j| (j.reply, Err(StoreError::Backend(msg.clone()))))
+            .collect();
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        let out = match conn.execute_batch("SAVEPOINT job") {
+            Err(e) => Err(sqlite_err(e)),
+            Ok(()) => {
+                let out = catch_unwind(AssertUnwindSafe(|| (job.run)(conn))).unwrap_or_else(|_| {
+                    Err(StoreError::Backend(
+                        "a write panicked; it was undone".into(),
+                    ))
+                });
+                let end = if out.is_ok() {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                match conn.execute_batch(end) {
+                    Ok(()) => out,
+                    Err(e) => Err(sqlite_err(e)),
+                }
+            }
+        };
+        outcomes.push((job.reply, out));
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        let msg = format!("the commit failed: {e}");
+        for (_, out) in outcomes.iter_mut() {
+            if out.is_ok() {
+                *out = Err(StoreError::Backend(msg.clone()));
+            }
+        }
+    }
+    outcomes
+}
