@@ -148,6 +148,11 @@ pub(crate) fn naming_token(
     audit
 }
 
+/// One list of an org, with its size.
+pub(crate) const LIST_BY_ID: &str = "SELECT l.id, l.name, l.created_at, \
+    (SELECT COUNT(*) FROM contacts c WHERE c.list_id = l.id) AS size FROM lists l \
+    WHERE l.org_id = $1 AND l.id = $2";
+
 pub(crate) const CONTACT_COLS: &str = "id, list_id, email, columns, created_at, updated_at";
 
 pub(crate) const LIST_SELECT: &str = "SELECT l.id, l.name, l.created_at, \
@@ -1353,15 +1358,7 @@ macro_rules! impl_store {
             }
 
             async fn list(&self, org: grantry_core::model::OrgId, id: i64) -> Result<Option<grantry_core::model::List>, grantry_core::StoreError> {
-                let sql = format!("{} WHERE l.org_id = $1 AND l.id = $2", crate::common::LIST_SELECT);
-                sqlx::query(&sql)
-                    .bind(org)
-                    .bind(id)
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(crate::common::backend_err)?
-                    .map(|r| rows::list(&r))
-                    .transpose()
+                self.list_by_id(org, id).await
             }
 
             async fn delete_list(&self, org: grantry_core::model::OrgId, id: i64) -> Result<bool, grantry_core::StoreError> {

@@ -13,6 +13,7 @@ mod group_commit;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_hot;
+mod sqlite_read;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -134,6 +134,21 @@ crate::common::impl_store!(PgStore, sqlx::Postgres);
 /// The hot writes: on PostgreSQL each is a transaction of its own (the server groups
 /// concurrent commits into one WAL flush by itself).
 impl PgStore {
+    async fn list_by_id(
+        &self,
+        org: i64,
+        id: i64,
+    ) -> Result<Option<grantry_core::model::List>, StoreError> {
+        sqlx::query(crate::common::LIST_BY_ID)
+            .bind(org)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::list(&r))
+            .transpose()
+    }
+
     async fn insert_key_token(
         &self,
         key: i64,

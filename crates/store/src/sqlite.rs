@@ -20,6 +20,7 @@ use grantry_core::StoreError;
 use crate::cache::{Caches, EPOCH_SQL, POLL_EVERY};
 use crate::common::backend_err;
 use crate::group_commit::GroupCommit;
+use crate::sqlite_read::InlineReaders;
 
 /// grantry's store on an embedded SQLite file.
 #[derive(Clone, Debug)]
@@ -28,6 +29,7 @@ pub struct SqliteStore {
     write: SqlitePool,
     caches: Arc<Caches>,
     committer: GroupCommit,
+    inline: Arc<InlineReaders>,
 }
 
 impl SqliteStore {
@@ -59,6 +61,7 @@ impl SqliteStore {
             .await
             .map_err(backend_err)?;
         let committer = GroupCommit::start(path, write.clone())?;
+        let inline = Arc::new(InlineReaders::open(path, 4)?);
         let caches = Caches::new();
         // The first confirmation, so the cache answers from the first request on.
         let started = Instant::now();
@@ -73,6 +76,7 @@ impl SqliteStore {
             write,
             caches,
             committer,
+            inline,
         })
     }
 
@@ -82,6 +86,10 @@ impl SqliteStore {
 
     pub(crate) fn committer(&self) -> &GroupCommit {
         &self.committer
+    }
+
+    pub(crate) fn inline_reads(&self) -> &InlineReaders {
+        &self.inline
     }
 
     fn reader(&self) -> &SqlitePool {

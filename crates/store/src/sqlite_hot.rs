@@ -1,11 +1,12 @@
-//! The hot writes on SQLite, run through [`GroupCommit`]: each is a closure over the commit
-//! thread's connection, so concurrent writes share one transaction and one fsync. The
+//! The hot reads and writes on SQLite. Writes run through [`crate::group_commit::GroupCommit`]: each is a closure over the commit
+//! thread's connection, so concurrent writes share one transaction and one fsync; reads run
+//! on the calling thread ([`crate::sqlite_read`]). The
 //! statements are the ones PostgreSQL runs (`$N` parameters, bound by name here).
 
 use rusqlite::{named_params, Connection, OptionalExtension};
 
 use grantry_core::audit::NewAudit;
-use grantry_core::model::{AccessTokenRecord, Event};
+use grantry_core::model::{AccessTokenRecord, Event, List};
 use grantry_core::store::{DecideReissue, NewAccessToken, RefreshOutcome, Reissue};
 use grantry_core::{GrantSet, StoreError, Timestamp};
 
@@ -117,6 +118,21 @@ fn issue_if_unchanged(
 }
 
 impl SqliteStore {
+    pub(crate) async fn list_by_id(&self, org: i64, id: i64) -> Result<Option<List>, StoreError> {
+        self.inline_reads().read(|conn| {
+            conn.prepare_cached(common::LIST_BY_ID)?
+                .query_row(named_params! {"$1": org, "$2": id}, |r| {
+                    Ok(List {
+                        id: r.get("id")?,
+                        name: r.get("name")?,
+                        size: r.get("size")?,
+                        created_at: Timestamp(r.get("created_at")?),
+                    })
+                })
+                .optional()
+        })
+    }
+
     pub(crate) async fn insert_key_token(
         &self,
         key: i64,
