@@ -34,6 +34,10 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _bin = Path(os.environ.get("GRANTRY_BIN") or "target/debug/grantry")
 GRANTRY_BIN = _bin if _bin.is_absolute() else REPO_ROOT / _bin
+
+# A change that narrows what a credential opens, made by another process, is honoured by every
+# server within one second (see the README, "Credential cache").
+PROPAGATION_S = 1.0
 PG_SERVER_URL = os.environ.get("GRANTRY_TEST_DATABASE_URL", "").strip()
 BACKENDS = ["sqlite"] + (["postgres"] if PG_SERVER_URL else [])
 
@@ -208,6 +212,11 @@ class Grantry:
         )
         self.cli_stderr.append(proc.stderr)
         return proc
+
+    def propagated(self) -> None:
+        """Waits out the bound on how long a change made by another process (the CLI, another
+        instance) may take to reach the server's credential cache: one second."""
+        time.sleep(PROPAGATION_S)
 
     def cli(self, *args: str, stdin: str | None = None):
         proc = self.cli_run(*args, stdin=stdin)

@@ -35,7 +35,7 @@ use grantry_core::model::{AccessTokenRecord, ApiKey, Application, User};
 use grantry_core::store::{BearerRecord, RefreshTokenRecord};
 
 /// How often the watcher reads the epoch.
-pub(crate) const POLL_EVERY: Duration = Duration::from_millis(200);
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(100);
 /// How long one confirmation of the epoch vouches for the cache (less than one second, with
 /// room for the read itself).
 pub(crate) const TRUST_FOR: Duration = Duration::from_millis(900);
