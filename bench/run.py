@@ -5,29 +5,58 @@ Builds release binaries, starts grantry on a fresh database and a trivial axum f
 seeds an organization, an application with account access and an API user with a key, then
 drives each scenario with wrk (-t1 -c32, loopback) after a warm-up, measuring requests/s,
 p50/p99 and the server's CPU time per request (from /proc/<pid>/stat). Every figure is also
-given as a share of the floor measured in the same run. Writes a table to stdout and
-bench/results/<date>-<commit>.json.
+given as a share of the floor measured in the same run. Writes a table to stdout,
+bench/results/<date>-<commit>.json and a chart of the floor shares next to it (.svg).
+
+With --live-tokens N, N more live access tokens are then written straight into the database
+(one transaction) and every scenario is run again: the JSON gains `scenarios_live_tokens`.
+With --peer oidc-provider, panva's oidc-provider (bench/peer/, in-memory store) is driven in
+the same run for the scenarios it supports, and grantry's matching figures gain `peer_ratio`
+(grantry req/s / peer req/s).
 
 Usage: bench/run [--database postgres://...] [--duration 10] [--warmup 3] [--connections 32]
+                 [--live-tokens 1000000] [--peer oidc-provider] [--issue-rate-cap 40000]
 """
 
 import argparse
+import base64
 import datetime
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
+from xml.sax.saxutils import escape
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER_DIR = os.path.join(ROOT, "bench", "peer")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+FORM = "application/x-www-form-urlencoded"
+HOUR_MS = 3600 * 1000
+
+# PERFORMANCE.md's targets, as shares of the floor measured in the same run.
+TARGETS = {
+    "rest_get_access_token": 0.40,
+    "rest_get_api_key": 0.40,
+    "introspection": 0.50,
+    "refresh_in_window": 0.40,
+    "issue_client_credentials": 0.25,
+    "issue_refresh_after_window": 0.25,
+}
+# grantry's scenario -> the peer's scenario doing the same work.
+PEER_OF = {
+    "issue_client_credentials": "peer_client_credentials",
+    "introspection": "peer_introspection",
+}
 
 
 def sh(*args, **kw):
@@ -60,6 +89,11 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as st:
+        return int(re.search(r"VmRSS:\s+(\d+)", st.read()).group(1))
+
+
 def post(url, form, auth=None):
     req = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST")
     if auth:
@@ -67,10 +101,49 @@ def post(url, form, auth=None):
     return json.load(urllib.request.urlopen(req))
 
 
+def basic(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 LUA = """
 wrk.method = "{method}"
 wrk.body = {body}
 {headers}
+"""
+
+# Every request takes the next line of a file as its body, so that each one presents a
+# different credential. The runner uses one wrk thread (-t1); `done` reports how often the
+# file ran out and started again (then some credentials were presented twice).
+LUA_BODIES = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "{content_type}"
+local bodies = {bodies}
+local path = {path}
+local f = nil
+wrapped = 0
+function request()
+  local body = f and f:read("*l")
+  if not body then
+    if f then
+      f:close()
+      wrapped = wrapped + 1
+    end
+    f = assert(io.open(bodies, "r"))
+    body = f:read("*l")
+  end
+  return wrk.format(nil, path, nil, body)
+end
+local threads = {{}}
+function setup(thread)
+  table.insert(threads, thread)
+end
+function done(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(threads) do
+    n = n + (t:get("wrapped") or 0)
+  end
+  io.write(string.format("bodies wrapped: %d\\n", n))
+end
 """
 
 
@@ -83,6 +156,14 @@ def lua_script(tmp, name, method, body=None, headers=None):
     return path
 
 
+def lua_bodies_script(tmp, name, path, bodies_file, content_type=FORM):
+    script = os.path.join(tmp, f"{name}.lua")
+    with open(script, "w") as f:
+        f.write(LUA_BODIES.format(content_type=content_type, bodies=json.dumps(bodies_file),
+                                  path=json.dumps(path)))
+    return script
+
+
 def unit_ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
@@ -92,7 +173,7 @@ def run_wrk(url, script, duration, connections, pid):
     before = cpu_seconds(pid)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script, url],
-        check=True, capture_output=True, text=True).stdout
+        check=True, capture_output=True, text=True, timeout=duration + 60).stdout
     cpu = cpu_seconds(pid) - before
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
@@ -102,7 +183,8 @@ def run_wrk(url, script, duration, connections, pid):
         m = re.match(r"([\d.]+)(\w+)", v)
         pct[k] = unit_ms(m.group(1), m.group(2))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    r = {
         "rps": rps,
         "p50_ms": pct.get("50"),
         "p99_ms": pct.get("99"),
@@ -110,6 +192,182 @@ def run_wrk(url, script, duration, connections, pid):
         "non_2xx": int(bad.group(1)) if bad else 0,
         "cpu_us_per_req": round(cpu * 1e6 / reqs, 1) if reqs else None,
     }
+    if errors:
+        r["socket_errors"] = sum(int(x) for x in errors.groups())
+    wrapped = re.search(r"bodies wrapped: (\d+)", out)
+    if wrapped:
+        r["bodies_wrapped"] = int(wrapped.group(1))
+    return r
+
+
+class Database:
+    """grantry's database reached directly, for seeding in bulk what the CLI makes one at a
+    time. SQLite through Python's sqlite3 while grantry runs (WAL: readers are not blocked;
+    a writer waits on busy_timeout), PostgreSQL through psql."""
+
+    def __init__(self, sqlite_path=None, pg_url=None):
+        self.sqlite_path, self.pg_url = sqlite_path, pg_url
+
+    def _sqlite(self):
+        c = sqlite3.connect(self.sqlite_path, timeout=60, isolation_level=None)
+        c.execute("PRAGMA busy_timeout = 60000")
+        return c
+
+    def _psql(self, *args, stdin=None):
+        return subprocess.run(["psql", self.pg_url, "-X", "-q", "-v", "ON_ERROR_STOP=1", *args],
+                              input=stdin, check=True, capture_output=True, text=True).stdout
+
+    def row(self, sql):
+        """The first row of a query whose values are integers."""
+        if self.pg_url:
+            out = self._psql("-At", "-c", sql).strip()
+            if not out:
+                return None
+            return tuple(int(v) for v in out.splitlines()[0].split("|"))
+        c = self._sqlite()
+        try:
+            return c.execute(sql).fetchone()
+        finally:
+            c.close()
+
+    def insert_refresh_tokens(self, access_id, scopes, digests, now_ms):
+        """Refresh tokens of an account access, as the store's insert_refresh_token writes
+        them (no access token yet), in one transaction."""
+        if self.pg_url:
+            rows = "".join(f"{access_id}\t\\\\x{d.hex()}\t{scopes}\t{now_ms}\n" for d in digests)
+            self._psql("-c", "COPY refresh_tokens (access_id, digest, scopes, created_at) FROM STDIN",
+                       stdin=rows)
+            return
+        c = self._sqlite()
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany("INSERT INTO refresh_tokens (access_id, digest, scopes, created_at) "
+                          "VALUES (?, ?, ?, ?)", ((access_id, d, scopes, now_ms) for d in digests))
+            c.execute("COMMIT")
+        finally:
+            c.close()
+
+    def insert_live_access_tokens(self, n, org_id, user_id, scopes, now_ms):
+        """n live access tokens of an API user (random digests, 4 h to live), in one
+        transaction."""
+        exp = now_ms + 4 * HOUR_MS
+        if self.pg_url:
+            # gen_random_uuid() is a CSPRNG: two of them make a random 32-byte digest.
+            self._psql(stdin=f"""
+BEGIN;
+INSERT INTO access_tokens (org_id, user_id, app_id, access_id, refresh_id, api_key_id,
+                           digest, nonce, scopes, issued_at, expires_at)
+SELECT {org_id}, {user_id}, NULL, NULL, NULL, NULL,
+       uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()),
+       uuid_send(gen_random_uuid()), {scopes}, {now_ms}, {exp}
+FROM generate_series(1, {n});
+COMMIT;
+ANALYZE access_tokens;
+""")
+            return
+        c = self._sqlite()
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+                "INSERT INTO access_tokens (org_id, user_id, app_id, access_id, refresh_id, api_key_id, "
+                "digest, nonce, scopes, issued_at, expires_at) "
+                "SELECT ?, ?, NULL, NULL, NULL, NULL, randomblob(32), randomblob(16), ?, ?, ? FROM n",
+                (n, org_id, user_id, scopes, now_ms, exp))
+            c.execute("COMMIT")
+        finally:
+            c.close()
+
+
+def new_refresh_tokens(pod, n):
+    """n refresh tokens as grantry mints them (`grt_<pod>_` + base64url of 32 random bytes)
+    with their SHA-256 digests."""
+    out = []
+    for _ in range(n):
+        t = f"grt_{pod}_" + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+        out.append((t, hashlib.sha256(t.encode()).digest()))
+    return out
+
+
+def write_lines(path, lines):
+    with open(path, "w") as f:
+        for line in lines:
+            f.write(line)
+            f.write("\n")
+
+
+def print_table(title, results):
+    print(f"\n{title}")
+    print(f"{'scenario':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs/req':>12}{'floor share':>13}"
+          f"{'target':>8}{'vs peer':>9}{'non-2xx':>9}")
+    for name, r in results.items():
+        target = TARGETS.get(name)
+        ratio = r.get("peer_ratio")
+        print(f"{name:<28}{r['rps']:>10.0f}{r['p50_ms'] or 0:>9.2f}{r['p99_ms'] or 0:>9.2f}"
+              f"{r['cpu_us_per_req'] or 0:>12.1f}{r['floor_share'] * 100:>12.1f}%"
+              f"{f'{target * 100:.0f}%' if target else '':>8}{f'{ratio:.2f}x' if ratio else '':>9}"
+              f"{r['non_2xx']:>9}")
+
+
+def svg_chart(report, title):
+    """Floor shares per scenario as horizontal bars, PERFORMANCE.md's target as a mark."""
+    base = report["scenarios"]
+    live = report.get("scenarios_live_tokens") or {}
+    names = [n for n in base if n != "floor"]
+    rows = []  # (label, share, kind, target)
+    for n in names:
+        rows.append((n, base[n]["floor_share"], "peer" if n.startswith("peer_") else "base", TARGETS.get(n)))
+        if n in live:
+            rows.append((f"with {report['live_tokens']:,} live tokens", live[n]["floor_share"], "live",
+                         TARGETS.get(n)))
+    left, bar_w, right, top, row_h, gap = 250, 460, 70, 64, 18, 8
+    # The axis ends at the next tenth above the largest bar or target.
+    scale_max = (int(max([r[1] for r in rows] + [r[3] or 0 for r in rows] + [0.1]) * 10) + 1) / 10
+    width = left + bar_w + right
+    groups = sum(1 for r in rows if r[2] != "live")
+    height = top + len(rows) * row_h + groups * gap + 50
+    x = lambda share: left + bar_w * share / scale_max  # noqa: E731
+    colors = {"base": "#2f6db5", "live": "#8fb3e0", "peer": "#9a9a9a"}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
+           f'<text x="10" y="38" fill="#444">requests/s as a share of the HTTP floor '
+           f'({report["floor_rps"]:,.0f} req/s) measured in the same run; '
+           f'<tspan fill="#c0392b">|</tspan> target (PERFORMANCE.md)</text>']
+    bottom = height - 40
+    step = 0.1 if scale_max <= 1.0 else 0.25
+    for i in range(int(scale_max / step + 1e-9) + 1):
+        t = i * step
+        out.append(f'<line x1="{x(t):.1f}" y1="{top - 6}" x2="{x(t):.1f}" y2="{bottom}" stroke="#e3e3e3"/>')
+        out.append(f'<text x="{x(t):.1f}" y="{bottom + 14}" text-anchor="middle" fill="#666">{t * 100:.0f} %</text>')
+    y = top
+    for label, share, kind, target in rows:
+        if kind != "live":
+            y += gap
+        shade = "#555" if kind == "live" else "#000"
+        out.append(f'<text x="{left - 8}" y="{y + row_h - 5}" text-anchor="end" fill="{shade}">'
+                   f'{escape(label)}</text>')
+        out.append(f'<rect x="{left}" y="{y + 2}" width="{max(x(share) - left, 0.5):.1f}" height="{row_h - 4}" '
+                   f'fill="{colors[kind]}"/>')
+        out.append(f'<text x="{x(max(share, target or 0)) + 5:.1f}" y="{y + row_h - 5}" fill="#222">'
+                   f'{share * 100:.1f} %</text>')
+        if target:
+            out.append(f'<line x1="{x(target):.1f}" y1="{y}" x2="{x(target):.1f}" y2="{y + row_h}" '
+                       f'stroke="#c0392b" stroke-width="3"/>')
+        y += row_h
+    legend = [("grantry", "base")]
+    if live:
+        legend.append((f"grantry, {report['live_tokens']:,} more live tokens in the store", "live"))
+    if any(r[2] == "peer" for r in rows):
+        legend.append(("peer (oidc-provider, in-memory)", "peer"))
+    lx = 10
+    for text, kind in legend:
+        out.append(f'<rect x="{lx}" y="{height - 18}" width="12" height="12" fill="{colors[kind]}"/>')
+        out.append(f'<text x="{lx + 16}" y="{height - 8}">{escape(text)}</text>')
+        lx += 30 + 7 * len(text)
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 def main():
@@ -118,9 +376,23 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--live-tokens", type=int, default=0, metavar="N",
+                    help="then add N live access tokens to the store and run every scenario again")
+    ap.add_argument("--peer", choices=["oidc-provider"],
+                    help="also drive this peer (bench/peer/) for the scenarios it supports")
+    ap.add_argument("--issue-rate-cap", type=int, default=40000, metavar="RPS",
+                    help="refresh tokens seeded for issue_refresh_after_window: this many per second "
+                         "of warm-up and of run (default %(default)s)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
+    if args.database and not shutil.which("psql"):
+        raise SystemExit("--database needs psql: apt-get install postgresql-client")
+    if args.peer:
+        if not shutil.which("node"):
+            raise SystemExit("--peer oidc-provider needs Node.js")
+        if not os.path.isdir(os.path.join(PEER_DIR, "node_modules", "oidc-provider")):
+            raise SystemExit("bench/peer/node_modules is missing: (cd bench/peer && npm ci)")
 
     print("building release binaries ...", file=sys.stderr)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "grantry"], check=True, cwd=ROOT)
@@ -133,15 +405,23 @@ def main():
     tmp = tempfile.mkdtemp(prefix="grantry-bench-")
     procs = []
     dbname = None
+    extra = {}
+    results_live = {}
     try:
         gport, fport = free_port(), free_port()
         base = f"http://127.0.0.1:{gport}"
-        glob = ["--data", os.path.join(tmp, "data")]
+        data_dir = os.path.join(tmp, "data")
+        glob = ["--data", data_dir]
         if args.database:
             dbname = f"grantry_bench_{os.getpid()}"
             sh("psql", args.database, "-qc", f"CREATE DATABASE {dbname}")
             u = urllib.parse.urlsplit(args.database)
-            glob += ["--database", urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + dbname, "", ""))]
+            db_url = urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + dbname, u.query, ""))
+            glob += ["--database", db_url]
+            database = Database(pg_url=db_url)
+        else:
+            # The embedded database's file (crates/grantry/src/config.rs).
+            database = Database(sqlite_path=os.path.join(data_dir, "grantry.db"))
         env = dict(os.environ, GRANTRY_LOG="warn")
         start = time.time()
         g = subprocess.Popen([grantry, *glob, "serve", "--listen", f"127.0.0.1:{gport}"],
@@ -149,6 +429,7 @@ def main():
         procs.append(g)
         wait_http(base + "/healthz")
         fresh_start_ms = (time.time() - start) * 1000
+        extra["grantry_rss_kib_idle"] = rss_kib(g.pid)
         f = subprocess.Popen([floor, f"127.0.0.1:{fport}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(f)
         wait_http(f"http://127.0.0.1:{fport}/")
@@ -170,36 +451,137 @@ def main():
                                      headers={"Authorization": f"Bearer {at}", "Content-Type": "application/json"})
         db = json.load(urllib.request.urlopen(req))["data"]["id"]
 
-        form = "application/x-www-form-urlencoded"
-        scenarios = [
-            ("floor", f"http://127.0.0.1:{fport}/", "POST", "a=1&b=2", {"Content-Type": form}),
-            ("rest_get_access_token", f"{base}/rest/databases/{db}", "GET", None, {"Authorization": f"Bearer {at}"}),
-            ("rest_get_api_key", f"{base}/rest/databases/{db}", "GET", None, {"Authorization": f"Bearer {key['bearer']}"}),
-            ("xml_get_lists", f"{base}/XMLAPI", "POST",
-             "<Envelope><Body><GetLists><VISIBILITY>1</VISIBILITY></GetLists></Body></Envelope>",
-             {"Authorization": f"Bearer {at}", "Content-Type": "text/xml"}),
-            ("introspection", f"{base}/oauth/introspect", "POST", urllib.parse.urlencode({"token": at}),
-             {"Content-Type": form, "Authorization": "Basic " + __import__("base64").b64encode(
-                 f"{app['client_id']}:{app['client_secret']}".encode()).decode()}),
-            ("refresh_in_window", f"{base}/oauth/token", "POST", urllib.parse.urlencode(
-                {"grant_type": "refresh_token", "client_id": app["client_id"], "client_secret": app["client_secret"],
-                 "refresh_token": rt}), {"Content-Type": form}),
-            ("issue_client_credentials", f"{base}/oauth/token", "POST", urllib.parse.urlencode(
-                {"grant_type": "client_credentials", "client_id": key["key_id"], "client_secret": key["secret"]}),
-             {"Content-Type": form}),
-        ]
-        results = {}
-        for name, url, method, body, headers in scenarios:
-            script = lua_script(tmp, name, method, body, headers)
-            pid = f.pid if name == "floor" else g.pid
-            run_wrk(url, script, args.warmup, args.connections, pid)
-            results[name] = run_wrk(url, script, args.duration, args.connections, pid)
-            print(f"  {name}: {results[name]['rps']:.0f} req/s", file=sys.stderr)
-        with open(f"/proc/{g.pid}/status") as st:
-            rss_kib = int(re.search(r"VmRSS:\s+(\d+)", st.read()).group(1))
+        # What the bulk seeding needs: the pod (from a minted token), the account access of the
+        # bench application and the API user.
+        pod = rt.split("_")[1]
+        cid = app["client_id"].replace("'", "''")
+        access_id, access_scopes = database.row(
+            "SELECT a.id, a.scopes FROM account_accesses a JOIN applications p ON p.id = a.app_id "
+            f"WHERE p.client_id = '{cid}' AND a.revoked_at IS NULL")
+        bot_id, bot_org, bot_grants = database.row(
+            "SELECT u.id, u.org_id, u.grants FROM users u JOIN orgs o ON o.id = u.org_id "
+            "WHERE o.name = 'default' AND u.username = 'bot'")
+        refresh_form = {"grant_type": "refresh_token", "client_id": app["client_id"],
+                        "client_secret": app["client_secret"]}
+
+        def seed_after_window(phase):
+            """Refresh tokens without any access token (as if the last one were older than the
+            window), one per request: separate files for the warm-up and the run. Returns the
+            two body files."""
+            t0 = time.time()
+            counts = {"warmup": args.issue_rate_cap * args.warmup, "run": args.issue_rate_cap * args.duration}
+            tokens = new_refresh_tokens(pod, counts["warmup"] + counts["run"] + 1)
+            database.insert_refresh_tokens(access_id, access_scopes, (d for _, d in tokens),
+                                           int(time.time() * 1000))
+            # By hand, one of them: a new access token, then the same one inside the window.
+            check = tokens.pop()[0]
+            first = post(base + "/oauth/token", {**refresh_form, "refresh_token": check})
+            again = post(base + "/oauth/token", {**refresh_form, "refresh_token": check})
+            if not first.get("access_token") or first["access_token"] != again["access_token"]:
+                raise SystemExit(f"a seeded refresh token did not issue as expected: {first} / {again}")
+            prefix = urllib.parse.urlencode(refresh_form) + "&refresh_token="
+            files = {}
+            for part, n in counts.items():
+                files[part] = os.path.join(tmp, f"after-window-{phase}-{part}.txt")
+                write_lines(files[part], (prefix + t for t, _ in tokens[:n]))
+                del tokens[:n]
+            print(f"  seeded {sum(counts.values()):,} refresh tokens in {time.time() - t0:.1f}s", file=sys.stderr)
+            return files
+
+        def grantry_scenarios(phase):
+            """(name, url, warm-up script, run script, pid) of the floor and grantry's scenarios."""
+            def plain(name, url, method, body, headers, pid):
+                s = lua_script(tmp, f"{phase}-{name}", method, body, headers)
+                return name, url, s, s, pid
+
+            files = seed_after_window(phase)
+            token_url = f"{base}/oauth/token"
+            return [
+                plain("floor", f"http://127.0.0.1:{fport}/", "POST", "a=1&b=2", {"Content-Type": FORM}, f.pid),
+                plain("rest_get_access_token", f"{base}/rest/databases/{db}", "GET", None,
+                      {"Authorization": f"Bearer {at}"}, g.pid),
+                plain("rest_get_api_key", f"{base}/rest/databases/{db}", "GET", None,
+                      {"Authorization": f"Bearer {key['bearer']}"}, g.pid),
+                plain("xml_get_lists", f"{base}/XMLAPI", "POST",
+                      "<Envelope><Body><GetLists><VISIBILITY>1</VISIBILITY></GetLists></Body></Envelope>",
+                      {"Authorization": f"Bearer {at}", "Content-Type": "text/xml"}, g.pid),
+                plain("introspection", f"{base}/oauth/introspect", "POST", urllib.parse.urlencode({"token": at}),
+                      {"Content-Type": FORM, "Authorization": basic(app["client_id"], app["client_secret"])}, g.pid),
+                plain("refresh_in_window", token_url, "POST", urllib.parse.urlencode({**refresh_form, "refresh_token": rt}),
+                      {"Content-Type": FORM}, g.pid),
+                plain("issue_client_credentials", token_url, "POST", urllib.parse.urlencode(
+                    {"grant_type": "client_credentials", "client_id": key["key_id"], "client_secret": key["secret"]}),
+                    {"Content-Type": FORM}, g.pid),
+                ("issue_refresh_after_window", token_url,
+                 lua_bodies_script(tmp, f"{phase}-after-window-warmup", "/oauth/token", files["warmup"]),
+                 lua_bodies_script(tmp, f"{phase}-after-window-run", "/oauth/token", files["run"]), g.pid),
+            ]
+
+        def run_all(scenarios):
+            results = {}
+            for name, url, warm, script, pid in scenarios:
+                run_wrk(url, warm, args.warmup, args.connections, pid)
+                results[name] = run_wrk(url, script, args.duration, args.connections, pid)
+                r = results[name]
+                note = f", {r['non_2xx']} non-2xx" if r["non_2xx"] else ""
+                if r.get("bodies_wrapped"):
+                    note += f", token file ran out {r['bodies_wrapped']}x: raise --issue-rate-cap"
+                print(f"  {name}: {r['rps']:.0f} req/s{note}", file=sys.stderr)
+            return results
+
+        print("running the scenarios ...", file=sys.stderr)
+        results = run_all(grantry_scenarios("base"))
+        extra["grantry_rss_kib_after_load"] = rss_kib(g.pid)
+
+        if args.peer:
+            print(f"running the peer ({args.peer}) ...", file=sys.stderr)
+            pport = free_port()
+            peer_url = f"http://127.0.0.1:{pport}"
+            peer_id, peer_secret = "bench", base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+            p = subprocess.Popen(["node", os.path.join(PEER_DIR, "server.mjs"), str(pport), peer_id, peer_secret],
+                                 cwd=PEER_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(p)
+            wait_http(peer_url + "/.well-known/openid-configuration")
+            cc = {"grant_type": "client_credentials", "client_id": peer_id, "client_secret": peer_secret,
+                  "scope": "api"}
+            peer_at = post(peer_url + "/token", cc)["access_token"]
+            check = post(peer_url + "/token/introspection", {"token": peer_at}, basic(peer_id, peer_secret))
+            if not check.get("active"):
+                raise SystemExit(f"the peer's introspection did not answer active: {check}")
+            peer = []
+            for name, path, body, headers in [
+                ("peer_client_credentials", "/token", urllib.parse.urlencode(cc), {"Content-Type": FORM}),
+                ("peer_introspection", "/token/introspection", urllib.parse.urlencode({"token": peer_at}),
+                 {"Content-Type": FORM, "Authorization": basic(peer_id, peer_secret)}),
+            ]:
+                s = lua_script(tmp, name, "POST", body, headers)
+                peer.append((name, peer_url + path, s, s, p.pid))
+            results.update(run_all(peer))
+            extra["peer"] = {
+                "name": "oidc-provider",
+                "version": json.load(open(os.path.join(PEER_DIR, "node_modules", "oidc-provider",
+                                                       "package.json")))["version"],
+                "node": sh("node", "--version").strip(),
+                "store": "in-memory (default adapter)",
+                "rss_kib_after_load": rss_kib(p.pid),
+            }
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+
+        if args.live_tokens:
+            print(f"adding {args.live_tokens:,} live access tokens ...", file=sys.stderr)
+            t0 = time.time()
+            database.insert_live_access_tokens(args.live_tokens, bot_org, bot_id, bot_grants,
+                                               int(time.time() * 1000))
+            extra["live_tokens_insert_s"] = round(time.time() - t0, 1)
+            print(f"  in {extra['live_tokens_insert_s']}s", file=sys.stderr)
+            print("running the scenarios again ...", file=sys.stderr)
+            results_live = run_all(grantry_scenarios("live"))
+            extra["grantry_rss_kib_after_load_live_tokens"] = rss_kib(g.pid)
     finally:
         for p in procs:
-            p.send_signal(signal.SIGTERM)
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
         for p in procs:
             try:
                 p.wait(timeout=10)
@@ -210,32 +592,58 @@ def main():
                            capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    floor_rps = results["floor"]["rps"]
-    for r in results.values():
-        r["floor_share"] = round(r["rps"] / floor_rps, 3)
+    def shares(res):
+        floor_rps = res["floor"]["rps"]
+        for name, r in res.items():
+            r["floor_share"] = round(r["rps"] / floor_rps, 3)
+            if name in TARGETS:
+                r["target_floor_share"] = TARGETS[name]
+            peer = results.get(PEER_OF.get(name))
+            if peer:
+                r["peer_ratio"] = round(r["rps"] / peer["rps"], 2)
+        return floor_rps
+
+    floor_rps = shares(results)
     commit = sh("git", "rev-parse", "--short", "HEAD").strip()
     today = datetime.date.today().isoformat()
+    backend = "postgres" if args.database else "sqlite (WAL, synchronous=FULL)"
+    stem = os.path.join(ROOT, "bench", "results", f"{today}-{commit}{'-postgres' if args.database else ''}")
     report = {
         "date": today,
         "commit": commit,
-        "backend": "postgres" if args.database else "sqlite (WAL, synchronous=FULL)",
+        "backend": backend,
         "machine": {"cores": os.cpu_count(), "kernel": os.uname().release},
         "load": f"wrk -t1 -c{args.connections} -d{args.duration}s after {args.warmup}s warm-up, loopback",
         "floor_rps": floor_rps,
-        "grantry_rss_kib_after_load": rss_kib,
+        "grantry_rss_kib_after_load": extra["grantry_rss_kib_after_load"],
+        "grantry_rss_kib_idle": extra["grantry_rss_kib_idle"],
         "fresh_start_to_healthy_ms": round(fresh_start_ms),
+        "issue_rate_cap": args.issue_rate_cap,
         "scenarios": results,
     }
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    out = os.path.join(ROOT, "bench", "results", f"{today}-{commit}{'-postgres' if args.database else ''}.json")
-    with open(out, "w") as fh:
+    if "peer" in extra:
+        report["peer"] = extra["peer"]
+    if results_live:
+        for r in results_live.values():
+            r["live_tokens"] = args.live_tokens
+        report["live_tokens"] = args.live_tokens
+        report["live_tokens_insert_s"] = extra["live_tokens_insert_s"]
+        report["floor_rps_live_tokens"] = shares(results_live)
+        report["grantry_rss_kib_after_load_live_tokens"] = extra["grantry_rss_kib_after_load_live_tokens"]
+        report["scenarios_live_tokens"] = results_live
+    report["chart"] = os.path.relpath(stem + ".svg", ROOT)
+    os.makedirs(os.path.dirname(stem), exist_ok=True)
+    with open(stem + ".svg", "w") as fh:
+        fh.write(svg_chart(report, f"grantry {commit}, {today}, {backend}"))
+    with open(stem + ".json", "w") as fh:
         json.dump(report, fh, indent=2)
 
-    print(f"\n{'scenario':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs/req':>12}{'floor share':>13}{'non-2xx':>9}")
-    for name, r in results.items():
-        print(f"{name:<28}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-              f"{r['cpu_us_per_req'] or 0:>12.1f}{r['floor_share'] * 100:>12.1f}%{r['non_2xx']:>9}")
-    print(f"\ngrantry RSS after load: {rss_kib / 1024:.1f} MiB; results: {os.path.relpath(out, ROOT)}")
+    print_table(f"{backend}: {args.connections} connections, {args.duration}s per scenario", results)
+    if results_live:
+        print_table(f"the same with {args.live_tokens:,} more live access tokens in the store", results_live)
+    print(f"\ngrantry RSS: {extra['grantry_rss_kib_idle'] / 1024:.1f} MiB idle, "
+          f"{extra['grantry_rss_kib_after_load'] / 1024:.1f} MiB after load; "
+          f"results: {os.path.relpath(stem, ROOT)}.json, chart: {report['chart']}")
 
 
 if __name__ == "__main__":
