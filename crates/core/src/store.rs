@@ -59,6 +59,20 @@ pub struct NewAccessToken {
     pub kid: Option<String>,
 }
 
+impl NewAccessToken {
+    /// The record of this token once stored under `id`.
+    pub fn stored_as(self, id: i64) -> AccessTokenRecord {
+        AccessTokenRecord {
+            id,
+            nonce: self.nonce,
+            scopes: self.scopes,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            kid: self.kid,
+        }
+    }
+}
+
 /// What the re-issue rule decides, given the newest live access token of an account access.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reissue {

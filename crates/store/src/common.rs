@@ -148,15 +148,27 @@ pub(crate) fn naming_token(
     audit
 }
 
+/// A live refresh token with its live account access.
+pub(crate) const REFRESH_BY_DIGEST: &str = "SELECT r.id AS r_id, r.scopes AS r_scopes, \
+    r.created_at AS r_created_at, r.rotated_at AS r_rotated_at, \
+    COALESCE(r.family_id, r.id) AS r_family, \
+    a.id, a.org_id, a.app_id, a.user_id, a.created_by, a.scopes, a.created_at, \
+    p.client_id AS p_client_id, u.username AS u_username \
+    FROM refresh_tokens r JOIN account_accesses a ON a.id = r.access_id \
+    JOIN applications p ON p.id = a.app_id JOIN users u ON u.id = a.user_id \
+    WHERE r.digest = $1 AND r.revoked_at IS NULL AND a.revoked_at IS NULL";
+
+/// Every list of an org, with its size.
+pub(crate) const LISTS_OF_ORG: &str = "SELECT l.id, l.name, l.created_at, \
+    (SELECT COUNT(*) FROM contacts c WHERE c.list_id = l.id) AS size FROM lists l \
+    WHERE l.org_id = $1 ORDER BY l.id";
+
 /// One list of an org, with its size.
 pub(crate) const LIST_BY_ID: &str = "SELECT l.id, l.name, l.created_at, \
     (SELECT COUNT(*) FROM contacts c WHERE c.list_id = l.id) AS size FROM lists l \
     WHERE l.org_id = $1 AND l.id = $2";
 
 pub(crate) const CONTACT_COLS: &str = "id, list_id, email, columns, created_at, updated_at";
-
-pub(crate) const LIST_SELECT: &str = "SELECT l.id, l.name, l.created_at, \
-    (SELECT COUNT(*) FROM contacts c WHERE c.list_id = l.id) AS size FROM lists l";
 
 macro_rules! impl_store {
     ($store:ty, $db:ty) => {
@@ -250,6 +262,8 @@ macro_rules! impl_store {
                 })
             }
 
+            // PostgreSQL only: SQLite reads these rows with rusqlite (sqlite_hot.rs).
+            #[allow(dead_code)]
             pub(super) fn token(r: &DbRow) -> Result<AccessTokenRecord, StoreError> {
                 Ok(AccessTokenRecord {
                     id: r.try_get("id").map_err(backend_err)?,
@@ -301,6 +315,7 @@ macro_rules! impl_store {
                 })
             }
 
+            #[allow(dead_code)]
             pub(super) fn list(r: &DbRow) -> Result<List, StoreError> {
                 Ok(List {
                     id: r.try_get("id").map_err(backend_err)?,
@@ -1132,38 +1147,9 @@ macro_rules! impl_store {
                 &self,
                 digest: &grantry_core::credential::Digest,
             ) -> Result<Option<grantry_core::store::RefreshTokenRecord>, grantry_core::StoreError> {
-                use crate::common::backend_err;
-                use sqlx::Row;
                 let c = self.caches();
                 let found = crate::cache::cached(c, &c.refresh, digest.0, || async move {
-                let sql = "SELECT r.id AS r_id, r.scopes AS r_scopes, r.created_at AS r_created_at, \
-                     r.rotated_at AS r_rotated_at, COALESCE(r.family_id, r.id) AS r_family, \
-                     a.id, a.org_id, a.app_id, a.user_id, a.created_by, a.scopes, a.created_at, \
-                     p.client_id AS p_client_id, u.username AS u_username \
-                     FROM refresh_tokens r JOIN account_accesses a ON a.id = r.access_id \
-                     JOIN applications p ON p.id = a.app_id JOIN users u ON u.id = a.user_id \
-                     WHERE r.digest = $1 AND r.revoked_at IS NULL AND a.revoked_at IS NULL";
-                let Some(r) = sqlx::query(sql)
-                    .bind(digest.as_bytes())
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(backend_err)?
-                else {
-                    return Ok(None);
-                };
-                Ok(Some(grantry_core::store::RefreshTokenRecord {
-                    id: r.try_get("r_id").map_err(backend_err)?,
-                    access: rows::access(&r)?,
-                    scopes: grantry_core::GrantSet::from_bits(r.try_get("r_scopes").map_err(backend_err)?),
-                    created_at: grantry_core::Timestamp(r.try_get("r_created_at").map_err(backend_err)?),
-                    rotated_at: r
-                        .try_get::<Option<i64>, _>("r_rotated_at")
-                        .map_err(backend_err)?
-                        .map(grantry_core::Timestamp),
-                    family_id: r.try_get("r_family").map_err(backend_err)?,
-                    client_id: r.try_get("p_client_id").map_err(backend_err)?,
-                    username: r.try_get("u_username").map_err(backend_err)?,
-                }.into()))
+                    Ok(self.load_refresh_token(digest).await?.map(std::sync::Arc::new))
                 })
                 .await?;
                 Ok(found.map(|r| (*r).clone()))
@@ -1211,7 +1197,6 @@ macro_rules! impl_store {
                 fresh: grantry_core::store::NewAccessToken,
                 audit: grantry_core::audit::NewAudit,
             ) -> Result<grantry_core::store::RefreshOutcome, grantry_core::StoreError> {
-                use crate::common::*;
                 use grantry_core::store::{RefreshOutcome, Reissue};
                 // Fast path, no write: inside the window the answer is decided by the newest
                 // live token, which a read (or the cache) can see. Only an issuance takes the
@@ -1221,13 +1206,7 @@ macro_rules! impl_store {
                 let c = self.caches();
                 let ticket = c.ticket();
                 let newest = crate::cache::cached(c, &c.newest, refresh, || async move {
-                    sqlx::query(NEWEST_LIVE_TOKEN)
-                        .bind(refresh)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(backend_err)?
-                        .map(|r| rows::token(&r).map(std::sync::Arc::new))
-                        .transpose()
+                    Ok(self.load_newest(refresh).await?.map(std::sync::Arc::new))
                 })
                 .await?;
                 if let Some(t) = &newest {
@@ -1348,13 +1327,7 @@ macro_rules! impl_store {
             }
 
             async fn lists(&self, org: grantry_core::model::OrgId) -> Result<Vec<grantry_core::model::List>, grantry_core::StoreError> {
-                let sql = format!("{} WHERE l.org_id = $1 ORDER BY l.id", crate::common::LIST_SELECT);
-                let rows = sqlx::query(&sql)
-                    .bind(org)
-                    .fetch_all(self.reader())
-                    .await
-                    .map_err(crate::common::backend_err)?;
-                rows.iter().map(rows::list).collect()
+                self.lists_of(org).await
             }
 
             async fn list(&self, org: grantry_core::model::OrgId, id: i64) -> Result<Option<grantry_core::model::List>, grantry_core::StoreError> {

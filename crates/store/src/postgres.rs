@@ -134,6 +134,56 @@ crate::common::impl_store!(PgStore, sqlx::Postgres);
 /// The hot writes: on PostgreSQL each is a transaction of its own (the server groups
 /// concurrent commits into one WAL flush by itself).
 impl PgStore {
+    async fn load_refresh_token(
+        &self,
+        digest: &grantry_core::credential::Digest,
+    ) -> Result<Option<grantry_core::store::RefreshTokenRecord>, StoreError> {
+        use sqlx::Row;
+        let Some(r) = sqlx::query(crate::common::REFRESH_BY_DIGEST)
+            .bind(digest.as_bytes())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(grantry_core::store::RefreshTokenRecord {
+            id: r.try_get("r_id").map_err(backend_err)?,
+            access: rows::access(&r)?,
+            scopes: grantry_core::GrantSet::from_bits(r.try_get("r_scopes").map_err(backend_err)?),
+            created_at: grantry_core::Timestamp(r.try_get("r_created_at").map_err(backend_err)?),
+            rotated_at: r
+                .try_get::<Option<i64>, _>("r_rotated_at")
+                .map_err(backend_err)?
+                .map(grantry_core::Timestamp),
+            family_id: r.try_get("r_family").map_err(backend_err)?,
+            client_id: r.try_get("p_client_id").map_err(backend_err)?,
+            username: r.try_get("u_username").map_err(backend_err)?,
+        }))
+    }
+
+    async fn load_newest(
+        &self,
+        refresh: i64,
+    ) -> Result<Option<grantry_core::model::AccessTokenRecord>, StoreError> {
+        sqlx::query(crate::common::NEWEST_LIVE_TOKEN)
+            .bind(refresh)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .map(|r| rows::token(&r))
+            .transpose()
+    }
+
+    async fn lists_of(&self, org: i64) -> Result<Vec<grantry_core::model::List>, StoreError> {
+        let rows = sqlx::query(crate::common::LISTS_OF_ORG)
+            .bind(org)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        rows.iter().map(rows::list).collect()
+    }
+
     async fn list_by_id(
         &self,
         org: i64,
@@ -284,16 +334,7 @@ impl PgStore {
                     .map_err(backend_err)?;
                 insert_audit(&mut tx, &crate::common::naming_token(audit, id)).await?;
                 tx.commit().await.map_err(backend_err)?;
-                Ok(RefreshOutcome::Issued(
-                    grantry_core::model::AccessTokenRecord {
-                        id,
-                        nonce: fresh.nonce,
-                        scopes: fresh.scopes,
-                        issued_at: fresh.issued_at,
-                        expires_at: fresh.expires_at,
-                        kid: fresh.kid,
-                    },
-                ))
+                Ok(RefreshOutcome::Issued(fresh.stored_as(id)))
             }
         }
     }

@@ -6,8 +6,11 @@
 use rusqlite::{named_params, Connection, OptionalExtension};
 
 use grantry_core::audit::NewAudit;
-use grantry_core::model::{AccessTokenRecord, Event, List};
-use grantry_core::store::{DecideReissue, NewAccessToken, RefreshOutcome, Reissue};
+use grantry_core::credential::Digest;
+use grantry_core::model::{AccessTokenRecord, AccountAccess, Event, List};
+use grantry_core::store::{
+    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue,
+};
 use grantry_core::{GrantSet, StoreError, Timestamp};
 
 use crate::common::{self, naming_token};
@@ -38,20 +41,31 @@ enum Locked {
     Changed(Option<AccessTokenRecord>),
 }
 
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessTokenRecord> {
+    Ok(AccessTokenRecord {
+        id: r.get("id")?,
+        nonce: r.get("nonce")?,
+        scopes: GrantSet::from_bits(r.get("scopes")?),
+        issued_at: Timestamp(r.get("issued_at")?),
+        expires_at: Timestamp(r.get("expires_at")?),
+        kid: r.get("kid")?,
+    })
+}
+
+fn list_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<List> {
+    Ok(List {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        size: r.get("size")?,
+        created_at: Timestamp(r.get("created_at")?),
+    })
+}
+
 fn newest_token(conn: &Connection, refresh: i64) -> Result<Option<AccessTokenRecord>, StoreError> {
     conn.prepare_cached(common::NEWEST_TOKEN)
         .and_then(|mut st| {
-            st.query_row(named_params! {"$1": refresh}, |r| {
-                Ok(AccessTokenRecord {
-                    id: r.get("id")?,
-                    nonce: r.get("nonce")?,
-                    scopes: GrantSet::from_bits(r.get("scopes")?),
-                    issued_at: Timestamp(r.get("issued_at")?),
-                    expires_at: Timestamp(r.get("expires_at")?),
-                    kid: r.get("kid")?,
-                })
-            })
-            .optional()
+            st.query_row(named_params! {"$1": refresh}, token_row)
+                .optional()
         })
         .map_err(sqlite_err)
 }
@@ -107,26 +121,61 @@ fn issue_if_unchanged(
         })
         .map_err(sqlite_err)?;
     insert_audit(conn, &naming_token(audit, id))?;
-    Ok(Locked::Issued(AccessTokenRecord {
-        id,
-        nonce: fresh.nonce,
-        scopes: fresh.scopes,
-        issued_at: fresh.issued_at,
-        expires_at: fresh.expires_at,
-        kid: fresh.kid,
-    }))
+    Ok(Locked::Issued(fresh.stored_as(id)))
 }
 
 impl SqliteStore {
     pub(crate) async fn list_by_id(&self, org: i64, id: i64) -> Result<Option<List>, StoreError> {
         self.inline_reads().read(|conn| {
             conn.prepare_cached(common::LIST_BY_ID)?
-                .query_row(named_params! {"$1": org, "$2": id}, |r| {
-                    Ok(List {
-                        id: r.get("id")?,
-                        name: r.get("name")?,
-                        size: r.get("size")?,
-                        created_at: Timestamp(r.get("created_at")?),
+                .query_row(named_params! {"$1": org, "$2": id}, list_row)
+                .optional()
+        })
+    }
+
+    pub(crate) async fn lists_of(&self, org: i64) -> Result<Vec<List>, StoreError> {
+        self.inline_reads().read(|conn| {
+            conn.prepare_cached(common::LISTS_OF_ORG)?
+                .query_map(named_params! {"$1": org}, list_row)?
+                .collect()
+        })
+    }
+
+    pub(crate) async fn load_newest(
+        &self,
+        refresh: i64,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        self.inline_reads().read(|conn| {
+            conn.prepare_cached(common::NEWEST_LIVE_TOKEN)?
+                .query_row(named_params! {"$1": refresh}, token_row)
+                .optional()
+        })
+    }
+
+    pub(crate) async fn load_refresh_token(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        self.inline_reads().read(|conn| {
+            conn.prepare_cached(common::REFRESH_BY_DIGEST)?
+                .query_row(named_params! {"$1": digest.as_bytes()}, |r| {
+                    Ok(RefreshTokenRecord {
+                        id: r.get("r_id")?,
+                        access: AccountAccess {
+                            id: r.get("id")?,
+                            org_id: r.get("org_id")?,
+                            app_id: r.get("app_id")?,
+                            user_id: r.get("user_id")?,
+                            created_by: r.get("created_by")?,
+                            scopes: GrantSet::from_bits(r.get("scopes")?),
+                            created_at: Timestamp(r.get("created_at")?),
+                        },
+                        scopes: GrantSet::from_bits(r.get("r_scopes")?),
+                        created_at: Timestamp(r.get("r_created_at")?),
+                        rotated_at: r.get::<_, Option<i64>>("r_rotated_at")?.map(Timestamp),
+                        family_id: r.get("r_family")?,
+                        client_id: r.get("p_client_id")?,
+                        username: r.get("u_username")?,
                     })
                 })
                 .optional()
