@@ -131,6 +131,17 @@ async fn watch(pool: PgPool, mut listener: Option<PgListener>, caches: Weak<Cach
 
 crate::common::impl_store!(PgStore, sqlx::Postgres);
 
+/// `INSERT_KEY_TOKEN` and its audit record (whose detail gains the token's id, as
+/// `common::naming_token` does) in one statement.
+const INSERT_KEY_TOKEN_WITH_AUDIT: &str = "WITH t AS ( \
+    INSERT INTO access_tokens (org_id, user_id, api_key_id, digest, nonce, scopes, issued_at, expires_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id), \
+    a AS (INSERT INTO audit_events (org_id, at, actor, action, target, detail) \
+    SELECT $9, $10, $11, $12, $13, \
+    CASE WHEN jsonb_typeof($14::jsonb) = 'object' \
+    THEN ($14::jsonb || jsonb_build_object('token', t.id))::text ELSE $14 END FROM t) \
+    SELECT id FROM t";
+
 /// The hot writes: on PostgreSQL each is a transaction of its own (the server groups
 /// concurrent commits into one WAL flush by itself).
 impl PgStore {
@@ -199,6 +210,7 @@ impl PgStore {
             .transpose()
     }
 
+    /// The token and its audit record in one statement (one round trip, atomic on its own).
     async fn insert_key_token(
         &self,
         key: i64,
@@ -207,8 +219,7 @@ impl PgStore {
         token: grantry_core::store::NewAccessToken,
         audit: grantry_core::audit::NewAudit,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(crate::common::INSERT_KEY_TOKEN)
+        sqlx::query_scalar(INSERT_KEY_TOKEN_WITH_AUDIT)
             .bind(org)
             .bind(user)
             .bind(key)
@@ -217,12 +228,15 @@ impl PgStore {
             .bind(token.scopes.bits())
             .bind(token.issued_at.0)
             .bind(token.expires_at.0)
-            .fetch_one(&mut *tx)
+            .bind(audit.org_id)
+            .bind(audit.at.0)
+            .bind(&audit.actor)
+            .bind(audit.action)
+            .bind(&audit.target)
+            .bind(audit.detail.to_string())
+            .fetch_one(&self.pool)
             .await
-            .map_err(backend_err)?;
-        insert_audit(&mut tx, &crate::common::naming_token(audit, id)).await?;
-        tx.commit().await.map_err(backend_err)?;
-        Ok(id)
+            .map_err(backend_err)
     }
 
     async fn insert_event(&self, event: grantry_core::model::Event) -> Result<(), StoreError> {

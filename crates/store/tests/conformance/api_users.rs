@@ -300,6 +300,12 @@ conformance!(
     }
 );
 
+/// The audit record of an issuance, as the token endpoint writes it.
+fn issued(org: OrgId) -> grantry_core::audit::NewAudit {
+    audit(Some(org), T0, "access_token.issued")
+        .with_detail(serde_json::json!({"grant_type": "client_credentials"}))
+}
+
 conformance!(
     concurrent_issuances_are_all_kept_and_a_failing_one_undoes_only_itself,
     |store| async move {
@@ -309,13 +315,8 @@ conformance!(
         generate(&*store, &user, digest, T0).await;
         let (key, _) = store.api_key_by_digest(&digest).await.unwrap().unwrap();
         let taken = fresh_token(T0);
-        store
-            .issue_key_token(
-                &key,
-                &user,
-                taken.clone(),
-                audit(Some(org.id), T0, "access_token.issued"),
-            )
+        let first = store
+            .issue_key_token(&key, &user, taken.clone(), issued(org.id))
             .await
             .unwrap();
 
@@ -333,7 +334,7 @@ conformance!(
                 };
                 tokio::spawn(async move {
                     start.wait().await;
-                    let at = audit(Some(user.org_id), T0, "access_token.issued");
+                    let at = issued(user.org_id);
                     let out = store.issue_key_token(&key, &user, token.clone(), at).await;
                     (token.digest, out)
                 })
@@ -352,7 +353,22 @@ conformance!(
             assert_eq!(stored.token_id, id);
         }
         assert_eq!(ids.len(), 47);
-        // One audit record per kept token (plus the first), none for the failed one.
+
+        // One audit record per kept token (plus the first), naming it; none for the failed one.
+        ids.insert(first);
+        let named: std::collections::BTreeSet<i64> = store
+            .audit_events(org.id, None)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == "access_token.issued")
+            .map(|e| {
+                e.detail["token"]
+                    .as_i64()
+                    .expect("the audit names the token")
+            })
+            .collect();
+        assert_eq!(named, ids);
         assert_eq!(
             count_audit(&*store, org.id, "access_token.issued").await,
             48
