@@ -16,7 +16,9 @@
 //!   less than [`TRUST_FOR`] ago. A change committed at `t` is seen by every read that starts
 //!   after `t`, so from `t + TRUST_FOR` on nothing read before it is served, even if the
 //!   watcher stalls: lookups then go to the database;
-//! * a write made through this process drops the cache itself, before it returns.
+//! * a write made through this process reads the epoch inside its own transaction and drops
+//!   the cache, if the epoch moved, before it returns (the hot writes of token issuance,
+//!   first use, audit and events change nothing the triggers watch).
 //!
 //! A lookup that raced with a drop cannot put a stale answer back: each answer is stored under
 //! the generation it was read in, and is removed again if a drop happened meanwhile.

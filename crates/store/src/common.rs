@@ -10,17 +10,6 @@ pub(crate) fn backend_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// Commits a write that may narrow what stored credentials open, then drops this process's
-/// cache of credential lookups (other processes drop theirs when the epoch moves).
-pub(crate) async fn commit_narrowing<DB: sqlx::Database>(
-    tx: sqlx::Transaction<'_, DB>,
-    caches: &crate::cache::Caches,
-) -> Result<(), StoreError> {
-    tx.commit().await.map_err(backend_err)?;
-    caches.clear();
-    Ok(())
-}
-
 /// A uniqueness violation becomes `Conflict(what)`; anything else a backend error.
 pub(crate) fn conflict_or(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| match &e {
@@ -262,19 +251,6 @@ macro_rules! impl_store {
                 })
             }
 
-            // PostgreSQL only: SQLite reads these rows with rusqlite (sqlite_hot.rs).
-            #[allow(dead_code)]
-            pub(super) fn token(r: &DbRow) -> Result<AccessTokenRecord, StoreError> {
-                Ok(AccessTokenRecord {
-                    id: r.try_get("id").map_err(backend_err)?,
-                    nonce: r.try_get("nonce").map_err(backend_err)?,
-                    scopes: GrantSet::from_bits(r.try_get("scopes").map_err(backend_err)?),
-                    issued_at: Timestamp(r.try_get("issued_at").map_err(backend_err)?),
-                    expires_at: Timestamp(r.try_get("expires_at").map_err(backend_err)?),
-                    kid: r.try_get("kid").map_err(backend_err)?,
-                })
-            }
-
             pub(super) fn audit(r: &DbRow) -> Result<AuditEvent, StoreError> {
                 let detail: String = r.try_get("detail").map_err(backend_err)?;
                 Ok(AuditEvent {
@@ -315,16 +291,6 @@ macro_rules! impl_store {
                 })
             }
 
-            #[allow(dead_code)]
-            pub(super) fn list(r: &DbRow) -> Result<List, StoreError> {
-                Ok(List {
-                    id: r.try_get("id").map_err(backend_err)?,
-                    name: r.try_get("name").map_err(backend_err)?,
-                    size: r.try_get("size").map_err(backend_err)?,
-                    created_at: Timestamp(r.try_get("created_at").map_err(backend_err)?),
-                })
-            }
-
             pub(super) fn contact(r: &DbRow) -> Result<Contact, StoreError> {
                 let cols: String = r.try_get("columns").map_err(backend_err)?;
                 Ok(Contact {
@@ -336,6 +302,25 @@ macro_rules! impl_store {
                     updated_at: Timestamp(r.try_get("updated_at").map_err(backend_err)?),
                 })
             }
+        }
+
+        /// Commits a write transaction and brings this process's credential cache up to date
+        /// with it: the authorization epoch is read inside the transaction, so it counts this
+        /// write's own narrowing changes as the triggers of migration 0005 define them, and
+        /// the cache is dropped when it moved. What drops the cache is decided in one place,
+        /// the triggers, for this process and every other alike.
+        async fn commit(
+            mut tx: sqlx::Transaction<'static, $db>,
+            caches: &crate::cache::Caches,
+        ) -> Result<(), grantry_core::StoreError> {
+            let started = tokio::time::Instant::now();
+            let epoch: i64 = sqlx::query_scalar(crate::cache::EPOCH_SQL)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(crate::common::backend_err)?;
+            tx.commit().await.map_err(crate::common::backend_err)?;
+            caches.observe(epoch, started);
+            Ok(())
         }
 
         async fn insert_audit(
@@ -489,7 +474,7 @@ macro_rules! impl_store {
                 let mut audit = audit;
                 audit.org_id = Some(org.id);
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)?;
+                commit(tx, self.caches()).await?;
                 let id = org.id;
                 Ok((org, user_from_new(uid, id, admin, true)))
             }
@@ -522,7 +507,7 @@ macro_rules! impl_store {
                 let mut tx = self.begin_write().await?;
                 let id = insert_user(&mut tx, org, &user, false).await?;
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(crate::common::backend_err)?;
+                commit(tx, self.caches()).await?;
                 Ok(user_from_new(id, org, user, false))
             }
 
@@ -586,7 +571,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(crate::common::backend_err)?;
-                tx.commit().await.map_err(crate::common::backend_err)
+                commit(tx, self.caches()).await
             }
 
             async fn session_user(
@@ -638,7 +623,7 @@ macro_rules! impl_store {
                     return Err(grantry_core::StoreError::NotFound("user"));
                 }
                 insert_audit(&mut tx, &audit).await?;
-                crate::common::commit_narrowing(tx, self.caches()).await
+                commit(tx, self.caches()).await
             }
 
             async fn create_application(
@@ -680,7 +665,7 @@ macro_rules! impl_store {
                         .map_err(backend_err)?;
                 }
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)?;
+                commit(tx, self.caches()).await?;
                 Ok(grantry_core::model::Application {
                     id,
                     org_id: app.org_id,
@@ -737,7 +722,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(backend_err)?;
                 insert_audit(&mut tx, &audit).await?;
-                crate::common::commit_narrowing(tx, self.caches()).await
+                commit(tx, self.caches()).await
             }
 
             async fn client_secrets(
@@ -804,7 +789,7 @@ macro_rules! impl_store {
                 let access = rows::access(&row)?;
                 insert_refresh_token(&mut tx, access.id, &refresh_token, access.scopes, audit.at).await?;
                 insert_audit(&mut tx, &audit).await?;
-                tx.commit().await.map_err(backend_err)?;
+                commit(tx, self.caches()).await?;
                 Ok(access)
             }
 
@@ -863,7 +848,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(backend_err)?;
                 insert_audit(&mut tx, &audit).await?;
-                crate::common::commit_narrowing(tx, self.caches()).await?;
+                commit(tx, self.caches()).await?;
                 Ok((access, rid))
             }
 
@@ -910,7 +895,7 @@ macro_rules! impl_store {
                 if revoked {
                     insert_audit(&mut tx, &audit).await?;
                 }
-                crate::common::commit_narrowing(tx, self.caches()).await?;
+                commit(tx, self.caches()).await?;
                 Ok(revoked)
             }
 
@@ -954,7 +939,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(backend_err)?;
                 let id: i64 = row.try_get("id").map_err(backend_err)?;
-                crate::common::commit_narrowing(tx, self.caches()).await?;
+                commit(tx, self.caches()).await?;
                 Ok(Some(id))
             }
 
@@ -984,7 +969,7 @@ macro_rules! impl_store {
                 let mut tx = self.begin_write().await?;
                 revoke_family(&mut tx, family, at).await?;
                 insert_audit(&mut tx, &audit).await?;
-                crate::common::commit_narrowing(tx, self.caches()).await
+                commit(tx, self.caches()).await
             }
 
             async fn signing_keys(&self) -> Result<Vec<grantry_core::jwt::SigningKey>, grantry_core::StoreError> {
@@ -1021,7 +1006,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(conflict_or("signing key"))?;
-                tx.commit().await.map_err(backend_err)
+                commit(tx, self.caches()).await
             }
 
             async fn create_auth_code(&self, code: grantry_core::store::NewAuthCode) -> Result<(), grantry_core::StoreError> {
@@ -1044,7 +1029,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend_err)?;
-                tx.commit().await.map_err(backend_err)
+                commit(tx, self.caches()).await
             }
 
             async fn redeem_auth_code(
@@ -1067,7 +1052,7 @@ macro_rules! impl_store {
                     .map_err(backend_err)?
                 {
                     let code = rows::code(&r)?;
-                    crate::common::commit_narrowing(tx, self.caches()).await?;
+                    commit(tx, self.caches()).await?;
                     return Ok(Redemption::Fresh(code));
                 }
                 // Record the reuse (and take the code's row lock while revoking).
@@ -1090,7 +1075,7 @@ macro_rules! impl_store {
                     // issued from the code too.
                     revoke_family(&mut tx, rid, now).await?;
                 }
-                crate::common::commit_narrowing(tx, self.caches()).await?;
+                commit(tx, self.caches()).await?;
                 Ok(Redemption::Reused(code))
             }
 
@@ -1186,7 +1171,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(backend_err)?;
                 insert_audit(&mut tx, &audit).await?;
-                crate::common::commit_narrowing(tx, self.caches()).await?;
+                commit(tx, self.caches()).await?;
                 Ok(true)
             }
 
@@ -1317,7 +1302,7 @@ macro_rules! impl_store {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(conflict_or("database"))?;
-                tx.commit().await.map_err(backend_err)?;
+                commit(tx, self.caches()).await?;
                 Ok(grantry_core::model::List {
                     id: row.try_get("id").map_err(backend_err)?,
                     name: name.to_string(),
@@ -1350,7 +1335,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(backend_err)?
                     .rows_affected();
-                tx.commit().await.map_err(backend_err)?;
+                commit(tx, self.caches()).await?;
                 Ok(n == 1)
             }
 
@@ -1394,7 +1379,7 @@ macro_rules! impl_store {
                         _ => conflict_or("contact")(e),
                     })?;
                 let c = rows::contact(&row)?;
-                tx.commit().await.map_err(backend_err)?;
+                commit(tx, self.caches()).await?;
                 Ok(c)
             }
 
@@ -1495,7 +1480,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(conflict_or("contact"))?;
-                tx.commit().await.map_err(backend_err)?;
+                commit(tx, self.caches()).await?;
                 Ok(Some(c))
             }
 
@@ -1510,7 +1495,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(backend_err)?
                     .rows_affected();
-                tx.commit().await.map_err(backend_err)?;
+                commit(tx, self.caches()).await?;
                 Ok(n == 1)
             }
 
@@ -1534,7 +1519,7 @@ macro_rules! impl_store {
                     return Err(grantry_core::StoreError::NotFound("user"));
                 }
                 insert_audit(&mut tx, &audit).await?;
-                crate::common::commit_narrowing(tx, self.caches()).await
+                commit(tx, self.caches()).await
             }
 
             async fn delete_user(
@@ -1554,7 +1539,7 @@ macro_rules! impl_store {
                     return Err(grantry_core::StoreError::NotFound("user"));
                 }
                 insert_audit(&mut tx, &audit).await?;
-                crate::common::commit_narrowing(tx, self.caches()).await
+                commit(tx, self.caches()).await
             }
 
             async fn generate_api_key(
@@ -1597,7 +1582,7 @@ macro_rules! impl_store {
                     d => *d = serde_json::json!({"slot": slot}),
                 }
                 insert_audit(&mut tx, &audit).await?;
-                crate::common::commit_narrowing(tx, self.caches()).await?;
+                commit(tx, self.caches()).await?;
                 Ok(grantry_core::model::ApiKey {
                     id,
                     user_id: user,
@@ -1650,7 +1635,7 @@ macro_rules! impl_store {
                     m.insert("promoted".into(), promoted.into());
                 }
                 insert_audit(&mut tx, &audit).await?;
-                crate::common::commit_narrowing(tx, self.caches()).await?;
+                commit(tx, self.caches()).await?;
                 key.slot = None;
                 key.deleted_at = Some(now);
                 key.stops_at = Some(stops_at);

@@ -142,6 +142,32 @@ const INSERT_KEY_TOKEN_WITH_AUDIT: &str = "WITH t AS ( \
     THEN ($14::jsonb || jsonb_build_object('token', t.id))::text ELSE $14 END FROM t) \
     SELECT id FROM t";
 
+// The rows that only PostgreSQL reads through sqlx (SQLite reads them with rusqlite).
+
+fn token_row(
+    r: &sqlx::postgres::PgRow,
+) -> Result<grantry_core::model::AccessTokenRecord, StoreError> {
+    use sqlx::Row;
+    Ok(grantry_core::model::AccessTokenRecord {
+        id: r.try_get("id").map_err(backend_err)?,
+        nonce: r.try_get("nonce").map_err(backend_err)?,
+        scopes: grantry_core::GrantSet::from_bits(r.try_get("scopes").map_err(backend_err)?),
+        issued_at: grantry_core::Timestamp(r.try_get("issued_at").map_err(backend_err)?),
+        expires_at: grantry_core::Timestamp(r.try_get("expires_at").map_err(backend_err)?),
+        kid: r.try_get("kid").map_err(backend_err)?,
+    })
+}
+
+fn list_row(r: &sqlx::postgres::PgRow) -> Result<grantry_core::model::List, StoreError> {
+    use sqlx::Row;
+    Ok(grantry_core::model::List {
+        id: r.try_get("id").map_err(backend_err)?,
+        name: r.try_get("name").map_err(backend_err)?,
+        size: r.try_get("size").map_err(backend_err)?,
+        created_at: grantry_core::Timestamp(r.try_get("created_at").map_err(backend_err)?),
+    })
+}
+
 /// The hot writes: on PostgreSQL each is a transaction of its own (the server groups
 /// concurrent commits into one WAL flush by itself).
 impl PgStore {
@@ -182,7 +208,7 @@ impl PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend_err)?
-            .map(|r| rows::token(&r))
+            .map(|r| token_row(&r))
             .transpose()
     }
 
@@ -192,7 +218,7 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend_err)?;
-        rows.iter().map(rows::list).collect()
+        rows.iter().map(list_row).collect()
     }
 
     async fn list_by_id(
@@ -206,7 +232,7 @@ impl PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend_err)?
-            .map(|r| rows::list(&r))
+            .map(|r| list_row(&r))
             .transpose()
     }
 
@@ -317,7 +343,7 @@ impl PgStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend_err)?
-            .map(|r| rows::token(&r))
+            .map(|r| token_row(&r))
             .transpose()?;
         match decide(newest.as_ref()) {
             Reissue::Reuse => {

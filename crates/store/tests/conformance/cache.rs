@@ -224,3 +224,61 @@ conformance!(
             .is_none());
     }
 );
+
+conformance!(
+    grant_changes_and_disablement_are_honoured_at_once_by_the_instance_making_them,
+    |store| async move {
+        let g = granted(&*store).await;
+        let (digest, _) = issue_from(&*store, g.org.id, g.refresh_id, T0).await;
+        assert!(
+            !store
+                .access_token(&digest)
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .disabled
+        );
+        assert!(!store.user_by_id(g.user.id).await.unwrap().unwrap().disabled);
+
+        let narrowed = GrantSet::parse_scope("contacts:read").unwrap();
+        store
+            .set_user_grants(
+                g.user.id,
+                narrowed,
+                audit(Some(g.org.id), T0, "user.grants"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .access_token(&digest)
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .grants,
+            narrowed
+        );
+
+        store
+            .set_user_disabled(
+                g.user.id,
+                true,
+                T0,
+                audit(Some(g.org.id), T0, "user.disabled"),
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .access_token(&digest)
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .disabled
+        );
+        assert!(store.user_by_id(g.user.id).await.unwrap().unwrap().disabled);
+    }
+);
