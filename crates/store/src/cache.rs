@@ -152,6 +152,18 @@ impl Caches {
     }
 }
 
+/// Runs `read` (a read of the epoch) and records what it found as a confirmation taken when the
+/// read started.
+pub(crate) async fn confirm<E>(
+    caches: &Caches,
+    read: impl std::future::Future<Output = Result<i64, E>>,
+) -> Result<(), E> {
+    let started = Instant::now();
+    let epoch = read.await?;
+    caches.observe(epoch, started);
+    Ok(())
+}
+
 /// Answers from `map` when the cache may, else runs `load` and keeps what it found.
 pub(crate) async fn cached<K, V, E, F, Fut>(
     caches: &Caches,

@@ -4,14 +4,12 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::Postgres;
 
 use grantry_core::StoreError;
 
-use crate::cache::{Caches, EPOCH_SQL, POLL_EVERY};
+use crate::cache::{confirm, Caches, EPOCH_SQL, POLL_EVERY};
 use crate::common::backend_err;
 
 /// The channel the authorization-epoch triggers notify (migration 0005).
@@ -55,12 +53,9 @@ impl PgStore {
                 None
             }
         };
-        let started = Instant::now();
-        let epoch = sqlx::query_scalar::<_, i64>(EPOCH_SQL)
-            .fetch_one(&pool)
+        confirm(&caches, sqlx::query_scalar(EPOCH_SQL).fetch_one(&pool))
             .await
             .map_err(backend_err)?;
-        caches.observe(epoch, started);
         tokio::spawn(watch(pool.clone(), listener, Arc::downgrade(&caches)));
         Ok(PgStore { pool, caches })
     }
@@ -116,11 +111,9 @@ async fn watch(pool: PgPool, mut listener: Option<PgListener>, caches: Weak<Cach
                 if pool.is_closed() {
                     return;
                 }
-                let started = Instant::now();
-                let epoch = sqlx::query_scalar::<_, i64>(EPOCH_SQL).fetch_one(&pool).await;
                 let Some(caches) = caches.upgrade() else { return };
-                match epoch {
-                    Ok(epoch) => caches.observe(epoch, started),
+                match confirm(&caches, sqlx::query_scalar(EPOCH_SQL).fetch_one(&pool)).await {
+                    Ok(()) => {}
                     Err(_) if pool.is_closed() => return,
                     Err(e) => tracing::warn!(error = %e, "cannot read the authorization epoch; credential lookups bypass the cache until it can"),
                 }

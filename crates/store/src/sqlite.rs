@@ -8,8 +8,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -17,7 +15,7 @@ use sqlx::Sqlite;
 
 use grantry_core::StoreError;
 
-use crate::cache::{Caches, EPOCH_SQL, POLL_EVERY};
+use crate::cache::{confirm, Caches, EPOCH_SQL, POLL_EVERY};
 use crate::common::backend_err;
 use crate::group_commit::GroupCommit;
 use crate::sqlite_read::InlineReaders;
@@ -64,12 +62,9 @@ impl SqliteStore {
         let inline = Arc::new(InlineReaders::open(path, 4)?);
         let caches = Caches::new();
         // The first confirmation, so the cache answers from the first request on.
-        let started = Instant::now();
-        let epoch = sqlx::query_scalar::<_, i64>(EPOCH_SQL)
-            .fetch_one(&read)
+        confirm(&caches, sqlx::query_scalar(EPOCH_SQL).fetch_one(&read))
             .await
             .map_err(backend_err)?;
-        caches.observe(epoch, started);
         tokio::spawn(watch(read.clone(), Arc::downgrade(&caches)));
         Ok(SqliteStore {
             read,
@@ -118,15 +113,11 @@ async fn watch(pool: SqlitePool, caches: Weak<Caches>) {
         if pool.is_closed() {
             return;
         }
-        let started = Instant::now();
-        let epoch = sqlx::query_scalar::<_, i64>(EPOCH_SQL)
-            .fetch_one(&pool)
-            .await;
         let Some(caches) = caches.upgrade() else {
             return;
         };
-        match epoch {
-            Ok(epoch) => caches.observe(epoch, started),
+        match confirm(&caches, sqlx::query_scalar(EPOCH_SQL).fetch_one(&pool)).await {
+            Ok(()) => {}
             Err(_) if pool.is_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the authorization epoch; credential lookups bypass the cache until it can")
