@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use grantry_core::xmlapi;
+use grantry_core::platform::xmlapi;
 
 const GET_LISTS: &str =
     "<Envelope><Body><GetLists><VISIBILITY>1</VISIBILITY></GetLists></Body></Envelope>";

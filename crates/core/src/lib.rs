@@ -1,36 +1,54 @@
 //! grantry's protocol and domain logic.
 //!
 //! Nothing here knows about HTTP or SQL: handlers in `grantry-server` turn requests into calls
-//! of these functions, which are given a [`store::Store`] and a [`clock::Clock`] and return
-//! domain results or protocol errors. Time is always a parameter, never read from the system.
+//! of these functions, which are given a store, the request's time (`now`, read once per
+//! request from a [`Clock`]) and the validated [`Settings`], and return domain results or
+//! protocol errors. HTTP status codes are chosen in `grantry-server` alone.
+//!
+//! # Layout
+//!
+//! The folders are the architecture; each uses only the ones listed after it (and the
+//! top-level modules), never one before it:
+//!
+//! - [`oauth`]: the authorization server: the authorization endpoint, the token endpoint and
+//!   its `grants/` (authorization_code, refresh_token, client_credentials), PKCE, client
+//!   authentication, introspection, revocation, metadata, JWT access tokens
+//!   (RFC 6749, 7636, 7662, 7009, 8414, 9068).
+//! - [`platform`]: the protected APIs' rules: `data` (lists, contacts), `events` (Event
+//!   API), `xmlapi/` (the XML API's parser, operations and rendering).
+//! - [`gate`]: a protected request's credential resolved to one [`gate::Principal`], and
+//!   the RFC 6750 errors.
+//! - [`apikeys`]: API users' secret keys as credentials (seed 002).
+//! - [`sessions`]: signed-in browser sessions of UI users, and CSRF tokens.
+//! - [`admin`]: org-admin operations, one file per noun (orgs, users, applications, account
+//!   access, API keys, audit log).
+//! - [`store`]: the storage contracts, one narrow trait per concern; [`Store`] is their
+//!   supertrait. The records they take and return are here and in [`model`].
+//! - [`credential`]: minting, digests, derivation, prefixes and pods; human passwords.
+//!
+//! Top-level modules hold what every folder uses: [`model`] (domain records),
+//! [`permissions`] (API grants, also the OAuth scopes), [`clock`], [`settings`], [`mail`]
+//! (messages and the [`mail::Mailer`] trait), [`validate`] (shared input rules).
+//!
+//! The design, how a request flows and where to add a new API, grant type or credential
+//! kind, is in the repository's `docs/architecture.md`.
 
 pub mod admin;
-pub mod apikey;
-pub mod audit;
-pub mod authn;
-pub mod authorize;
+pub mod apikeys;
 pub mod clock;
-pub mod code_grant;
 pub mod credential;
-pub mod error;
-pub mod events;
-pub mod grant;
-pub mod introspect;
-pub mod jwt;
-mod key_grant;
+pub mod gate;
 pub mod mail;
 pub mod model;
-pub mod password;
+pub mod oauth;
+pub mod permissions;
 pub mod platform;
-mod refresh_grant;
-pub mod session;
+pub mod sessions;
 pub mod settings;
 pub mod store;
-pub mod token;
-pub mod xmlapi;
+pub mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use error::StoreError;
-pub use grant::{Grant, GrantSet};
+pub use permissions::{Grant, GrantSet};
 pub use settings::Settings;
-pub use store::Store;
+pub use store::{Store, StoreError};

@@ -1,7 +1,7 @@
 //! The domain records (DESIGN.md §1) as the store returns them.
 
 use crate::clock::Timestamp;
-use crate::grant::GrantSet;
+use crate::permissions::GrantSet;
 
 pub type OrgId = i64;
 pub type UserId = i64;
@@ -104,8 +104,32 @@ pub struct Application {
     /// Each refresh returns a new refresh token; reusing an old one revokes the family.
     pub rotate_refresh_tokens: bool,
     /// Opaque (default) or JWT (RFC 9068) access tokens.
-    pub token_format: crate::jwt::TokenFormat,
+    pub token_format: TokenFormat,
     pub created_at: Timestamp,
+}
+
+/// How an application's access tokens look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenFormat {
+    Opaque,
+    Jwt,
+}
+
+impl TokenFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenFormat::Opaque => "opaque",
+            TokenFormat::Jwt => "jwt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenFormat> {
+        match s {
+            "opaque" => Some(TokenFormat::Opaque),
+            "jwt" => Some(TokenFormat::Jwt),
+            _ => None,
+        }
+    }
 }
 
 /// The (application, UI user) relationship that holds a refresh token.

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use grantry_core::admin::api_keys as apikey;
 use grantry_core::admin::{self, AppInput, Ctx, UserInput};
-use grantry_core::apikey;
 use grantry_core::model::{Role, UserKind};
-use grantry_core::{Grant, GrantSet, Store, SystemClock, Timestamp};
+use grantry_core::{Clock, Grant, GrantSet, Store, SystemClock, Timestamp};
 
 use crate::cli::*;
 use crate::config::{parse_duration, Config, Overrides};
@@ -83,7 +83,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     let clock = SystemClock;
     let cx = Ctx {
         store: &*store,
-        clock: &clock,
+        now: clock.now(),
         settings: &settings,
         actor: "cli",
     };
@@ -277,8 +277,8 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                 public,
                 rotate_refresh_tokens,
                 token_format: match token_format {
-                    TokenFormatArg::Opaque => grantry_core::jwt::TokenFormat::Opaque,
-                    TokenFormatArg::Jwt => grantry_core::jwt::TokenFormat::Jwt,
+                    TokenFormatArg::Opaque => grantry_core::model::TokenFormat::Opaque,
+                    TokenFormatArg::Jwt => grantry_core::model::TokenFormat::Jwt,
                 },
             };
             let (app, secret) = admin::add_application(cx, &org, input).await.map_err(e)?;
@@ -391,7 +391,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             );
         }
         Command::Audit { org, since } => {
-            let since = since.map(|s| parse_since(&s, cx.clock.now())).transpose()?;
+            let since = since.map(|s| parse_since(&s, cx.now)).transpose()?;
             let events = admin::audit_log(cx, &org, since).await.map_err(e)?;
             if json {
                 println!(

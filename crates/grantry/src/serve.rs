@@ -28,7 +28,7 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<(), String> {
     if store.count_orgs().await.map_err(|e| e.to_string())? == 0 {
         let cx = Ctx {
             store: &*store,
-            clock: &*clock,
+            now: clock.now(),
             settings: &settings,
             actor: "system",
         };
@@ -42,7 +42,7 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<(), String> {
         );
     }
     // JWT signing keys: one active, its successor published ahead (RFC 9068 tokens).
-    grantry_core::jwt::ensure_keys(&*store, clock.now(), settings.tokens.key_rotation)
+    grantry_core::oauth::jwt::ensure_keys(&*store, clock.now(), settings.tokens.key_rotation)
         .await
         .map_err(|e| format!("preparing the JWT signing keys: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)

@@ -1,10 +1,41 @@
-//! Small request readers shared by the handlers.
+//! Extractors for what every handler repeats: the request's time, read once; the token
+//! endpoint family's form; and the authenticated caller of a protected API.
 
+use std::marker::PhantomData;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 
-use grantry_core::authn::{self, BearerError, BearerErrorCode, Principal};
+use grantry_core::gate::{self, BearerError, Principal};
+use grantry_core::oauth::{OAuthError, Params};
+use grantry_core::Timestamp;
 
+use crate::error::{ApiError, RestError};
 use crate::AppState;
+
+/// The request's time: read from the clock once, then the same for every extractor and the
+/// handler (core decides with this one `now`).
+#[derive(Clone, Copy, Debug)]
+pub struct Now(pub Timestamp);
+
+impl FromRequestParts<AppState> for Now {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(now) = parts.extensions.get::<Now>() {
+            return Ok(*now);
+        }
+        let now = Now(state.clock.now());
+        parts.extensions.insert(now);
+        Ok(now)
+    }
+}
 
 /// The `Authorization` header as text. Several headers, or one that is not visible ASCII,
 /// are malformed (RFC 6750 §3.1 `invalid_request`).
@@ -13,25 +44,15 @@ pub fn authorization(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
     let Some(first) = all.next() else {
         return Ok(None);
     };
-    let malformed = |d: &str| BearerError {
-        code: Some(BearerErrorCode::InvalidRequest),
-        description: d.to_string(),
-        scope: None,
-        cause: None,
-    };
     if all.next().is_some() {
-        return Err(malformed("send one Authorization header"));
+        return Err(BearerError::invalid_request(
+            "send one Authorization header",
+        ));
     }
     first
         .to_str()
         .map(Some)
-        .map_err(|_| malformed("the Authorization header must be ASCII"))
-}
-
-/// Resolves the caller of a protected API.
-pub async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, BearerError> {
-    let auth = authorization(headers)?;
-    authn::authenticate(&*state.store, &*state.clock, &state.settings, auth).await
+        .map_err(|_| BearerError::invalid_request("the Authorization header must be ASCII"))
 }
 
 /// The media type of the request, lower-cased, without parameters.
@@ -51,4 +72,89 @@ pub fn content_type(headers: &HeaderMap) -> Option<String> {
 /// Decodes an `application/x-www-form-urlencoded` body into its pairs, in order.
 pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// A request to the token endpoint family (RFC 6749 §3.2): form-encoded, at most one
+/// `Authorization` header, each parameter sent once.
+pub struct OAuthRequest {
+    pub params: Params,
+    pub authorization: Option<String>,
+}
+
+impl FromRequest<AppState> for OAuthRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let refuse = |e: OAuthError| ApiError::from(e).into_response();
+        let form =
+            content_type(req.headers()).as_deref() == Some("application/x-www-form-urlencoded");
+        let authorization = authorization(req.headers()).map(|a| a.map(str::to_string));
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !form {
+            return Err(refuse(OAuthError::invalid_request(
+                "send the request as Content-Type: application/x-www-form-urlencoded",
+            )));
+        }
+        let authorization =
+            authorization.map_err(|e| refuse(OAuthError::invalid_request(e.description)))?;
+        let params = Params::parse(form_pairs(&body)).map_err(refuse)?;
+        Ok(OAuthRequest {
+            params,
+            authorization,
+        })
+    }
+}
+
+/// Resolves the caller of a protected API at the request's time.
+pub async fn principal(
+    state: &AppState,
+    now: Timestamp,
+    headers: &HeaderMap,
+) -> Result<Principal, BearerError> {
+    let auth = authorization(headers)?;
+    gate::authenticate(&*state.store, now, &state.settings, auth).await
+}
+
+/// How a protected API answers a refused credential.
+pub trait RefusalFormat {
+    fn refuse(e: BearerError) -> ApiError;
+}
+
+/// The REST API's `meta` errors.
+pub struct Rest;
+
+impl RefusalFormat for Rest {
+    fn refuse(e: BearerError) -> ApiError {
+        RestError::from(e).into()
+    }
+}
+
+/// The Event API's `{code, description}`.
+pub struct Events;
+
+impl RefusalFormat for Events {
+    fn refuse(e: BearerError) -> ApiError {
+        ApiError::event_bearer(&e)
+    }
+}
+
+/// The authenticated caller of a protected API (DESIGN.md §3), refused in the API's own
+/// format `F`.
+pub struct Caller<F>(pub Principal, pub PhantomData<F>);
+
+impl<F: RefusalFormat> FromRequestParts<AppState> for Caller<F> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(Now(now)) = Now::from_request_parts(parts, state).await;
+        let p = principal(state, now, &parts.headers)
+            .await
+            .map_err(F::refuse)?;
+        Ok(Caller(p, PhantomData))
+    }
 }

@@ -1,5 +1,6 @@
-//! grantry's HTTP surface: the router, the handlers (thin: extract, call one core function,
-//! map the result) and, in [`error`], the one place where outcomes become status codes.
+//! grantry's HTTP surface: the router, the extractors ([`extract`]), the handlers (thin:
+//! extract, call one core function, map the result), the success responders (`respond`),
+//! the pages (`pages`) and, in [`error`], the one place where outcomes become status codes.
 
 use std::sync::Arc;
 
@@ -15,9 +16,11 @@ mod authorize;
 mod docs;
 pub mod error;
 mod events;
-mod extract;
+pub mod extract;
 mod health;
 mod oauth;
+mod pages;
+mod respond;
 mod rest;
 mod xmlapi;
 
@@ -46,8 +49,11 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/oauth/token", post(oauth::token))
-        .route("/oauth/authorize", get(authorize::start).post(authorize::decide))
-        .route("/oauth/authorize/login", post(authorize::login))
+        .merge(pages::with_security_headers(
+            Router::new()
+                .route("/oauth/authorize", get(authorize::start).post(authorize::decide))
+                .route("/oauth/authorize/login", post(authorize::login)),
+        ))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/oauth/jwks", get(oauth::jwks))
@@ -55,7 +61,8 @@ pub fn app(state: AppState) -> Router {
         .route("/XMLAPI", post(xmlapi::call))
         .route(
             "/campaignapi/resources/v3/events",
-            post(events::submit).layer(DefaultBodyLimit::max(grantry_core::events::MAX_BODY)),
+            post(events::submit)
+                .layer(DefaultBodyLimit::max(grantry_core::platform::events::MAX_BODY)),
         )
         .route("/docs/api-keys", get(docs::api_keys))
         .nest("/rest", rest::routes())

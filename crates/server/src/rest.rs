@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use grantry_core::model::{Contact, List};
-use grantry_core::platform;
+use grantry_core::platform::data as platform;
 use grantry_core::store::ContactKey;
 
-use crate::error::{rest_ok, ApiError, RestError};
-use crate::extract::principal;
+use crate::error::{ApiError, RestError};
+use crate::extract::{Caller, Now, Rest};
+use crate::respond::rest_ok;
 use crate::AppState;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -67,8 +68,7 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> std::result::Result<T, Re
     })
 }
 
-async fn lists(State(s): State<AppState>, h: HeaderMap) -> Result<Response> {
-    let p = principal(&s, &h).await.map_err(RestError::from)?;
+async fn lists(State(s): State<AppState>, Caller(p, _): Caller<Rest>) -> Result<Response> {
     let all = platform::lists(&*s.store, &p).await?;
     Ok(rest_ok(
         StatusCode::OK,
@@ -83,40 +83,41 @@ struct NewList {
     name: String,
 }
 
-async fn create_list(State(s): State<AppState>, h: HeaderMap, b: Bytes) -> Result<Response> {
-    let p = principal(&s, &h).await.map_err(RestError::from)?;
+async fn create_list(
+    State(s): State<AppState>,
+    Now(now): Now,
+    Caller(p, _): Caller<Rest>,
+    b: Bytes,
+) -> Result<Response> {
     let req: NewList = body(&b)?;
-    let l = platform::create_list(&*s.store, s.clock.now(), &p, &req.name).await?;
+    let l = platform::create_list(&*s.store, now, &p, &req.name).await?;
     Ok(rest_ok(StatusCode::CREATED, list_json(&l), json!({})))
 }
 
 async fn list(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Caller(p, _): Caller<Rest>,
     Path(lid): Path<String>,
 ) -> Result<Response> {
-    let p = principal(&s, &h).await.map_err(RestError::from)?;
     let l = platform::list(&*s.store, &p, id("id", &lid)?).await?;
     Ok(rest_ok(StatusCode::OK, list_json(&l), json!({})))
 }
 
 async fn delete_list(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Caller(p, _): Caller<Rest>,
     Path(lid): Path<String>,
 ) -> Result<Response> {
-    let p = principal(&s, &h).await.map_err(RestError::from)?;
     platform::delete_list(&*s.store, &p, id("id", &lid)?).await?;
     Ok(rest_ok(StatusCode::OK, Value::Null, json!({})))
 }
 
 async fn contacts(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Caller(p, _): Caller<Rest>,
     Path(lid): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
-    let p = principal(&s, &h).await.map_err(RestError::from)?;
     let lid = id("id", &lid)?;
     if let Some(email) = q.get("email") {
         let found = match platform::contact(&*s.store, &p, lid, ContactKey::Email(email)).await {
@@ -158,24 +159,22 @@ struct NewContact {
 
 async fn add_contact(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Now(now): Now,
+    Caller(p, _): Caller<Rest>,
     Path(lid): Path<String>,
     b: Bytes,
 ) -> Result<Response> {
-    let p = principal(&s, &h).await.map_err(RestError::from)?;
     let lid = id("id", &lid)?;
     let req: NewContact = body(&b)?;
-    let c =
-        platform::add_contact(&*s.store, s.clock.now(), &p, lid, &req.email, &req.columns).await?;
+    let c = platform::add_contact(&*s.store, now, &p, lid, &req.email, &req.columns).await?;
     Ok(rest_ok(StatusCode::CREATED, contact_json(&c), json!({})))
 }
 
 async fn contact(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Caller(p, _): Caller<Rest>,
     Path((lid, cid)): Path<(String, String)>,
 ) -> Result<Response> {
-    let p = principal(&s, &h).await.map_err(RestError::from)?;
     let c = platform::contact(
         &*s.store,
         &p,
@@ -196,16 +195,16 @@ struct ContactChange {
 
 async fn update_contact(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Now(now): Now,
+    Caller(p, _): Caller<Rest>,
     Path((lid, cid)): Path<(String, String)>,
     b: Bytes,
 ) -> Result<Response> {
-    let p = principal(&s, &h).await.map_err(RestError::from)?;
     let (lid, cid) = (id("id", &lid)?, id("contactId", &cid)?);
     let req: ContactChange = body(&b)?;
     let c = platform::update_contact(
         &*s.store,
-        s.clock.now(),
+        now,
         &p,
         lid,
         cid,
@@ -218,10 +217,9 @@ async fn update_contact(
 
 async fn delete_contact(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Caller(p, _): Caller<Rest>,
     Path((lid, cid)): Path<(String, String)>,
 ) -> Result<Response> {
-    let p = principal(&s, &h).await.map_err(RestError::from)?;
     platform::delete_contact(&*s.store, &p, id("id", &lid)?, id("contactId", &cid)?).await?;
     Ok(rest_ok(StatusCode::OK, Value::Null, json!({})))
 }

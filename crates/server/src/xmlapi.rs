@@ -1,19 +1,22 @@
 //! `POST /XMLAPI`: the XML API (DESIGN.md §4). The envelope comes as the form field `xml`
-//! (what the original clients send) or as a raw `text/xml` body.
+//! (what the original clients send) or as a raw `text/xml` body; it is parsed before the
+//! credential is checked.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use grantry_core::xmlapi;
+use grantry_core::platform::xmlapi;
 
-use crate::error::{xml_response, ApiError};
-use crate::extract::{content_type, form_pairs, principal};
+use crate::error::ApiError;
+use crate::extract::{content_type, form_pairs, principal, Now};
+use crate::respond::xml_response;
 use crate::AppState;
 
 pub async fn call(
     State(state): State<AppState>,
+    Now(now): Now,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -27,12 +30,12 @@ pub async fn call(
         body.to_vec()
     };
     let req = xmlapi::parse(&xml)?;
-    let p = principal(&state, &headers)
+    let p = principal(&state, now, &headers)
         .await
         .map_err(|e| ApiError::xml_bearer(&e))?;
     if let Some(g) = xmlapi::required_grant(&req.op) {
         p.require(g).map_err(|e| ApiError::xml_bearer(&e))?;
     }
-    let out = xmlapi::execute(&*state.store, state.clock.now(), &p, &req).await?;
+    let out = xmlapi::execute(&*state.store, now, &p, &req).await?;
     Ok(xml_response(out))
 }

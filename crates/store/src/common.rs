@@ -128,9 +128,9 @@ pub(crate) const INSERT_REFRESHED_TOKEN: &str = "INSERT INTO access_tokens \
 
 /// The audit record of an issuance names the token it issued.
 pub(crate) fn naming_token(
-    mut audit: grantry_core::audit::NewAudit,
+    mut audit: grantry_core::store::audit::NewAudit,
     id: i64,
-) -> grantry_core::audit::NewAudit {
+) -> grantry_core::store::audit::NewAudit {
     if let serde_json::Value::Object(m) = &mut audit.detail {
         m.insert("token".into(), id.into());
     }
@@ -166,7 +166,7 @@ macro_rules! impl_store {
 
             use sqlx::Row;
 
-            use grantry_core::audit::AuditEvent;
+            use grantry_core::store::audit::AuditEvent;
             use grantry_core::model::*;
             use grantry_core::{GrantSet, StoreError, Timestamp};
 
@@ -209,7 +209,7 @@ macro_rules! impl_store {
                     rotate_refresh_tokens: r.try_get("p_rotate").map_err(backend_err)?,
                     token_format: {
                         let f: String = r.try_get("p_token_format").map_err(backend_err)?;
-                        grantry_core::jwt::TokenFormat::parse(&f)
+                        grantry_core::model::TokenFormat::parse(&f)
                             .ok_or_else(|| backend_err(format!("bad token format {f}")))?
                     },
                     created_at: Timestamp(r.try_get("p_created_at").map_err(backend_err)?),
@@ -325,7 +325,7 @@ macro_rules! impl_store {
 
         async fn insert_audit(
             conn: &mut <$db as sqlx::Database>::Connection,
-            a: &grantry_core::audit::NewAudit,
+            a: &grantry_core::store::audit::NewAudit,
         ) -> Result<(), grantry_core::StoreError> {
             sqlx::query(crate::common::INSERT_AUDIT)
             .bind(a.org_id)
@@ -454,12 +454,12 @@ macro_rules! impl_store {
         }
 
         #[async_trait::async_trait]
-        impl grantry_core::Store for $store {
+        impl grantry_core::store::DirectoryStore for $store {
             async fn create_org(
                 &self,
                 name: &str,
                 admin: grantry_core::store::NewUser,
-                audit: grantry_core::audit::NewAudit,
+                audit: grantry_core::store::audit::NewAudit,
             ) -> Result<(grantry_core::model::Org, grantry_core::model::User), grantry_core::StoreError> {
                 use crate::common::*;
                 let mut tx = self.begin_write().await?;
@@ -502,7 +502,7 @@ macro_rules! impl_store {
                 &self,
                 org: grantry_core::model::OrgId,
                 user: grantry_core::store::NewUser,
-                audit: grantry_core::audit::NewAudit,
+                audit: grantry_core::store::audit::NewAudit,
             ) -> Result<grantry_core::model::User, grantry_core::StoreError> {
                 let mut tx = self.begin_write().await?;
                 let id = insert_user(&mut tx, org, &user, false).await?;
@@ -555,6 +555,84 @@ macro_rules! impl_store {
                 }
             }
 
+            async fn principal_admin(&self, org: grantry_core::model::OrgId) -> Result<Option<grantry_core::model::User>, grantry_core::StoreError> {
+                let sql = format!("SELECT {} FROM users u WHERE u.org_id = $1 AND u.principal", crate::common::USER_COLS);
+                sqlx::query(&sql)
+                    .bind(org)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .map(|r| rows::user(&r))
+                    .transpose()
+            }
+
+            async fn set_user_grants(
+                &self,
+                user: grantry_core::model::UserId,
+                grants: grantry_core::GrantSet,
+                audit: grantry_core::store::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("UPDATE users SET grants = $2 WHERE id = $1")
+                    .bind(user)
+                    .bind(grants.bits())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(crate::common::backend_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(grantry_core::StoreError::NotFound("user"));
+                }
+                insert_audit(&mut tx, &audit).await?;
+                commit(tx, self.caches()).await
+            }
+
+            async fn set_user_disabled(
+                &self,
+                user: grantry_core::model::UserId,
+                disabled: bool,
+                at: grantry_core::Timestamp,
+                audit: grantry_core::store::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("UPDATE users SET disabled_at = $2 WHERE id = $1")
+                    .bind(user)
+                    .bind(disabled.then_some(at.0))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(grantry_core::StoreError::NotFound("user"));
+                }
+                insert_audit(&mut tx, &audit).await?;
+                commit(tx, self.caches()).await
+            }
+
+            async fn delete_user(
+                &self,
+                user: grantry_core::model::UserId,
+                audit: grantry_core::store::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(grantry_core::StoreError::NotFound("user"));
+                }
+                insert_audit(&mut tx, &audit).await?;
+                commit(tx, self.caches()).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl grantry_core::store::SessionStore for $store {
             async fn create_session(
                 &self,
                 digest: grantry_core::credential::Digest,
@@ -593,44 +671,15 @@ macro_rules! impl_store {
                     .map(|r| rows::user(&r))
                     .transpose()
             }
+        }
 
-            async fn principal_admin(&self, org: grantry_core::model::OrgId) -> Result<Option<grantry_core::model::User>, grantry_core::StoreError> {
-                let sql = format!("SELECT {} FROM users u WHERE u.org_id = $1 AND u.principal", crate::common::USER_COLS);
-                sqlx::query(&sql)
-                    .bind(org)
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(crate::common::backend_err)?
-                    .map(|r| rows::user(&r))
-                    .transpose()
-            }
-
-            async fn set_user_grants(
-                &self,
-                user: grantry_core::model::UserId,
-                grants: grantry_core::GrantSet,
-                audit: grantry_core::audit::NewAudit,
-            ) -> Result<(), grantry_core::StoreError> {
-                let mut tx = self.begin_write().await?;
-                let n = sqlx::query("UPDATE users SET grants = $2 WHERE id = $1")
-                    .bind(user)
-                    .bind(grants.bits())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(crate::common::backend_err)?
-                    .rows_affected();
-                if n == 0 {
-                    return Err(grantry_core::StoreError::NotFound("user"));
-                }
-                insert_audit(&mut tx, &audit).await?;
-                commit(tx, self.caches()).await
-            }
-
+        #[async_trait::async_trait]
+        impl grantry_core::store::ClientStore for $store {
             async fn create_application(
                 &self,
                 app: grantry_core::store::NewApplication,
                 secret: Option<grantry_core::credential::Digest>,
-                audit: grantry_core::audit::NewAudit,
+                audit: grantry_core::store::audit::NewAudit,
             ) -> Result<grantry_core::model::Application, grantry_core::StoreError> {
                 use crate::common::*;
                 use sqlx::Row;
@@ -702,7 +751,7 @@ macro_rules! impl_store {
                 secret: grantry_core::credential::Digest,
                 now: grantry_core::Timestamp,
                 old_expires_at: grantry_core::Timestamp,
-                audit: grantry_core::audit::NewAudit,
+                audit: grantry_core::store::audit::NewAudit,
             ) -> Result<(), grantry_core::StoreError> {
                 use crate::common::*;
                 let mut tx = self.begin_write().await?;
@@ -760,7 +809,10 @@ macro_rules! impl_store {
                     .map(|(d, _)| *d)
                     .collect())
             }
+        }
 
+        #[async_trait::async_trait]
+        impl grantry_core::store::AccountAccessStore for $store {
             async fn create_account_access(
                 &self,
                 org: grantry_core::model::OrgId,
@@ -768,7 +820,7 @@ macro_rules! impl_store {
                 user: grantry_core::model::UserId,
                 created_by: Option<grantry_core::model::UserId>,
                 refresh_token: grantry_core::credential::Digest,
-                audit: grantry_core::audit::NewAudit,
+                audit: grantry_core::store::audit::NewAudit,
             ) -> Result<grantry_core::model::AccountAccess, grantry_core::StoreError> {
                 use crate::common::*;
                 let mut tx = self.begin_write().await?;
@@ -796,7 +848,7 @@ macro_rules! impl_store {
             async fn grant_account_access(
                 &self,
                 consent: grantry_core::store::Consent,
-                audit: grantry_core::audit::NewAudit,
+                audit: grantry_core::store::audit::NewAudit,
             ) -> Result<(grantry_core::model::AccountAccess, i64), grantry_core::StoreError> {
                 use crate::common::*;
                 let grantry_core::store::Consent { org, app, user, scopes, refresh_token, code, access_token } = consent;
@@ -850,163 +902,6 @@ macro_rules! impl_store {
                 insert_audit(&mut tx, &audit).await?;
                 commit(tx, self.caches()).await?;
                 Ok((access, rid))
-            }
-
-            async fn revoke_token(
-                &self,
-                org: grantry_core::model::OrgId,
-                digest: &grantry_core::credential::Digest,
-                at: grantry_core::Timestamp,
-                audit: grantry_core::audit::NewAudit,
-            ) -> Result<bool, grantry_core::StoreError> {
-                use crate::common::*;
-                use sqlx::Row;
-                let mut tx = self.begin_write().await?;
-                let n = sqlx::query(
-                    "UPDATE access_tokens SET revoked_at = $3 WHERE digest = $1 AND org_id = $2 AND revoked_at IS NULL",
-                )
-                .bind(digest.as_bytes())
-                .bind(org)
-                .bind(at.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend_err)?
-                .rows_affected();
-                let mut revoked = n == 1;
-                if !revoked {
-                    let refresh = sqlx::query(
-                        "UPDATE refresh_tokens SET revoked_at = $3 WHERE digest = $1 AND revoked_at IS NULL \
-                         AND access_id IN (SELECT id FROM account_accesses WHERE org_id = $2) \
-                         RETURNING COALESCE(family_id, id) AS family",
-                    )
-                    .bind(digest.as_bytes())
-                    .bind(org)
-                    .bind(at.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(backend_err)?;
-                    if let Some(r) = refresh {
-                        // The whole grant: the token, its rotated relatives, their access tokens.
-                        let family: i64 = r.try_get("family").map_err(backend_err)?;
-                        revoke_family(&mut tx, family, at).await?;
-                        revoked = true;
-                    }
-                }
-                if revoked {
-                    insert_audit(&mut tx, &audit).await?;
-                }
-                commit(tx, self.caches()).await?;
-                Ok(revoked)
-            }
-
-            async fn rotate_refresh_token(
-                &self,
-                old: i64,
-                digest: grantry_core::credential::Digest,
-                nonce: Vec<u8>,
-                now: grantry_core::Timestamp,
-            ) -> Result<Option<i64>, grantry_core::StoreError> {
-                use crate::common::*;
-                use sqlx::Row;
-                let mut tx = self.begin_write().await?;
-                let Some(r) = sqlx::query(
-                    "UPDATE refresh_tokens SET rotated_at = $2 WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
-                     RETURNING access_id, scopes, COALESCE(family_id, id) AS family",
-                )
-                .bind(old)
-                .bind(now.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend_err)?
-                else {
-                    return Ok(None);
-                };
-                let access: i64 = r.try_get("access_id").map_err(backend_err)?;
-                let scopes: i64 = r.try_get("scopes").map_err(backend_err)?;
-                let family: i64 = r.try_get("family").map_err(backend_err)?;
-                let row = sqlx::query(
-                    "INSERT INTO refresh_tokens (access_id, digest, scopes, family_id, parent_id, derive_nonce, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                )
-                .bind(access)
-                .bind(digest.as_bytes())
-                .bind(scopes)
-                .bind(family)
-                .bind(old)
-                .bind(&nonce)
-                .bind(now.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(backend_err)?;
-                let id: i64 = row.try_get("id").map_err(backend_err)?;
-                commit(tx, self.caches()).await?;
-                Ok(Some(id))
-            }
-
-            async fn refresh_successor(&self, parent: i64) -> Result<Option<(i64, Vec<u8>)>, grantry_core::StoreError> {
-                use sqlx::Row;
-                let Some(r) = sqlx::query(
-                    "SELECT id, derive_nonce FROM refresh_tokens WHERE parent_id = $1 AND revoked_at IS NULL",
-                )
-                .bind(parent)
-                .fetch_optional(self.reader())
-                .await
-                .map_err(crate::common::backend_err)?
-                else {
-                    return Ok(None);
-                };
-                let id: i64 = r.try_get("id").map_err(crate::common::backend_err)?;
-                let nonce: Option<Vec<u8>> = r.try_get("derive_nonce").map_err(crate::common::backend_err)?;
-                Ok(nonce.map(|n| (id, n)))
-            }
-
-            async fn revoke_refresh_family(
-                &self,
-                family: i64,
-                at: grantry_core::Timestamp,
-                audit: grantry_core::audit::NewAudit,
-            ) -> Result<(), grantry_core::StoreError> {
-                let mut tx = self.begin_write().await?;
-                revoke_family(&mut tx, family, at).await?;
-                insert_audit(&mut tx, &audit).await?;
-                commit(tx, self.caches()).await
-            }
-
-            async fn signing_keys(&self) -> Result<Vec<grantry_core::jwt::SigningKey>, grantry_core::StoreError> {
-                use crate::common::backend_err;
-                use sqlx::Row;
-                let rows = sqlx::query("SELECT kid, private_der, n, e, created_at, active_from FROM signing_keys ORDER BY active_from, kid")
-                    .fetch_all(self.reader())
-                    .await
-                    .map_err(backend_err)?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(grantry_core::jwt::SigningKey {
-                            kid: r.try_get("kid").map_err(backend_err)?,
-                            private_der: r.try_get("private_der").map_err(backend_err)?,
-                            n: r.try_get("n").map_err(backend_err)?,
-                            e: r.try_get("e").map_err(backend_err)?,
-                            created_at: grantry_core::Timestamp(r.try_get("created_at").map_err(backend_err)?),
-                            active_from: grantry_core::Timestamp(r.try_get("active_from").map_err(backend_err)?),
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn add_signing_key(&self, key: &grantry_core::jwt::SigningKey) -> Result<(), grantry_core::StoreError> {
-                use crate::common::*;
-                let mut tx = self.begin_write().await?;
-                sqlx::query("INSERT INTO signing_keys (kid, private_der, n, e, created_at, active_from) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(&key.kid)
-                    .bind(&key.private_der)
-                    .bind(&key.n)
-                    .bind(&key.e)
-                    .bind(key.created_at.0)
-                    .bind(key.active_from.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(conflict_or("signing key"))?;
-                commit(tx, self.caches()).await
             }
 
             async fn create_auth_code(&self, code: grantry_core::store::NewAuthCode) -> Result<(), grantry_core::StoreError> {
@@ -1128,23 +1023,11 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn refresh_token(
-                &self,
-                digest: &grantry_core::credential::Digest,
-            ) -> Result<Option<grantry_core::store::RefreshTokenRecord>, grantry_core::StoreError> {
-                let c = self.caches();
-                let found = crate::cache::cached(c, &c.refresh, digest.0, || async move {
-                    Ok(self.load_refresh_token(digest).await?.map(std::sync::Arc::new))
-                })
-                .await?;
-                Ok(found.map(|r| (*r).clone()))
-            }
-
             async fn revoke_account_access(
                 &self,
                 access: grantry_core::model::AccessId,
                 at: grantry_core::Timestamp,
-                audit: grantry_core::audit::NewAudit,
+                audit: grantry_core::store::audit::NewAudit,
             ) -> Result<bool, grantry_core::StoreError> {
                 use crate::common::*;
                 let mut tx = self.begin_write().await?;
@@ -1174,13 +1057,148 @@ macro_rules! impl_store {
                 commit(tx, self.caches()).await?;
                 Ok(true)
             }
+        }
+
+        #[async_trait::async_trait]
+        impl grantry_core::store::TokenStore for $store {
+            async fn revoke_token(
+                &self,
+                org: grantry_core::model::OrgId,
+                digest: &grantry_core::credential::Digest,
+                at: grantry_core::Timestamp,
+                audit: grantry_core::store::audit::NewAudit,
+            ) -> Result<bool, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = $3 WHERE digest = $1 AND org_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(digest.as_bytes())
+                .bind(org)
+                .bind(at.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?
+                .rows_affected();
+                let mut revoked = n == 1;
+                if !revoked {
+                    let refresh = sqlx::query(
+                        "UPDATE refresh_tokens SET revoked_at = $3 WHERE digest = $1 AND revoked_at IS NULL \
+                         AND access_id IN (SELECT id FROM account_accesses WHERE org_id = $2) \
+                         RETURNING COALESCE(family_id, id) AS family",
+                    )
+                    .bind(digest.as_bytes())
+                    .bind(org)
+                    .bind(at.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                    if let Some(r) = refresh {
+                        // The whole grant: the token, its rotated relatives, their access tokens.
+                        let family: i64 = r.try_get("family").map_err(backend_err)?;
+                        revoke_family(&mut tx, family, at).await?;
+                        revoked = true;
+                    }
+                }
+                if revoked {
+                    insert_audit(&mut tx, &audit).await?;
+                }
+                commit(tx, self.caches()).await?;
+                Ok(revoked)
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old: i64,
+                digest: grantry_core::credential::Digest,
+                nonce: Vec<u8>,
+                now: grantry_core::Timestamp,
+            ) -> Result<Option<i64>, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                let Some(r) = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $2 WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
+                     RETURNING access_id, scopes, COALESCE(family_id, id) AS family",
+                )
+                .bind(old)
+                .bind(now.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?
+                else {
+                    return Ok(None);
+                };
+                let access: i64 = r.try_get("access_id").map_err(backend_err)?;
+                let scopes: i64 = r.try_get("scopes").map_err(backend_err)?;
+                let family: i64 = r.try_get("family").map_err(backend_err)?;
+                let row = sqlx::query(
+                    "INSERT INTO refresh_tokens (access_id, digest, scopes, family_id, parent_id, derive_nonce, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(access)
+                .bind(digest.as_bytes())
+                .bind(scopes)
+                .bind(family)
+                .bind(old)
+                .bind(&nonce)
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let id: i64 = row.try_get("id").map_err(backend_err)?;
+                commit(tx, self.caches()).await?;
+                Ok(Some(id))
+            }
+
+            async fn refresh_successor(&self, parent: i64) -> Result<Option<(i64, Vec<u8>)>, grantry_core::StoreError> {
+                use sqlx::Row;
+                let Some(r) = sqlx::query(
+                    "SELECT id, derive_nonce FROM refresh_tokens WHERE parent_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(parent)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(crate::common::backend_err)?
+                else {
+                    return Ok(None);
+                };
+                let id: i64 = r.try_get("id").map_err(crate::common::backend_err)?;
+                let nonce: Option<Vec<u8>> = r.try_get("derive_nonce").map_err(crate::common::backend_err)?;
+                Ok(nonce.map(|n| (id, n)))
+            }
+
+            async fn revoke_refresh_family(
+                &self,
+                family: i64,
+                at: grantry_core::Timestamp,
+                audit: grantry_core::store::audit::NewAudit,
+            ) -> Result<(), grantry_core::StoreError> {
+                let mut tx = self.begin_write().await?;
+                revoke_family(&mut tx, family, at).await?;
+                insert_audit(&mut tx, &audit).await?;
+                commit(tx, self.caches()).await
+            }
+
+            async fn refresh_token(
+                &self,
+                digest: &grantry_core::credential::Digest,
+            ) -> Result<Option<grantry_core::store::RefreshTokenRecord>, grantry_core::StoreError> {
+                let c = self.caches();
+                let found = crate::cache::cached(c, &c.refresh, digest.0, || async move {
+                    Ok(self.load_refresh_token(digest).await?.map(std::sync::Arc::new))
+                })
+                .await?;
+                Ok(found.map(|r| (*r).clone()))
+            }
 
             async fn refresh_access_token(
                 &self,
                 refresh: i64,
                 decide: &grantry_core::store::DecideReissue<'_>,
                 fresh: grantry_core::store::NewAccessToken,
-                audit: grantry_core::audit::NewAudit,
+                audit: grantry_core::store::audit::NewAudit,
             ) -> Result<grantry_core::store::RefreshOutcome, grantry_core::StoreError> {
                 use grantry_core::store::{RefreshOutcome, Reissue};
                 // Fast path, no write: inside the window the answer is decided by the newest
@@ -1251,7 +1269,7 @@ macro_rules! impl_store {
                 &self,
                 digest: &grantry_core::credential::Digest,
                 token: i64,
-                audit: grantry_core::audit::NewAudit,
+                audit: grantry_core::store::audit::NewAudit,
             ) -> Result<(), grantry_core::StoreError> {
                 let c = self.caches();
                 let ticket = c.ticket();
@@ -1264,28 +1282,162 @@ macro_rules! impl_store {
                 }
                 Ok(())
             }
+        }
 
-            async fn record_audit(&self, audit: grantry_core::audit::NewAudit) -> Result<(), grantry_core::StoreError> {
-                self.insert_audit_event(audit).await
-            }
-
-            async fn audit_events(
+        #[async_trait::async_trait]
+        impl grantry_core::store::ApiKeyStore for $store {
+            async fn generate_api_key(
                 &self,
-                org: grantry_core::model::OrgId,
-                since: Option<grantry_core::Timestamp>,
-            ) -> Result<Vec<grantry_core::audit::AuditEvent>, grantry_core::StoreError> {
-                let rows = sqlx::query(
-                    "SELECT id, org_id, at, actor, action, target, detail FROM audit_events \
-                     WHERE org_id = $1 AND at >= $2 ORDER BY at, id",
-                )
-                .bind(org)
-                .bind(since.map(|t| t.0).unwrap_or(i64::MIN))
-                .fetch_all(self.reader())
-                .await
-                .map_err(crate::common::backend_err)?;
-                rows.iter().map(rows::audit).collect()
+                user: grantry_core::model::UserId,
+                digest: grantry_core::credential::Digest,
+                now: grantry_core::Timestamp,
+                audit: grantry_core::store::audit::NewAudit,
+            ) -> Result<grantry_core::model::ApiKey, grantry_core::StoreError> {
+                use crate::common::*;
+                use sqlx::Row;
+                let mut tx = self.begin_write().await?;
+                lock_api_user(&mut tx, user).await?;
+                let taken: Vec<i64> = sqlx::query("SELECT slot FROM api_keys WHERE user_id = $1 AND slot IS NOT NULL")
+                    .bind(user)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>("slot"))
+                    .collect::<Result<_, _>>()
+                    .map_err(backend_err)?;
+                let Some(slot) = [1i64, 2].into_iter().find(|s| !taken.contains(s)) else {
+                    return Err(grantry_core::StoreError::Conflict("secret key"));
+                };
+                let row = sqlx::query("INSERT INTO api_keys (user_id, slot, digest, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                    .bind(user)
+                    .bind(slot)
+                    .bind(digest.as_bytes())
+                    .bind(now.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(conflict_or("secret key"))?;
+                let id: i64 = row.try_get("id").map_err(backend_err)?;
+                let mut audit = audit;
+                match &mut audit.detail {
+                    serde_json::Value::Object(m) => {
+                        m.insert("slot".into(), slot.into());
+                    }
+                    d => *d = serde_json::json!({"slot": slot}),
+                }
+                insert_audit(&mut tx, &audit).await?;
+                commit(tx, self.caches()).await?;
+                Ok(grantry_core::model::ApiKey {
+                    id,
+                    user_id: user,
+                    slot: Some(slot as u8),
+                    created_at: now,
+                    deleted_at: None,
+                    stops_at: None,
+                })
             }
 
+            async fn delete_api_key(
+                &self,
+                user: grantry_core::model::UserId,
+                slot: u8,
+                now: grantry_core::Timestamp,
+                stops_at: grantry_core::Timestamp,
+                audit: grantry_core::store::audit::NewAudit,
+            ) -> Result<Option<grantry_core::store::DeletedKey>, grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                lock_api_user(&mut tx, user).await?;
+                let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = $1 AND k.slot = $2");
+                let Some(row) = sqlx::query(&sql)
+                    .bind(user)
+                    .bind(slot as i64)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                else {
+                    return Ok(None);
+                };
+                let mut key = rows::api_key(&row)?;
+                sqlx::query("UPDATE api_keys SET slot = NULL, deleted_at = $2, stops_at = $3 WHERE id = $1")
+                    .bind(key.id)
+                    .bind(now.0)
+                    .bind(stops_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                let promoted = slot == 1
+                    && sqlx::query("UPDATE api_keys SET slot = 1 WHERE user_id = $1 AND slot = 2")
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?
+                        .rows_affected()
+                        == 1;
+                let mut audit = audit;
+                if let serde_json::Value::Object(m) = &mut audit.detail {
+                    m.insert("promoted".into(), promoted.into());
+                }
+                insert_audit(&mut tx, &audit).await?;
+                commit(tx, self.caches()).await?;
+                key.slot = None;
+                key.deleted_at = Some(now);
+                key.stops_at = Some(stops_at);
+                Ok(Some(grantry_core::store::DeletedKey { key, promoted }))
+            }
+
+            async fn api_keys(
+                &self,
+                user: grantry_core::model::UserId,
+                now: grantry_core::Timestamp,
+            ) -> Result<Vec<grantry_core::model::ApiKey>, grantry_core::StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM api_keys k WHERE k.user_id = $1 AND (k.slot IS NOT NULL OR k.stops_at > $2) \
+                     ORDER BY k.slot IS NULL, k.slot, k.id",
+                    crate::common::KEY_COLS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(user)
+                    .bind(now.0)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(crate::common::backend_err)?;
+                rows.iter().map(rows::api_key).collect()
+            }
+
+            async fn api_key_by_digest(
+                &self,
+                digest: &grantry_core::credential::Digest,
+            ) -> Result<Option<(grantry_core::model::ApiKey, grantry_core::model::User)>, grantry_core::StoreError> {
+                let c = self.caches();
+                let found = crate::cache::cached(c, &c.api_keys, digest.0, || async move {
+                    let Some(r) = sqlx::query(crate::common::KEY_BY_DIGEST)
+                        .bind(digest.as_bytes())
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(crate::common::backend_err)?
+                    else {
+                        return Ok(None);
+                    };
+                    Ok(Some(std::sync::Arc::new((rows::api_key(&r)?, rows::user(&r)?))))
+                })
+                .await?;
+                Ok(found.map(|k| (*k).clone()))
+            }
+
+            async fn issue_key_token(
+                &self,
+                key: &grantry_core::model::ApiKey,
+                user: &grantry_core::model::User,
+                token: grantry_core::store::NewAccessToken,
+                audit: grantry_core::store::audit::NewAudit,
+            ) -> Result<i64, grantry_core::StoreError> {
+                self.insert_key_token(key.id, user.org_id, user.id, token, audit).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl grantry_core::store::DataStore for $store {
             async fn create_list(
                 &self,
                 org: grantry_core::model::OrgId,
@@ -1498,199 +1650,10 @@ macro_rules! impl_store {
                 commit(tx, self.caches()).await?;
                 Ok(n == 1)
             }
+        }
 
-            async fn set_user_disabled(
-                &self,
-                user: grantry_core::model::UserId,
-                disabled: bool,
-                at: grantry_core::Timestamp,
-                audit: grantry_core::audit::NewAudit,
-            ) -> Result<(), grantry_core::StoreError> {
-                use crate::common::*;
-                let mut tx = self.begin_write().await?;
-                let n = sqlx::query("UPDATE users SET disabled_at = $2 WHERE id = $1")
-                    .bind(user)
-                    .bind(disabled.then_some(at.0))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?
-                    .rows_affected();
-                if n == 0 {
-                    return Err(grantry_core::StoreError::NotFound("user"));
-                }
-                insert_audit(&mut tx, &audit).await?;
-                commit(tx, self.caches()).await
-            }
-
-            async fn delete_user(
-                &self,
-                user: grantry_core::model::UserId,
-                audit: grantry_core::audit::NewAudit,
-            ) -> Result<(), grantry_core::StoreError> {
-                use crate::common::*;
-                let mut tx = self.begin_write().await?;
-                let n = sqlx::query("DELETE FROM users WHERE id = $1")
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?
-                    .rows_affected();
-                if n == 0 {
-                    return Err(grantry_core::StoreError::NotFound("user"));
-                }
-                insert_audit(&mut tx, &audit).await?;
-                commit(tx, self.caches()).await
-            }
-
-            async fn generate_api_key(
-                &self,
-                user: grantry_core::model::UserId,
-                digest: grantry_core::credential::Digest,
-                now: grantry_core::Timestamp,
-                audit: grantry_core::audit::NewAudit,
-            ) -> Result<grantry_core::model::ApiKey, grantry_core::StoreError> {
-                use crate::common::*;
-                use sqlx::Row;
-                let mut tx = self.begin_write().await?;
-                lock_api_user(&mut tx, user).await?;
-                let taken: Vec<i64> = sqlx::query("SELECT slot FROM api_keys WHERE user_id = $1 AND slot IS NOT NULL")
-                    .bind(user)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(backend_err)?
-                    .iter()
-                    .map(|r| r.try_get::<i64, _>("slot"))
-                    .collect::<Result<_, _>>()
-                    .map_err(backend_err)?;
-                let Some(slot) = [1i64, 2].into_iter().find(|s| !taken.contains(s)) else {
-                    return Err(grantry_core::StoreError::Conflict("secret key"));
-                };
-                let row = sqlx::query("INSERT INTO api_keys (user_id, slot, digest, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
-                    .bind(user)
-                    .bind(slot)
-                    .bind(digest.as_bytes())
-                    .bind(now.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(conflict_or("secret key"))?;
-                let id: i64 = row.try_get("id").map_err(backend_err)?;
-                let mut audit = audit;
-                match &mut audit.detail {
-                    serde_json::Value::Object(m) => {
-                        m.insert("slot".into(), slot.into());
-                    }
-                    d => *d = serde_json::json!({"slot": slot}),
-                }
-                insert_audit(&mut tx, &audit).await?;
-                commit(tx, self.caches()).await?;
-                Ok(grantry_core::model::ApiKey {
-                    id,
-                    user_id: user,
-                    slot: Some(slot as u8),
-                    created_at: now,
-                    deleted_at: None,
-                    stops_at: None,
-                })
-            }
-
-            async fn delete_api_key(
-                &self,
-                user: grantry_core::model::UserId,
-                slot: u8,
-                now: grantry_core::Timestamp,
-                stops_at: grantry_core::Timestamp,
-                audit: grantry_core::audit::NewAudit,
-            ) -> Result<Option<grantry_core::store::DeletedKey>, grantry_core::StoreError> {
-                use crate::common::*;
-                let mut tx = self.begin_write().await?;
-                lock_api_user(&mut tx, user).await?;
-                let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = $1 AND k.slot = $2");
-                let Some(row) = sqlx::query(&sql)
-                    .bind(user)
-                    .bind(slot as i64)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(backend_err)?
-                else {
-                    return Ok(None);
-                };
-                let mut key = rows::api_key(&row)?;
-                sqlx::query("UPDATE api_keys SET slot = NULL, deleted_at = $2, stops_at = $3 WHERE id = $1")
-                    .bind(key.id)
-                    .bind(now.0)
-                    .bind(stops_at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?;
-                let promoted = slot == 1
-                    && sqlx::query("UPDATE api_keys SET slot = 1 WHERE user_id = $1 AND slot = 2")
-                        .bind(user)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend_err)?
-                        .rows_affected()
-                        == 1;
-                let mut audit = audit;
-                if let serde_json::Value::Object(m) = &mut audit.detail {
-                    m.insert("promoted".into(), promoted.into());
-                }
-                insert_audit(&mut tx, &audit).await?;
-                commit(tx, self.caches()).await?;
-                key.slot = None;
-                key.deleted_at = Some(now);
-                key.stops_at = Some(stops_at);
-                Ok(Some(grantry_core::store::DeletedKey { key, promoted }))
-            }
-
-            async fn api_keys(
-                &self,
-                user: grantry_core::model::UserId,
-                now: grantry_core::Timestamp,
-            ) -> Result<Vec<grantry_core::model::ApiKey>, grantry_core::StoreError> {
-                let sql = format!(
-                    "SELECT {} FROM api_keys k WHERE k.user_id = $1 AND (k.slot IS NOT NULL OR k.stops_at > $2) \
-                     ORDER BY k.slot IS NULL, k.slot, k.id",
-                    crate::common::KEY_COLS
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(user)
-                    .bind(now.0)
-                    .fetch_all(self.reader())
-                    .await
-                    .map_err(crate::common::backend_err)?;
-                rows.iter().map(rows::api_key).collect()
-            }
-
-            async fn api_key_by_digest(
-                &self,
-                digest: &grantry_core::credential::Digest,
-            ) -> Result<Option<(grantry_core::model::ApiKey, grantry_core::model::User)>, grantry_core::StoreError> {
-                let c = self.caches();
-                let found = crate::cache::cached(c, &c.api_keys, digest.0, || async move {
-                    let Some(r) = sqlx::query(crate::common::KEY_BY_DIGEST)
-                        .bind(digest.as_bytes())
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(crate::common::backend_err)?
-                    else {
-                        return Ok(None);
-                    };
-                    Ok(Some(std::sync::Arc::new((rows::api_key(&r)?, rows::user(&r)?))))
-                })
-                .await?;
-                Ok(found.map(|k| (*k).clone()))
-            }
-
-            async fn issue_key_token(
-                &self,
-                key: &grantry_core::model::ApiKey,
-                user: &grantry_core::model::User,
-                token: grantry_core::store::NewAccessToken,
-                audit: grantry_core::audit::NewAudit,
-            ) -> Result<i64, grantry_core::StoreError> {
-                self.insert_key_token(key.id, user.org_id, user.id, token, audit).await
-            }
-
+        #[async_trait::async_trait]
+        impl grantry_core::store::EventStore for $store {
             async fn record_event(&self, event: &grantry_core::model::Event) -> Result<(), grantry_core::StoreError> {
                 self.insert_event(event.clone()).await
             }
@@ -1706,7 +1669,74 @@ macro_rules! impl_store {
                 .map_err(crate::common::backend_err)?;
                 rows.iter().map(rows::event).collect()
             }
+        }
 
+        #[async_trait::async_trait]
+        impl grantry_core::store::AuditStore for $store {
+            async fn record_audit(&self, audit: grantry_core::store::audit::NewAudit) -> Result<(), grantry_core::StoreError> {
+                self.insert_audit_event(audit).await
+            }
+
+            async fn audit_events(
+                &self,
+                org: grantry_core::model::OrgId,
+                since: Option<grantry_core::Timestamp>,
+            ) -> Result<Vec<grantry_core::store::audit::AuditEvent>, grantry_core::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, org_id, at, actor, action, target, detail FROM audit_events \
+                     WHERE org_id = $1 AND at >= $2 ORDER BY at, id",
+                )
+                .bind(org)
+                .bind(since.map(|t| t.0).unwrap_or(i64::MIN))
+                .fetch_all(self.reader())
+                .await
+                .map_err(crate::common::backend_err)?;
+                rows.iter().map(rows::audit).collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl grantry_core::store::SigningKeyStore for $store {
+            async fn signing_keys(&self) -> Result<Vec<grantry_core::store::SigningKey>, grantry_core::StoreError> {
+                use crate::common::backend_err;
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT kid, private_der, n, e, created_at, active_from FROM signing_keys ORDER BY active_from, kid")
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(grantry_core::store::SigningKey {
+                            kid: r.try_get("kid").map_err(backend_err)?,
+                            private_der: r.try_get("private_der").map_err(backend_err)?,
+                            n: r.try_get("n").map_err(backend_err)?,
+                            e: r.try_get("e").map_err(backend_err)?,
+                            created_at: grantry_core::Timestamp(r.try_get("created_at").map_err(backend_err)?),
+                            active_from: grantry_core::Timestamp(r.try_get("active_from").map_err(backend_err)?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_signing_key(&self, key: &grantry_core::store::SigningKey) -> Result<(), grantry_core::StoreError> {
+                use crate::common::*;
+                let mut tx = self.begin_write().await?;
+                sqlx::query("INSERT INTO signing_keys (kid, private_der, n, e, created_at, active_from) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(&key.kid)
+                    .bind(&key.private_der)
+                    .bind(&key.n)
+                    .bind(&key.e)
+                    .bind(key.created_at.0)
+                    .bind(key.active_from.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict_or("signing key"))?;
+                commit(tx, self.caches()).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl grantry_core::Store for $store {
             async fn ping(&self) -> Result<(), grantry_core::StoreError> {
                 sqlx::query("SELECT 1")
                     .execute(self.reader())

@@ -236,7 +236,7 @@ impl PgStore {
         org: i64,
         user: i64,
         token: grantry_core::store::NewAccessToken,
-        audit: grantry_core::audit::NewAudit,
+        audit: grantry_core::store::audit::NewAudit,
     ) -> Result<i64, StoreError> {
         sqlx::query_scalar(INSERT_KEY_TOKEN_WITH_AUDIT)
             .bind(org)
@@ -275,7 +275,7 @@ impl PgStore {
 
     async fn insert_audit_event(
         &self,
-        audit: grantry_core::audit::NewAudit,
+        audit: grantry_core::store::audit::NewAudit,
     ) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.map_err(backend_err)?;
         insert_audit(&mut conn, &audit).await
@@ -284,7 +284,7 @@ impl PgStore {
     async fn mark_used(
         &self,
         token: i64,
-        audit: grantry_core::audit::NewAudit,
+        audit: grantry_core::store::audit::NewAudit,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(crate::common::MARK_USED)
@@ -308,7 +308,7 @@ impl PgStore {
         refresh: i64,
         decide: &grantry_core::store::DecideReissue<'_>,
         fresh: grantry_core::store::NewAccessToken,
-        audit: grantry_core::audit::NewAudit,
+        audit: grantry_core::store::audit::NewAudit,
         _seen: Option<i64>,
     ) -> Result<grantry_core::store::RefreshOutcome, StoreError> {
         use grantry_core::store::{RefreshOutcome, Reissue};

@@ -5,9 +5,9 @@
 
 use rusqlite::{named_params, Connection, OptionalExtension};
 
-use grantry_core::audit::NewAudit;
 use grantry_core::credential::Digest;
 use grantry_core::model::{AccessTokenRecord, AccountAccess, Event, List};
+use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
     DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue,
 };

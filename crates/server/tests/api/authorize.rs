@@ -864,7 +864,7 @@ both!(
             scopes: None,
             public: true,
             rotate_refresh_tokens: true,
-            token_format: grantry_core::jwt::TokenFormat::Opaque,
+            token_format: grantry_core::model::TokenFormat::Opaque,
         };
         let (mobile, _) = grantry_core::admin::add_application(&app.cx(), "acme", input)
             .await

@@ -15,7 +15,7 @@ use grantry_core::admin::{self, AppInput, Ctx, UserInput};
 use grantry_core::mail::{Mailer, Message};
 use grantry_core::model::{Role, UserKind};
 use grantry_core::settings::ReissuePolicy;
-use grantry_core::{GrantSet, ManualClock, Settings, Store, Timestamp};
+use grantry_core::{Clock, GrantSet, ManualClock, Settings, Store, Timestamp};
 use grantry_server::AppState;
 
 pub const START: Timestamp = Timestamp(1_795_000_000_000);
@@ -72,7 +72,7 @@ impl TestApp {
     pub fn cx(&self) -> Ctx<'_> {
         Ctx {
             store: &*self.store,
-            clock: &*self.clock,
+            now: self.clock.now(),
             settings: &self.settings,
             actor: "test",
         }
@@ -118,7 +118,7 @@ impl TestApp {
             scopes,
             public: false,
             rotate_refresh_tokens: false,
-            token_format: grantry_core::jwt::TokenFormat::Opaque,
+            token_format: grantry_core::model::TokenFormat::Opaque,
         };
         let (app, secret) = admin::add_application(&self.cx(), org, input)
             .await
@@ -168,7 +168,7 @@ impl TestApp {
 
     /// Generates a secret key for an API user.
     pub async fn key(&self, org: &str, username: &str) -> Key {
-        let k = grantry_core::apikey::generate(&self.cx(), org, username)
+        let k = grantry_core::admin::api_keys::generate(&self.cx(), org, username)
             .await
             .unwrap();
         Key {
@@ -230,7 +230,7 @@ impl TestApp {
             scopes: None,
             public,
             rotate_refresh_tokens: false,
-            token_format: grantry_core::jwt::TokenFormat::Opaque,
+            token_format: grantry_core::model::TokenFormat::Opaque,
         };
         let (app, secret) = admin::add_application(&self.cx(), org, input)
             .await

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use grantry_core::admin::{self, AppInput};
-use grantry_core::jwt::TokenFormat;
+use grantry_core::model::TokenFormat;
 use grantry_core::Clock;
 
 use crate::both;

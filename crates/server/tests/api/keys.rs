@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use grantry_core::{admin, apikey, Clock, Grant};
+use grantry_core::admin::api_keys as apikey;
+use grantry_core::{admin, Clock, Grant};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -301,7 +301,7 @@ conformance!(
 );
 
 /// The audit record of an issuance, as the token endpoint writes it.
-fn issued(org: OrgId) -> grantry_core::audit::NewAudit {
+fn issued(org: OrgId) -> grantry_core::store::audit::NewAudit {
     audit(Some(org), T0, "access_token.issued")
         .with_detail(serde_json::json!({"grant_type": "client_credentials"}))
 }

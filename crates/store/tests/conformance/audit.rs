@@ -1,6 +1,6 @@
 //! The audit log: per org, oldest first, from a given time on.
 
-use grantry_core::audit::AuditEvent;
+use grantry_core::store::audit::AuditEvent;
 
 use crate::harness::*;
 

@@ -11,12 +11,12 @@ use futures::FutureExt;
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-use grantry_core::audit::NewAudit;
 use grantry_core::credential::{self, Digest, Kind};
 use grantry_core::model::{
     AccessTokenRecord, AccountAccess, AppId, Application, Contact, List, Org, OrgId, Role, User,
     UserId, UserKind,
 };
+use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
     Consent, NewAccessToken, NewApplication, NewAuthCode, NewUser, RefreshOutcome, Reissue,
 };
@@ -217,7 +217,7 @@ pub fn new_app(org: OrgId, name: &str, scopes: GrantSet, public: bool) -> NewApp
         ],
         public,
         rotate_refresh_tokens: false,
-        token_format: grantry_core::jwt::TokenFormat::Opaque,
+        token_format: grantry_core::model::TokenFormat::Opaque,
         created_at: T0,
     }
 }

@@ -1,0 +1,125 @@
+//! Applications (OAuth clients): registration and client-secret rotation.
+
+use secrecy::SecretString;
+
+use super::{conflict, AdminError, Ctx, Result};
+use crate::clock::Timestamp;
+use crate::credential::{self, Kind};
+use crate::model::{Application, TokenFormat};
+use crate::permissions::GrantSet;
+use crate::store::NewApplication;
+
+/// What to register with [`add_application`].
+pub struct AppInput {
+    pub name: String,
+    pub description: String,
+    pub redirect_uris: Vec<String>,
+    /// `None`: every grant.
+    pub scopes: Option<GrantSet>,
+    pub public: bool,
+    pub rotate_refresh_tokens: bool,
+    pub token_format: TokenFormat,
+}
+
+/// The name (trimmed), description and redirect URIs must be usable.
+fn check_input(input: &AppInput) -> Result<()> {
+    let name = input.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(AdminError::Invalid(
+            "the application name must be 1-200 characters".into(),
+        ));
+    }
+    if input.description.len() > 2000 {
+        return Err(AdminError::Invalid(
+            "the description must be at most 2000 characters".into(),
+        ));
+    }
+    match input
+        .redirect_uris
+        .iter()
+        .find(|u| !crate::validate::redirect_uri(u))
+    {
+        Some(u) => Err(AdminError::Invalid(format!(
+            "redirect URI {u:?} must be an absolute URI without a fragment, e.g. https://app.example.com/callback"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Registers an application; the client secret (absent for public clients) is shown once.
+pub async fn add_application(
+    cx: &Ctx<'_>,
+    org: &str,
+    input: AppInput,
+) -> Result<(Application, Option<SecretString>)> {
+    let org = cx.org(org).await?;
+    check_input(&input)?;
+    let name = input.name.trim().to_string();
+    let secret = (!input.public).then(|| credential::mint(Kind::ClientSecret, &cx.settings.pod_id));
+    let client_id = credential::new_id();
+    let scopes = input.scopes.unwrap_or_else(GrantSet::all);
+    let audit = cx
+        .audit(
+            Some(org.id),
+            "application.created",
+            format!("application:{client_id}"),
+        )
+        .with_detail(
+            serde_json::json!({"name": name, "public": input.public, "scopes": scopes.names()}),
+        );
+    let app = NewApplication {
+        org_id: org.id,
+        client_id,
+        name: name.clone(),
+        description: input.description,
+        scopes,
+        redirect_uris: input.redirect_uris,
+        public: input.public,
+        rotate_refresh_tokens: input.rotate_refresh_tokens,
+        token_format: input.token_format,
+        created_at: cx.now,
+    };
+    let app = cx
+        .store
+        .create_application(app, secret.as_ref().map(|s| s.digest), audit)
+        .await
+        .map_err(|e| {
+            conflict(e, || {
+                format!(
+                    "organization {} already has an application named {name:?}",
+                    org.name
+                )
+            })
+        })?;
+    Ok((app, secret.map(|s| s.value)))
+}
+
+/// Gives an application a new client secret (shown once); the old ones keep working for
+/// `overlap`, so the client can be redeployed without downtime.
+pub async fn rotate_client_secret(
+    cx: &Ctx<'_>,
+    org: &str,
+    client_id: &str,
+    overlap: std::time::Duration,
+) -> Result<(SecretString, Timestamp)> {
+    let org = cx.org(org).await?;
+    let app = cx.app(&org, client_id).await?;
+    if app.public {
+        return Err(AdminError::Invalid(format!(
+            "application {client_id} is a public client and has no secret"
+        )));
+    }
+    let old_expires_at = cx.now.plus(overlap);
+    let secret = credential::mint(Kind::ClientSecret, &cx.settings.pod_id);
+    let audit = cx
+        .audit(
+            Some(org.id),
+            "application.secret_rotated",
+            format!("application:{client_id}"),
+        )
+        .with_detail(serde_json::json!({"old_secrets_expire_at": old_expires_at.to_rfc3339()}));
+    cx.store
+        .rotate_client_secret(app.id, secret.digest, cx.now, old_expires_at, audit)
+        .await?;
+    Ok((secret.value, old_expires_at))
+}

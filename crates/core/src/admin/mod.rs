@@ -1,0 +1,125 @@
+//! Org-admin operations (DESIGN.md §6), one file per noun, shared by the CLI and the
+//! console: each validates its input, acts in one store transaction together with its audit
+//! record, and returns what the caller must show once.
+
+pub mod account_access;
+pub mod api_keys;
+pub mod applications;
+pub mod audit_log;
+pub mod orgs;
+pub mod users;
+
+pub use account_access::{
+    add_account_access, delete_account_access, list_account_access, AddedAccess,
+};
+pub use applications::{add_application, rotate_client_secret, AppInput};
+pub use audit_log::audit_log;
+pub use orgs::{create_org, CreatedOrg};
+pub use users::{add_user, delete_user, set_disabled, set_grant, AddedUser, UserInput};
+
+use crate::clock::Timestamp;
+use crate::credential::password::HashError;
+use crate::model::{Application, Org, OrgId, User};
+use crate::settings::Settings;
+use crate::store::{NewAudit, Store, StoreError};
+
+/// Why an admin operation failed; the message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Password(#[from] HashError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => AdminError::Conflict(format!("{what} already exists")),
+            StoreError::NotFound(what) => AdminError::NotFound(format!("{what} not found")),
+            e => AdminError::Store(e),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, AdminError>;
+
+/// Who acts, when, with what.
+pub struct Ctx<'a> {
+    pub store: &'a dyn Store,
+    /// The time of the request, read once.
+    pub now: Timestamp,
+    pub settings: &'a Settings,
+    /// Recorded as the audit actor (`cli`, or the console user's name).
+    pub actor: &'a str,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn audit(
+        &self,
+        org: Option<OrgId>,
+        action: &'static str,
+        target: String,
+    ) -> NewAudit {
+        NewAudit::new(org, self.now, self.actor, action, target)
+    }
+
+    pub(crate) async fn org(&self, name: &str) -> Result<Org> {
+        self.store.org_by_name(name).await?.ok_or_else(|| {
+            AdminError::NotFound(format!(
+                "organization {name:?} not found; create it with `grantry org create --name {name} ...`"
+            ))
+        })
+    }
+
+    pub(crate) async fn user(&self, org: &Org, username: &str) -> Result<User> {
+        self.store
+            .user_by_username(org.id, username)
+            .await?
+            .ok_or_else(|| {
+                AdminError::NotFound(format!(
+                    "user {username:?} not found in organization {}; add it with `grantry user add`",
+                    org.name
+                ))
+            })
+    }
+
+    pub(crate) async fn app(&self, org: &Org, client_id: &str) -> Result<Application> {
+        match self.store.application_by_client_id(client_id).await? {
+            Some(app) if app.org_id == org.id => Ok(app),
+            _ => Err(AdminError::NotFound(format!(
+                "no application with client id {client_id} in organization {}",
+                org.name
+            ))),
+        }
+    }
+}
+
+pub(crate) fn validate_name(what: &str, s: &str) -> Result<()> {
+    if crate::validate::name(s) {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "{what} {s:?} must be 1-64 characters of letters, digits, '-', '_', '.', '@'"
+        )))
+    }
+}
+
+pub(crate) fn validate_email(s: &str) -> Result<String> {
+    crate::validate::email(s)
+        .ok_or_else(|| AdminError::Invalid(format!("{s:?} is not a valid e-mail address")))
+}
+
+/// A store conflict in the admin's words; other failures as they are.
+pub(crate) fn conflict(e: StoreError, message: impl FnOnce() -> String) -> AdminError {
+    match e {
+        StoreError::Conflict(_) => AdminError::Conflict(message()),
+        e => e.into(),
+    }
+}

@@ -1,0 +1,193 @@
+//! UI users (console, password) and API users (Key ID, secret keys): adding, grants,
+//! disabling and deletion.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{conflict, validate_email, validate_name, AdminError, Ctx, Result};
+use crate::credential::{self, password};
+use crate::model::{Role, User, UserKind};
+use crate::permissions::{Grant, GrantSet};
+use crate::store::NewUser;
+
+/// Shortest password an admin may set for a UI user.
+pub const MIN_PASSWORD: usize = 12;
+
+/// What to create with [`add_user`].
+pub struct UserInput {
+    pub username: String,
+    pub email: String,
+    pub kind: UserKind,
+    pub role: Role,
+    pub grants: GrantSet,
+    /// UI users: the password to set; a random one is generated (and returned) when absent.
+    pub password: Option<SecretString>,
+}
+
+pub struct AddedUser {
+    pub user: User,
+    /// A generated password, shown once.
+    pub password: Option<SecretString>,
+}
+
+/// How a new user signs in: a UI user's password hash (and the generated password to show),
+/// or an API user's Key ID.
+struct Credentials {
+    password_hash: Option<String>,
+    key_id: Option<String>,
+    shown: Option<SecretString>,
+}
+
+/// A UI user's password: the one given (at least [`MIN_PASSWORD`] characters) or a new one.
+fn ui_credentials(given: Option<SecretString>) -> Result<Credentials> {
+    let (pw, shown) = match given {
+        Some(p) if p.expose_secret().len() >= MIN_PASSWORD => (p, None),
+        Some(_) => {
+            return Err(AdminError::Invalid(format!(
+                "the password must be at least {MIN_PASSWORD} characters"
+            )))
+        }
+        None => {
+            let p = SecretString::from(password::generate());
+            (p.clone(), Some(p))
+        }
+    };
+    Ok(Credentials {
+        password_hash: Some(password::hash(pw.expose_secret())?),
+        key_id: None,
+        shown,
+    })
+}
+
+/// An API user has no password and no admin role (seed 002: API users only call APIs).
+fn api_credentials(input: &UserInput) -> Result<Credentials> {
+    if input.role == Role::OrgAdmin {
+        return Err(AdminError::Invalid(
+            "API users cannot be org admins; use --role user and --grant".into(),
+        ));
+    }
+    if input.password.is_some() {
+        return Err(AdminError::Invalid(
+            "API users have no password; they authenticate with secret keys (`grantry key generate`)".into(),
+        ));
+    }
+    Ok(Credentials {
+        password_hash: None,
+        key_id: Some(credential::new_id()),
+        shown: None,
+    })
+}
+
+/// Adds a UI user (console, password) or an API user (Key ID, no password).
+pub async fn add_user(cx: &Ctx<'_>, org: &str, input: UserInput) -> Result<AddedUser> {
+    let org = cx.org(org).await?;
+    validate_name("username", &input.username)?;
+    let email = validate_email(&input.email)?;
+    let creds = match input.kind {
+        UserKind::Ui => ui_credentials(input.password.clone())?,
+        UserKind::Api => api_credentials(&input)?,
+    };
+    let audit = cx
+        .audit(
+            Some(org.id),
+            "user.created",
+            format!("user:{}", input.username),
+        )
+        .with_detail(serde_json::json!({
+            "kind": input.kind.as_str(), "role": input.role.as_str(), "grants": input.grants.names()
+        }));
+    let user = NewUser {
+        username: input.username.clone(),
+        email,
+        kind: input.kind,
+        role: input.role,
+        grants: input.grants,
+        password_hash: creds.password_hash,
+        key_id: creds.key_id,
+        created_at: cx.now,
+    };
+    let user = cx
+        .store
+        .create_user(org.id, user, audit)
+        .await
+        .map_err(|e| {
+            conflict(e, || {
+                format!(
+                    "user {:?} already exists in organization {}",
+                    input.username, org.name
+                )
+            })
+        })?;
+    Ok(AddedUser {
+        user,
+        password: creds.shown,
+    })
+}
+
+/// Gives (`on`) or takes away a grant; takes effect on the user's next request.
+pub async fn set_grant(
+    cx: &Ctx<'_>,
+    org: &str,
+    username: &str,
+    grant: Grant,
+    on: bool,
+) -> Result<User> {
+    let org = cx.org(org).await?;
+    let mut user = cx.user(&org, username).await?;
+    let mut grants = user.grants;
+    if on {
+        grants.insert(grant);
+    } else {
+        grants.remove(grant);
+    }
+    let action = if on {
+        "user.grant_added"
+    } else {
+        "user.grant_revoked"
+    };
+    let audit = cx
+        .audit(Some(org.id), action, format!("user:{username}"))
+        .with_detail(serde_json::json!({"grant": grant.name()}));
+    cx.store.set_user_grants(user.id, grants, audit).await?;
+    user.grants = grants;
+    Ok(user)
+}
+
+/// Disables (`disabled = true`) or re-enables a user. A disabled user's keys, tokens and
+/// account accesses stop working at once; the principal org admin cannot be disabled.
+pub async fn set_disabled(cx: &Ctx<'_>, org: &str, username: &str, disabled: bool) -> Result<User> {
+    let org = cx.org(org).await?;
+    let mut user = cx.user(&org, username).await?;
+    if user.principal && disabled {
+        return Err(AdminError::Invalid(format!(
+            "{username} is the principal org admin of {} and cannot be disabled",
+            org.name
+        )));
+    }
+    let action = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
+    let audit = cx.audit(Some(org.id), action, format!("user:{username}"));
+    cx.store
+        .set_user_disabled(user.id, disabled, cx.now, audit)
+        .await?;
+    user.disabled = disabled;
+    Ok(user)
+}
+
+/// Deletes a user with its keys, account accesses and tokens.
+pub async fn delete_user(cx: &Ctx<'_>, org: &str, username: &str) -> Result<()> {
+    let org = cx.org(org).await?;
+    let user = cx.user(&org, username).await?;
+    if user.principal {
+        return Err(AdminError::Invalid(format!(
+            "{username} is the principal org admin of {} and cannot be deleted",
+            org.name
+        )));
+    }
+    let audit = cx
+        .audit(Some(org.id), "user.deleted", format!("user:{username}"))
+        .with_detail(serde_json::json!({"kind": user.kind.as_str()}));
+    Ok(cx.store.delete_user(user.id, audit).await?)
+}

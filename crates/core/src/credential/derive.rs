@@ -1,0 +1,51 @@
+//! Credentials derived from others with HMAC-SHA256, so that the same answer can be given
+//! again while the database holds only digests (DESIGN.md §2).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::{Digest, Kind, Minted};
+
+/// HMAC-SHA256 of the concatenated `parts` under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes keys of any length: this cannot fail"
+    )]
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn minted(kind: Kind, pod: &str, mac: [u8; 32]) -> Minted {
+    let value = format!("{}_{}_{}", kind.prefix(), pod, URL_SAFE_NO_PAD.encode(mac));
+    Minted {
+        digest: Digest::of(&value),
+        value: value.into(),
+    }
+}
+
+/// The access token issued under an account access, derived from its refresh token:
+/// `gat_<pod>_` + base64url(HMAC-SHA256(key = refresh token, message = nonce)).
+///
+/// Deriving it lets the token endpoint hand back the *same* access token inside the re-issue
+/// window (seed 000) while storing only digests: the value can be recomputed only by whoever
+/// presents the refresh token, never from the database.
+pub fn derive_access_token(pod: &str, refresh_token: &str, nonce: &[u8]) -> Minted {
+    let mac = hmac_sha256(refresh_token.as_bytes(), &[nonce]);
+    minted(Kind::AccessToken, pod, mac)
+}
+
+/// The successor of a refresh token under rotation, derived from it:
+/// `grt_<pod>_` + base64url(HMAC-SHA256(key = old token, message = "rotate" || nonce)), so that
+/// a client that lost the response and presents the old token again (inside the grace) gets
+/// the same answer, while the database holds only digests.
+pub fn derive_refresh_token(pod: &str, parent: &str, nonce: &[u8]) -> Minted {
+    let mac = hmac_sha256(parent.as_bytes(), &[b"rotate", nonce]);
+    minted(Kind::RefreshToken, pod, mac)
+}

@@ -1,0 +1,87 @@
+//! Why a protected request was refused, in RFC 6750 §3 terms. The HTTP status and the
+//! `WWW-Authenticate` challenge are chosen from these in `grantry-server`.
+
+use crate::permissions::Grant;
+use crate::store::StoreError;
+
+/// RFC 6750 §3.1 error codes; `None` in [`BearerError::code`] when the request carried no
+/// credential at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BearerErrorCode {
+    InvalidRequest,
+    InvalidToken,
+    InsufficientScope,
+    /// A storage failure; never a client's fault.
+    ServerError,
+}
+
+impl BearerErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BearerErrorCode::InvalidRequest => "invalid_request",
+            BearerErrorCode::InvalidToken => "invalid_token",
+            BearerErrorCode::InsufficientScope => "insufficient_scope",
+            BearerErrorCode::ServerError => "server_error",
+        }
+    }
+}
+
+/// Why a protected request was refused (RFC 6750 §3). `cause` is never serialized.
+#[derive(Clone, Debug)]
+pub struct BearerError {
+    /// `None`: no credential was sent (RFC 6750 §3.1: no error code in the challenge).
+    pub code: Option<BearerErrorCode>,
+    pub description: String,
+    /// For `insufficient_scope`: the grant that was missing.
+    pub scope: Option<Grant>,
+    pub cause: Option<String>,
+}
+
+impl BearerError {
+    fn with_code(code: Option<BearerErrorCode>, d: impl Into<String>) -> Self {
+        BearerError {
+            code,
+            description: d.into(),
+            scope: None,
+            cause: None,
+        }
+    }
+
+    /// No credential was sent.
+    pub fn missing(d: impl Into<String>) -> Self {
+        Self::with_code(None, d)
+    }
+
+    /// The credential is unknown, expired, revoked or otherwise not good.
+    pub fn invalid_token(d: impl Into<String>) -> Self {
+        Self::with_code(Some(BearerErrorCode::InvalidToken), d)
+    }
+
+    /// The request is malformed (RFC 6750 §3.1 `invalid_request`).
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::with_code(Some(BearerErrorCode::InvalidRequest), d)
+    }
+
+    /// The credential lacks the grant `g`.
+    pub fn insufficient_scope(g: Grant) -> Self {
+        BearerError {
+            scope: Some(g),
+            ..Self::with_code(
+                Some(BearerErrorCode::InsufficientScope),
+                format!("this call needs the {g} grant, which the credential does not carry"),
+            )
+        }
+    }
+}
+
+impl From<StoreError> for BearerError {
+    fn from(e: StoreError) -> Self {
+        BearerError {
+            cause: Some(e.to_string()),
+            ..Self::with_code(
+                Some(BearerErrorCode::ServerError),
+                "the server could not check the credential; try again",
+            )
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The gate in front of the protected APIs: a request's `Authorization` header resolves to
+//! one [`Principal`] (DESIGN.md §3), or to an RFC 6750 [`BearerError`].
+//!
+//! The accepted forms are an OAuth 2.0 access token (opaque or JWT), an API secret key used
+//! directly as `Bearer base64(<key id>:<secret key>)`, and HTTP Basic with an API user's
+//! username and secret key. A UI user's password never opens an API.
+
+mod access_token;
+mod error;
+mod principal;
+
+use secrecy::SecretString;
+
+pub use error::{BearerError, BearerErrorCode};
+pub use principal::{AuthMethod, Principal};
+
+use crate::apikeys::{self, KeyOwner, KeyRefusal};
+use crate::clock::Timestamp;
+use crate::credential::{self, Kind};
+use crate::settings::Settings;
+use crate::store::Store;
+
+const BASIC_HELP: &str = "the username or secret key is wrong: HTTP Basic takes an API user's username and one of its secret keys; \
+    a UI user's password never opens an API: use an access token from an application \
+    (POST /oauth/token) or an API user's secret key";
+
+/// Resolves the `Authorization` header of a protected request (DESIGN.md §3) at `now`.
+pub async fn authenticate(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    authorization: Option<&str>,
+) -> Result<Principal, BearerError> {
+    let Some(header) = authorization else {
+        return Err(BearerError::missing(
+            "this API needs a credential: send Authorization: Bearer <access token or API key>",
+        ));
+    };
+    let (scheme, value) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        return basic(store, now, settings, value).await;
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(BearerError::invalid_token(format!(
+            "the {scheme} scheme is not accepted here: send Authorization: Bearer <access token or API key>"
+        )));
+    }
+    bearer(store, now, settings, value).await
+}
+
+/// `Basic base64(<API user's username>:<secret key>)` (seed 003's desktop tools).
+async fn basic(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    value: &str,
+) -> Result<Principal, BearerError> {
+    let (username, secret) =
+        apikeys::parse_basic(value).ok_or_else(|| BearerError::invalid_token(BASIC_HELP))?;
+    let owner = KeyOwner::Username(&username);
+    key_principal(store, now, settings, owner, &secret, AuthMethod::Basic).await
+}
+
+/// `Bearer <value>`: told apart by the credential's shape before any lookup.
+async fn bearer(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    value: &str,
+) -> Result<Principal, BearerError> {
+    if value.is_empty() {
+        return Err(BearerError::invalid_token("the Bearer credential is empty"));
+    }
+    match credential::shape(value) {
+        Some(shape) if shape.pod != settings.pod_id => Err(BearerError::invalid_token(format!(
+            "this credential belongs to pod {}; call that pod's API host",
+            shape.pod
+        ))),
+        Some(shape) if shape.kind == Kind::RefreshToken => Err(BearerError::invalid_token(
+            "this is a refresh token: trade it for an access token at POST /oauth/token",
+        )),
+        Some(shape) if shape.kind == Kind::AccessToken => {
+            access_token::principal(store, now, value).await
+        }
+        None if credential::looks_like_jwt(value) => {
+            access_token::principal(store, now, value).await
+        }
+        _ => match apikeys::parse_bearer(value) {
+            Some((key_id, secret)) => {
+                let owner = KeyOwner::KeyId(&key_id);
+                key_principal(store, now, settings, owner, &secret, AuthMethod::ApiKey).await
+            }
+            None => Err(BearerError::invalid_token("the access token is unknown")),
+        },
+    }
+}
+
+/// The API user of a secret key, with the user's grants.
+async fn key_principal(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    owner: KeyOwner<'_>,
+    secret: &SecretString,
+    method: AuthMethod,
+) -> Result<Principal, BearerError> {
+    match apikeys::check_key(store, now, settings, owner, secret).await? {
+        Ok((_, user)) => {
+            let grants = user.effective_grants();
+            Ok(Principal::of_user(user, grants, method))
+        }
+        Err(KeyRefusal::Unknown) if method == AuthMethod::Basic => {
+            Err(BearerError::invalid_token(BASIC_HELP))
+        }
+        Err(r) => Err(BearerError::invalid_token(r.describe())),
+    }
+}

@@ -1,0 +1,245 @@
+//! The token endpoint's `refresh_token` grant (RFC 6749 §6, DESIGN.md §2): the 4 h / 3 h
+//! re-issue rule, and rotation with a lost-response grace (RFC 9700 §4.14.2). The issuance
+//! here is shared with the `authorization_code` grant's later refreshes.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::minter::Minter;
+use crate::clock::Timestamp;
+use crate::credential::{self, Digest, Minted};
+use crate::model::{AccessTokenRecord, Application, OrgId, UserId};
+use crate::oauth::scope::{granted_scopes, narrow_scope};
+use crate::oauth::{ErrorCode, OAuthError, TokenResponse};
+use crate::permissions::GrantSet;
+use crate::settings::{ReissuePolicy, Settings};
+use crate::store::{NewAudit, RefreshOutcome, RefreshTokenRecord, Reissue, Store};
+
+/// The re-issue rule of DESIGN.md §2: a new token only once the newest has been valid for
+/// `reissue_after` (or has expired); before that, the same token (`reuse`) or a refusal
+/// until the window ends (`reject`).
+pub fn reissue_rule(
+    newest: Option<&AccessTokenRecord>,
+    now: Timestamp,
+    settings: &Settings,
+) -> Reissue {
+    let Some(t) = newest else {
+        return Reissue::Issue;
+    };
+    let window_ends = t.issued_at.plus(settings.tokens.reissue_after);
+    if now >= window_ends || now >= t.expires_at {
+        return Reissue::Issue;
+    }
+    match settings.tokens.reissue_policy {
+        ReissuePolicy::Reuse => Reissue::Reuse,
+        ReissuePolicy::Reject => Reissue::Reject {
+            retry_at: window_ends,
+        },
+    }
+}
+
+/// Whether a rotated refresh token presented again at `now` is still inside the grace for a
+/// lost response (`tokens.rotation_grace`); after it, the reuse revokes the family.
+pub fn within_rotation_grace(rotated_at: Timestamp, now: Timestamp, settings: &Settings) -> bool {
+    now < rotated_at.plus(settings.tokens.rotation_grace)
+}
+
+/// `grant_type=refresh_token` for an authenticated client.
+pub(crate) async fn refresh(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    app: &Application,
+    refresh_token: &SecretString,
+    scope: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = refresh_token.expose_secret();
+    if let Some(shape) = credential::shape(presented) {
+        if shape.pod != settings.pod_id {
+            return Err(OAuthError::invalid_grant(format!(
+                "this refresh token belongs to pod {}; send it to that pod's API host",
+                shape.pod
+            )));
+        }
+    }
+    let Some(rt) = store.refresh_token(&Digest::of(presented)).await? else {
+        refused(store, now, app, "unknown or revoked refresh token").await?;
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is unknown or its account access was deleted",
+        ));
+    };
+    if rt.access.app_id != app.id {
+        refused(store, now, app, "refresh token of another application").await?;
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was not issued to this client",
+        ));
+    }
+    let granted = granted_scopes(store, app, rt.access.user_id)
+        .await?
+        .intersect(rt.access.scopes)
+        .intersect(rt.scopes);
+    let scopes = narrow_scope(granted, scope)?;
+    if app.rotate_refresh_tokens {
+        return rotate(store, now, settings, app, presented, &rt, scopes).await;
+    }
+    let issue = Issue::of(&rt, rt.id, scopes, false);
+    issue_from_refresh(store, now, settings, app, presented, issue).await
+}
+
+/// Refresh under rotation (RFC 9700 §4.14.2): the token is exchanged for its successor. A
+/// rotated token presented again inside `tokens.rotation_grace` gets the same answer (the
+/// response was lost); later, it is taken as stolen and its whole family is revoked.
+async fn rotate(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    app: &Application,
+    presented: &str,
+    rt: &RefreshTokenRecord,
+    scopes: GrantSet,
+) -> Result<TokenResponse, OAuthError> {
+    let pod = &settings.pod_id;
+    let mut rotated_at = rt.rotated_at;
+    if rotated_at.is_none() {
+        let nonce = credential::nonce();
+        let next = credential::derive_refresh_token(pod, presented, &nonce);
+        match store
+            .rotate_refresh_token(rt.id, next.digest, nonce.to_vec(), now)
+            .await?
+        {
+            Some(id) => {
+                let value = next.value.expose_secret().to_string();
+                let issue = Issue::of(rt, id, scopes, false);
+                return issue_from_refresh(store, now, settings, app, &value, issue).await;
+            }
+            // Rotated by a concurrent request a moment ago.
+            None => rotated_at = Some(now),
+        }
+    }
+    if rotated_at.is_some_and(|t| within_rotation_grace(t, now, settings)) {
+        if let Some((id, nonce)) = store.refresh_successor(rt.id).await? {
+            let next = credential::derive_refresh_token(pod, presented, &nonce);
+            let value = next.value.expose_secret().to_string();
+            let issue = Issue::of(rt, id, scopes, true);
+            return issue_from_refresh(store, now, settings, app, &value, issue).await;
+        }
+    }
+    let target = format!("application:{}", app.client_id);
+    let reason = "rotated refresh token reused; its family was revoked";
+    let audit = NewAudit::auth_failed(rt.access.org_id, now, &app.client_id, target, reason);
+    store
+        .revoke_refresh_family(rt.family_id, now, audit)
+        .await?;
+    Err(OAuthError::invalid_grant(
+        "this refresh token was already used; as a precaution every token issued from it has been revoked: authorize again",
+    ))
+}
+
+/// What [`issue_from_refresh`] issues under.
+struct Issue {
+    refresh_id: i64,
+    org: OrgId,
+    scopes: GrantSet,
+    /// The resource owner (the JWT `sub`).
+    user: UserId,
+    /// Answering a replay of a lost response: hand back the newest token whatever the policy.
+    replay: bool,
+}
+
+impl Issue {
+    fn of(rt: &RefreshTokenRecord, refresh_id: i64, scopes: GrantSet, replay: bool) -> Issue {
+        Issue {
+            refresh_id,
+            org: rt.access.org_id,
+            scopes,
+            user: rt.access.user_id,
+            replay,
+        }
+    }
+}
+
+/// Issues (or, inside the re-issue window, returns again) the access token derived from a
+/// refresh token, and answers with both (DESIGN.md §2).
+async fn issue_from_refresh(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    app: &Application,
+    refresh_token: &str,
+    issue: Issue,
+) -> Result<TokenResponse, OAuthError> {
+    let minter = Minter::new(store, now, settings, app, refresh_token, issue.user).await?;
+    let (fresh_value, fresh) = minter.fresh(now, issue.scopes)?;
+    let audit = NewAudit::new(
+        Some(issue.org),
+        now,
+        app.client_id.clone(),
+        "access_token.issued",
+        format!("application:{}", app.client_id),
+    )
+    .with_detail(
+        serde_json::json!({"grant_type": "refresh_token", "scope": issue.scopes.to_scope()}),
+    );
+    let decide = |newest: Option<&AccessTokenRecord>| match newest {
+        Some(_) if issue.replay => Reissue::Reuse,
+        _ => reissue_rule(newest, now, settings),
+    };
+    let outcome = store
+        .refresh_access_token(issue.refresh_id, &decide, fresh, audit)
+        .await?;
+    let (record, value) = issued_token(&minter, now, outcome, fresh_value)?;
+    Ok(TokenResponse {
+        access_token: value,
+        refresh_token: Some(refresh_token.to_string().into()),
+        expires_in: now.whole_seconds_until(record.expires_at),
+        scope: record.scopes.to_scope(),
+        deprecated: false,
+    })
+}
+
+/// The token a refresh answers with: the fresh one, or the newest one made again; a
+/// `reject` inside the window is `slow_down` with the seconds to wait.
+fn issued_token(
+    minter: &Minter<'_>,
+    now: Timestamp,
+    outcome: RefreshOutcome,
+    fresh: Minted,
+) -> Result<(AccessTokenRecord, SecretString), OAuthError> {
+    match outcome {
+        RefreshOutcome::Issued(r) => Ok((r, fresh.value)),
+        RefreshOutcome::Reused(r) => {
+            let again = minter.make(
+                &r.nonce,
+                r.kid.as_deref(),
+                r.scopes,
+                r.issued_at,
+                r.expires_at,
+            )?;
+            Ok((r, again.value))
+        }
+        RefreshOutcome::Rejected { retry_at } => {
+            let wait = now.seconds_until_ceil(retry_at);
+            let mut e = OAuthError::new(
+                ErrorCode::SlowDown,
+                format!(
+                    "a new access token can be issued from {} (in {wait} s); keep using the current one until then",
+                    retry_at.to_rfc3339()
+                ),
+            );
+            e.retry_after = Some(wait);
+            Err(e)
+        }
+        RefreshOutcome::Revoked => Err(OAuthError::invalid_grant("the account access was deleted")),
+    }
+}
+
+/// Records a refused refresh by an authenticated client.
+async fn refused(
+    store: &dyn Store,
+    now: Timestamp,
+    app: &Application,
+    reason: &str,
+) -> Result<(), OAuthError> {
+    let target = format!("application:{}", app.client_id);
+    let audit = NewAudit::auth_failed(app.org_id, now, &app.client_id, target, reason);
+    Ok(store.record_audit(audit).await?)
+}

@@ -1,0 +1,29 @@
+//! Authorization-server metadata (RFC 8414): exactly what this server supports.
+
+use serde_json::{json, Value};
+
+use crate::permissions::{Grant, GrantSet};
+use crate::settings::Settings;
+
+/// RFC 8414 metadata: exactly what this server supports.
+pub fn metadata(settings: &Settings) -> Value {
+    let base = settings.public_url.trim_end_matches('/');
+    let scopes: Vec<&str> = GrantSet::all().iter().map(Grant::name).collect();
+    json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/oauth/authorize"),
+        "token_endpoint": format!("{base}/oauth/token"),
+        "introspection_endpoint": format!("{base}/oauth/introspect"),
+        "revocation_endpoint": format!("{base}/oauth/revoke"),
+        "jwks_uri": format!("{base}/oauth/jwks"),
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "service_documentation": format!("{base}/docs/api-keys"),
+    })
+}

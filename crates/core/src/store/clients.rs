@@ -1,0 +1,50 @@
+//! Applications (OAuth clients) and their client secrets.
+
+use async_trait::async_trait;
+
+use super::{NewAudit, Result};
+use crate::clock::Timestamp;
+use crate::credential::Digest;
+use crate::model::{AppId, Application, OrgId, TokenFormat};
+use crate::permissions::GrantSet;
+
+/// An application to register.
+#[derive(Clone, Debug)]
+pub struct NewApplication {
+    pub org_id: OrgId,
+    pub client_id: String,
+    pub name: String,
+    pub description: String,
+    pub scopes: GrantSet,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub rotate_refresh_tokens: bool,
+    pub token_format: TokenFormat,
+    pub created_at: Timestamp,
+}
+
+/// Applications and their secrets.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Registers an application with its first client secret (absent for public clients).
+    /// `Conflict("application")` if the org already has an application of that name.
+    async fn create_application(
+        &self,
+        app: NewApplication,
+        secret: Option<Digest>,
+        audit: NewAudit,
+    ) -> Result<Application>;
+    async fn application_by_client_id(&self, client_id: &str) -> Result<Option<Application>>;
+    /// Adds a new client secret and makes every older one expire at `old_expires_at` (or
+    /// earlier, if it already expired sooner).
+    async fn rotate_client_secret(
+        &self,
+        app: AppId,
+        secret: Digest,
+        now: Timestamp,
+        old_expires_at: Timestamp,
+        audit: NewAudit,
+    ) -> Result<()>;
+    /// The digests of the client secrets valid at `now`.
+    async fn client_secrets(&self, app: AppId, now: Timestamp) -> Result<Vec<Digest>>;
+}

@@ -1,0 +1,54 @@
+//! Organizations and their users (UI users and API users), with disabling and deletion.
+
+use async_trait::async_trait;
+
+use super::{NewAudit, Result};
+use crate::clock::Timestamp;
+use crate::model::{Org, OrgId, Role, User, UserId, UserKind};
+use crate::permissions::GrantSet;
+
+/// A user to create.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub kind: UserKind,
+    pub role: Role,
+    pub grants: GrantSet,
+    /// argon2id PHC string; UI users only.
+    pub password_hash: Option<String>,
+    /// API users only.
+    pub key_id: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// Organizations and users.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// Creates an org and its principal org admin in one transaction.
+    /// `Conflict("organization")` if the name is taken.
+    async fn create_org(&self, name: &str, admin: NewUser, audit: NewAudit) -> Result<(Org, User)>;
+    async fn org_by_name(&self, name: &str) -> Result<Option<Org>>;
+    async fn count_orgs(&self) -> Result<i64>;
+    /// `Conflict("user")` if the username is taken in the org.
+    async fn create_user(&self, org: OrgId, user: NewUser, audit: NewAudit) -> Result<User>;
+    async fn user_by_username(&self, org: OrgId, username: &str) -> Result<Option<User>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
+    /// The argon2id PHC string of a UI user's password.
+    async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
+    /// The principal org admin of `org`.
+    async fn principal_admin(&self, org: OrgId) -> Result<Option<User>>;
+    /// Replaces the user's grants. `NotFound("user")` if gone.
+    async fn set_user_grants(&self, user: UserId, grants: GrantSet, audit: NewAudit) -> Result<()>;
+    /// Disables (`true`) or re-enables a user; a disabled user's credentials stop at once.
+    /// `NotFound("user")` if gone.
+    async fn set_user_disabled(
+        &self,
+        user: UserId,
+        disabled: bool,
+        at: Timestamp,
+        audit: NewAudit,
+    ) -> Result<()>;
+    /// Deletes a user with its keys, account accesses and tokens. `NotFound("user")` if gone.
+    async fn delete_user(&self, user: UserId, audit: NewAudit) -> Result<()>;
+}

@@ -1,0 +1,15 @@
+//! Errors of the storage layer, in domain words.
+
+/// What a storage contract ([`crate::store`]) can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (the name says which thing already exists).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// A referenced row does not exist (or is not visible to the caller's org).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The database failed; the text is for logs, never for clients.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}

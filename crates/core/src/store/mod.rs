@@ -1,0 +1,62 @@
+//! The storage contracts, in domain words: one narrow trait per concern, each with its
+//! contract written on it. `grantry-store` implements them for SQLite and PostgreSQL; its
+//! conformance suite holds both backends to what is written here.
+//!
+//! [`Store`] is the supertrait of them all. A function that takes `&dyn TokenStore` may touch
+//! tokens and nothing else; a flow that spans several concerns takes `&dyn Store`, which
+//! coerces to any of them.
+//!
+//! Every mutation that an admin or a credential event causes takes the [`NewAudit`] that
+//! records it and writes both in one transaction: nothing is acknowledged without its record.
+
+use async_trait::async_trait;
+
+mod account_access;
+mod api_keys;
+pub mod audit;
+mod clients;
+mod data;
+mod directory;
+pub mod error;
+mod events;
+mod sessions;
+mod signing_keys;
+mod tokens;
+
+pub use account_access::{AccessSummary, AccountAccessStore, Consent, NewAuthCode, Redemption};
+pub use api_keys::{ApiKeyStore, DeletedKey};
+pub use audit::{AuditEvent, AuditStore, NewAudit};
+pub use clients::{ClientStore, NewApplication};
+pub use data::{ContactKey, DataStore};
+pub use directory::{DirectoryStore, NewUser};
+pub use error::StoreError;
+pub use events::EventStore;
+pub use sessions::SessionStore;
+pub use signing_keys::{SigningKey, SigningKeyStore};
+pub use tokens::{
+    BearerRecord, DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue,
+    TokenRefusal, TokenStore,
+};
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Persistent state of grantry: every storage contract, and a liveness probe.
+#[async_trait]
+pub trait Store:
+    DirectoryStore
+    + SessionStore
+    + ClientStore
+    + AccountAccessStore
+    + TokenStore
+    + ApiKeyStore
+    + DataStore
+    + EventStore
+    + AuditStore
+    + SigningKeyStore
+    + Send
+    + Sync
+    + 'static
+{
+    /// Cheap liveness probe of the database.
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,93 @@
+//! RFC 6750 §3: the status and `WWW-Authenticate` challenge of a refused protected request,
+//! shared by the REST API, the XML API and the Event API.
+
+use axum::http::StatusCode;
+
+use grantry_core::gate::{BearerError, BearerErrorCode};
+
+/// The realm named in `WWW-Authenticate` challenges.
+pub const REALM: &str = "grantry";
+
+/// RFC 6750 §3.1: no or a bad credential is 401, a malformed request 400, a missing grant
+/// 403; a storage failure is the server's.
+pub fn status(e: &BearerError) -> StatusCode {
+    match e.code {
+        None | Some(BearerErrorCode::InvalidToken) => StatusCode::UNAUTHORIZED,
+        Some(BearerErrorCode::InvalidRequest) => StatusCode::BAD_REQUEST,
+        Some(BearerErrorCode::InsufficientScope) => StatusCode::FORBIDDEN,
+        Some(BearerErrorCode::ServerError) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A quoted-string parameter value limited to what RFC 6750 §3 allows in
+/// `error_description` (printable ASCII without `"` and `\`).
+fn param(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if (' '..='~').contains(&c) => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// The RFC 6750 §3 challenge for a refused protected request.
+pub fn challenge(e: &BearerError) -> String {
+    let mut c = format!("Bearer realm=\"{REALM}\"");
+    if let Some(code) = e.code {
+        c.push_str(&format!(
+            ", error=\"{}\", error_description=\"{}\"",
+            code.as_str(),
+            param(&e.description)
+        ));
+    }
+    if let Some(g) = e.scope {
+        c.push_str(&format!(", scope=\"{}\"", g.name()));
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grantry_core::Grant;
+
+    fn bearer(code: Option<BearerErrorCode>) -> BearerError {
+        BearerError {
+            code,
+            description: "why \"not\"\n".into(),
+            scope: None,
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn statuses_follow_rfc6750() {
+        assert_eq!(status(&bearer(None)), StatusCode::UNAUTHORIZED);
+        let cases = [
+            (BearerErrorCode::InvalidToken, StatusCode::UNAUTHORIZED),
+            (BearerErrorCode::InvalidRequest, StatusCode::BAD_REQUEST),
+            (BearerErrorCode::InsufficientScope, StatusCode::FORBIDDEN),
+            (
+                BearerErrorCode::ServerError,
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (code, want) in cases {
+            assert_eq!(status(&bearer(Some(code))), want, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn challenges_carry_code_description_and_scope() {
+        assert_eq!(challenge(&bearer(None)), "Bearer realm=\"grantry\"");
+        assert_eq!(
+            challenge(&bearer(Some(BearerErrorCode::InvalidToken))),
+            "Bearer realm=\"grantry\", error=\"invalid_token\", error_description=\"why 'not'?\""
+        );
+        assert!(
+            challenge(&BearerError::insufficient_scope(Grant::ListsRead))
+                .ends_with(", scope=\"lists:read\"")
+        );
+    }
+}

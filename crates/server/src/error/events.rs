@@ -1,0 +1,81 @@
+//! Event API failures: `{"code", "description"}` (seed 002), with the RFC 6750 challenge
+//! when a credential was refused.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use grantry_core::platform::events::{EventError, EventErrorKind};
+
+use super::log_cause;
+
+pub fn status(kind: EventErrorKind) -> StatusCode {
+    match kind {
+        EventErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        EventErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        EventErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        EventErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        EventErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        EventErrorKind::Server => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+pub(super) fn response(e: EventError, challenge: Option<String>) -> Response {
+    let status = status(e.kind);
+    log_cause(status, &e.cause);
+    let body = json!({"code": e.code, "description": e.description});
+    let mut resp = (status, Json(body)).into_response();
+    if let Some(ch) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, ch);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grantry_core::gate::{BearerError, BearerErrorCode};
+    use grantry_core::platform::events::code;
+    use grantry_core::Grant;
+
+    #[test]
+    fn refused_credentials_keep_their_rfc6750_status() {
+        let e = |c| {
+            EventError::from(&BearerError {
+                code: c,
+                description: "d".into(),
+                scope: None,
+                cause: None,
+            })
+        };
+        let none = e(None);
+        assert_eq!(
+            (none.code, status(none.kind)),
+            (code::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+        );
+        let malformed = e(Some(BearerErrorCode::InvalidRequest));
+        assert_eq!(
+            (malformed.code, status(malformed.kind)),
+            (code::UNAUTHORIZED, StatusCode::BAD_REQUEST)
+        );
+        let server = e(Some(BearerErrorCode::ServerError));
+        assert_eq!(
+            (server.code, status(server.kind)),
+            (code::SERVER_ERROR, StatusCode::INTERNAL_SERVER_ERROR)
+        );
+        let scope = EventError::from(&BearerError::insufficient_scope(Grant::EventsWrite));
+        assert_eq!(
+            (scope.code, status(scope.kind)),
+            (code::FORBIDDEN, StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            status(EventError::too_large().kind),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status(EventError::bad(code::INVALID_JSON, "x").kind),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

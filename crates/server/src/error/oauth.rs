@@ -1,0 +1,98 @@
+//! The token endpoint family's errors (RFC 6749 §5.2) and the authorization endpoint's
+//! (RFC 6749 §4.1.2.1: rendered to the user, or redirected to the client).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use grantry_core::oauth::authorize::{self, AuthorizeError};
+use grantry_core::oauth::{ErrorCode, OAuthError};
+
+use super::log_cause;
+use crate::pages;
+use crate::respond::no_store;
+
+/// RFC 6749 §5.2: 400, except a refused client (401), `slow_down` under the `reject`
+/// re-issue policy (429) and the server's own failures.
+pub fn status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+        ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `{"error", "error_description"}`, never cached; a client refused after trying HTTP Basic
+/// is challenged for it; `slow_down` says when to come back.
+pub(super) fn response(e: OAuthError) -> Response {
+    let status = status(e.code);
+    log_cause(status, &e.cause);
+    let body = json!({"error": e.code.as_str(), "error_description": e.description});
+    let mut resp = (status, Json(body)).into_response();
+    no_store(&mut resp);
+    let h = resp.headers_mut();
+    if e.basic_challenge && status == StatusCode::UNAUTHORIZED {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"grantry\", charset=\"UTF-8\""),
+        );
+    }
+    if let Some(secs) = e.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// Rendered when the client or its redirect URI cannot be trusted; otherwise sent back to
+/// the client on its redirect URI.
+pub(super) fn authorize_response(e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Render { description } => {
+            pages::error(StatusCode::BAD_REQUEST, &description)
+        }
+        AuthorizeError::Redirect {
+            redirect_uri,
+            error,
+            description,
+            state,
+        } => pages::see_other(&authorize::error_redirect(
+            &redirect_uri,
+            error,
+            &description,
+            state.as_deref(),
+        )),
+        AuthorizeError::Server(cause) => {
+            tracing::error!(%cause, "authorization request failed");
+            pages::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not complete the request; try again.",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_rfc6749_section_5_2() {
+        assert_eq!(status(ErrorCode::InvalidClient), StatusCode::UNAUTHORIZED);
+        assert_eq!(status(ErrorCode::SlowDown), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            status(ErrorCode::ServerError),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        for c in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::InvalidGrant,
+            ErrorCode::UnauthorizedClient,
+            ErrorCode::UnsupportedGrantType,
+            ErrorCode::InvalidScope,
+        ] {
+            assert_eq!(status(c), StatusCode::BAD_REQUEST, "{c:?}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! XML API failures: a `Fault` envelope (DESIGN.md §4), with the RFC 6750 challenge when a
+//! credential was refused.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+
+use grantry_core::platform::xmlapi::{Fault, FaultKind};
+
+use super::log_cause;
+use crate::respond::xml_response;
+
+/// Business faults are HTTP 200, as in the original product.
+pub fn status(kind: FaultKind) -> StatusCode {
+    match kind {
+        FaultKind::Business => StatusCode::OK,
+        FaultKind::BadRequest => StatusCode::BAD_REQUEST,
+        FaultKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        FaultKind::Forbidden => StatusCode::FORBIDDEN,
+        FaultKind::Server => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+pub(super) fn response(f: Fault, challenge: Option<String>) -> Response {
+    let status = status(f.kind);
+    log_cause(status, &f.cause);
+    let mut resp = xml_response(f.render());
+    *resp.status_mut() = status;
+    if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grantry_core::gate::{BearerError, BearerErrorCode};
+    use grantry_core::platform::data::DataError;
+    use grantry_core::{Grant, StoreError};
+
+    fn bearer(code: Option<BearerErrorCode>) -> Fault {
+        Fault::from_bearer(&BearerError {
+            code,
+            description: "why".into(),
+            scope: None,
+            cause: None,
+        })
+    }
+
+    #[test]
+    fn refused_credentials_answer_with_rfc6750_statuses() {
+        assert_eq!(status(bearer(None).kind), StatusCode::UNAUTHORIZED);
+        let invalid = bearer(Some(BearerErrorCode::InvalidToken));
+        assert_eq!(
+            (invalid.errorid, status(invalid.kind)),
+            (145, StatusCode::UNAUTHORIZED)
+        );
+        let malformed = bearer(Some(BearerErrorCode::InvalidRequest));
+        assert_eq!(
+            (malformed.errorid, status(malformed.kind)),
+            (145, StatusCode::BAD_REQUEST)
+        );
+        let scope = Fault::from_bearer(&BearerError::insufficient_scope(Grant::ListsRead));
+        assert_eq!(
+            (scope.errorid, status(scope.kind)),
+            (146, StatusCode::FORBIDDEN)
+        );
+        let server = bearer(Some(BearerErrorCode::ServerError));
+        assert_eq!(
+            (server.errorid, status(server.kind)),
+            (50, StatusCode::INTERNAL_SERVER_ERROR)
+        );
+    }
+
+    #[test]
+    fn business_faults_are_200_and_bad_input_400() {
+        for e in [
+            DataError::NotFound("contact"),
+            DataError::NotFound("database"),
+            DataError::Conflict("the contact already exists".into()),
+        ] {
+            assert_eq!(status(Fault::from(e).kind), StatusCode::OK);
+        }
+        let invalid = Fault::from(DataError::Invalid {
+            field: Some("email"),
+            message: "bad".into(),
+        });
+        assert_eq!(
+            (invalid.errorid, status(invalid.kind)),
+            (126, StatusCode::BAD_REQUEST)
+        );
+        let store = Fault::from(DataError::Store(StoreError::Backend("x".into())));
+        assert_eq!(status(store.kind), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status(Fault::invalid_xml("x").kind),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

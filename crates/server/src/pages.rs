@@ -1,0 +1,72 @@
+//! The HTML pages (askama templates in `templates/`), and the security headers every page
+//! route answers with.
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub app_name: &'a str,
+    pub query: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub app_name: &'a str,
+    pub app_description: &'a str,
+    pub username: &'a str,
+    pub grants: Vec<String>,
+    pub query: &'a str,
+    pub csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    message: &'a str,
+}
+
+/// A rendered page with `status`.
+pub fn page(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "page rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
+        }
+    }
+}
+
+/// The error page, telling the user what happened.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    page(status, &ErrorPage { message })
+}
+
+/// A 303 to `location`.
+pub fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => (StatusCode::BAD_REQUEST, "invalid redirect").into_response(),
+    }
+}
+
+/// Pages are never cached, framed or given a referrer, and load nothing from elsewhere:
+/// `routes` with those headers on every answer.
+pub fn with_security_headers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    let set =
+        |name, value| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
+    routes
+        .layer(set(header::CACHE_CONTROL, "no-store"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ))
+        .layer(set(header::REFERRER_POLICY, "no-referrer"))
+}
