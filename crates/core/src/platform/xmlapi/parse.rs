@@ -90,76 +90,107 @@ fn read_tree(text: &str) -> Result<Element, Fault> {
     config.check_comments = true;
     config.expand_empty_elements = false;
 
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut elements = 0usize;
-    let mut declared = false;
+    let mut tree = Tree::default();
     loop {
         let event = reader
             .read_event()
             .map_err(|e| Fault::invalid_xml(format!("not well-formed ({e})")))?;
         match event {
             Event::DocType(_) => return Err(Fault::invalid_xml("DTDs are not accepted")),
-            // Lenient like the original product: white space or a comment may precede it.
-            Event::Decl(_) if !declared && stack.is_empty() && root.is_none() => declared = true,
-            Event::Decl(_) => {
-                return Err(Fault::invalid_xml("misplaced XML declaration"));
-            }
+            Event::Decl(_) => tree.declaration()?,
             Event::PI(_) | Event::Comment(_) => {}
-            Event::Start(_) | Event::Empty(_) if stack.is_empty() && root.is_some() => {
-                return Err(Fault::invalid_xml("more than one root element"));
-            }
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                elements += 1;
-                check_limits(elements, stack.len() + 1)?;
-                let el = Element {
-                    name: open_tag(e)?,
-                    ..Element::default()
-                };
-                if matches!(event, Event::Start(_)) {
-                    stack.push(el);
-                } else {
-                    close(&mut stack, &mut root, el);
-                }
-            }
-            Event::End(_) => {
-                let Some(el) = stack.pop() else {
-                    return Err(Fault::invalid_xml("an end tag has no start tag"));
-                };
-                close(&mut stack, &mut root, el);
-            }
-            Event::Text(t) => {
-                let decoded = unescape(utf8(&t)?)?;
-                match stack.last_mut() {
-                    Some(el) => el.text.push_str(&decoded),
-                    None if decoded.trim_matches(is_xml_space).is_empty() => {}
-                    None => return Err(Fault::invalid_xml("text outside the root element")),
-                }
-            }
-            Event::CData(c) => {
-                let raw = utf8(&c)?;
-                match stack.last_mut() {
-                    Some(el) => el.text.push_str(raw),
-                    None => return Err(Fault::invalid_xml("CDATA outside the root element")),
-                }
-            }
-            Event::Eof => break,
+            Event::Start(ref e) => tree.start(e, true)?,
+            Event::Empty(ref e) => tree.start(e, false)?,
+            Event::End(_) => tree.end()?,
+            Event::Text(t) => tree.text(&unescape(utf8(&t)?)?)?,
+            Event::CData(c) => tree.cdata(utf8(&c)?)?,
+            Event::Eof => return tree.finish(),
         }
     }
-    if let Some(open) = stack.last() {
-        return Err(Fault::invalid_xml(format!(
-            "the document ends before </{}>",
-            open.name
-        )));
-    }
-    root.ok_or_else(|| Fault::invalid_xml("there is no root element"))
 }
 
-/// Attaches a finished element to its parent, or makes it the root.
-fn close(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(el),
-        None => *root = Some(el),
+/// The document read so far: the open elements, innermost last, and the finished root.
+#[derive(Default)]
+struct Tree {
+    stack: Vec<Element>,
+    root: Option<Element>,
+    elements: usize,
+    declared: bool,
+}
+
+impl Tree {
+    /// Lenient like the original product: white space or a comment may precede the one
+    /// declaration.
+    fn declaration(&mut self) -> Result<(), Fault> {
+        if self.declared || !self.stack.is_empty() || self.root.is_some() {
+            return Err(Fault::invalid_xml("misplaced XML declaration"));
+        }
+        self.declared = true;
+        Ok(())
+    }
+
+    /// An element opens (`open`) or is empty and closes at once.
+    fn start(&mut self, e: &BytesStart<'_>, open: bool) -> Result<(), Fault> {
+        if self.stack.is_empty() && self.root.is_some() {
+            return Err(Fault::invalid_xml("more than one root element"));
+        }
+        self.elements += 1;
+        check_limits(self.elements, self.stack.len() + 1)?;
+        let el = Element {
+            name: open_tag(e)?,
+            ..Element::default()
+        };
+        if open {
+            self.stack.push(el);
+        } else {
+            self.close(el);
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), Fault> {
+        let Some(el) = self.stack.pop() else {
+            return Err(Fault::invalid_xml("an end tag has no start tag"));
+        };
+        self.close(el);
+        Ok(())
+    }
+
+    /// Attaches a finished element to its parent, or makes it the root.
+    fn close(&mut self, el: Element) {
+        match self.stack.last_mut() {
+            Some(parent) => parent.children.push(el),
+            None => self.root = Some(el),
+        }
+    }
+
+    /// Character data, entities decoded; only white space may stand outside the root.
+    fn text(&mut self, decoded: &str) -> Result<(), Fault> {
+        match self.stack.last_mut() {
+            Some(el) => el.text.push_str(decoded),
+            None if decoded.trim_matches(is_xml_space).is_empty() => {}
+            None => return Err(Fault::invalid_xml("text outside the root element")),
+        }
+        Ok(())
+    }
+
+    fn cdata(&mut self, raw: &str) -> Result<(), Fault> {
+        match self.stack.last_mut() {
+            Some(el) => el.text.push_str(raw),
+            None => return Err(Fault::invalid_xml("CDATA outside the root element")),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Element, Fault> {
+        if let Some(open) = self.stack.last() {
+            return Err(Fault::invalid_xml(format!(
+                "the document ends before </{}>",
+                open.name
+            )));
+        }
+        self.root
+            .ok_or_else(|| Fault::invalid_xml("there is no root element"))
     }
 }
 

@@ -1,0 +1,10 @@
+//! The protocol rules on their own: crafted inputs in, decisions out, at a fixed instant,
+//! with no server and no database (one file per rule).
+
+mod fixtures;
+
+mod api_keys;
+mod pkce;
+mod redirect_uri;
+mod reissue;
+mod rotation;
