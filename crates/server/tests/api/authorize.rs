@@ -411,6 +411,31 @@ both!(
         )
         .await;
         assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+        assert!(v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"));
+        // The code is spent: even the right verifier cannot redeem it now.
+        let (s, v) = redeem(
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CB),
+                ("code_verifier", VERIFIER),
+                ("client_id", &id),
+            ],
+        )
+        .await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+        assert!(
+            v["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("already used"),
+            "{v}"
+        );
+        assert!(v.get("access_token").is_none());
         let loc = consent(&app, &std_query(&id), "alice", "allow").await;
         let code = param(&loc, "code").unwrap();
         let (s, v) = redeem(

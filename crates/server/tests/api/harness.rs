@@ -78,6 +78,16 @@ impl TestApp {
         }
     }
 
+    /// A second server on the same database and clock, minting credentials for `pod_id`, as
+    /// another pod's deployment would.
+    pub async fn other_pod(&self, pod_id: &str) -> TestApp {
+        let settings = Settings {
+            pod_id: pod_id.into(),
+            ..self.settings.clone()
+        };
+        start_with_clock(self.store.clone(), settings, self.clock.clone()).await
+    }
+
     pub fn advance(&self, d: Duration) {
         self.clock.advance(d);
     }
@@ -284,13 +294,23 @@ impl TestApp {
     }
 
     pub async fn xml(&self, token: Option<&str>, body: &str) -> (u16, String, Option<String>) {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        self.xml_with(authorization.as_deref(), body).await
+    }
+
+    /// `POST /XMLAPI` with a raw `Authorization` header: status, body and challenge.
+    pub async fn xml_with(
+        &self,
+        authorization: Option<&str>,
+        body: &str,
+    ) -> (u16, String, Option<String>) {
         let mut req = self
             .http
             .post(self.url("/XMLAPI"))
             .header("content-type", "text/xml;charset=utf-8")
             .body(body.to_string());
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
         }
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
@@ -333,7 +353,14 @@ fn test_settings(policy: ReissuePolicy) -> Settings {
 }
 
 async fn start(store: Arc<dyn Store>, settings: Settings) -> TestApp {
-    let clock = Arc::new(ManualClock::new(START));
+    start_with_clock(store, settings, Arc::new(ManualClock::new(START))).await
+}
+
+async fn start_with_clock(
+    store: Arc<dyn Store>,
+    settings: Settings,
+    clock: Arc<ManualClock>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = AppState::new(store.clone(), clock.clone(), settings.clone());

@@ -138,7 +138,24 @@ both!(
 
         // A new key fills the free slot 2.
         assert_eq!(app.key("acme", "bot").await.slot, 2);
-        assert!(apikey::delete(&app.cx(), "acme", "bot", 3).await.is_err());
+        match apikey::delete(&app.cx(), "acme", "bot", 3).await {
+            Err(admin::AdminError::Invalid(m)) => assert_eq!(m, "the slot is 1 or 2"),
+            other => panic!("slot 3: {:?}", other.map(|d| d.deleted_slot)),
+        }
+        let bot = app.store.user_by_username(1, "bot").await.unwrap().unwrap();
+        let slots: Vec<_> = app
+            .store
+            .api_keys(bot.id, app.clock.now())
+            .await
+            .unwrap()
+            .iter()
+            .map(|k| k.slot)
+            .collect();
+        assert_eq!(
+            slots,
+            [Some(1), Some(2)],
+            "a refused delete changes nothing"
+        );
     }
 );
 
@@ -437,11 +454,19 @@ both!(
             .await
             .unwrap()
             .is_none());
-        assert!(
-            admin::set_disabled(&app.cx(), "acme", "admin", true)
-                .await
-                .is_err(),
-            "the principal admin stays"
-        );
+        match admin::set_disabled(&app.cx(), "acme", "admin", true).await {
+            Err(admin::AdminError::Invalid(m)) => assert_eq!(
+                m,
+                "admin is the principal org admin of acme and cannot be disabled"
+            ),
+            other => panic!("the principal admin stays: {:?}", other.map(|u| u.disabled)),
+        }
+        let principal = app
+            .store
+            .user_by_username(1, "admin")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!principal.disabled);
     }
 );

@@ -74,10 +74,19 @@ both!(
                 "{auth}: {body}"
             );
 
-            let (s, xml, ch) = app.xml(None, GET_LISTS).await;
-            assert_eq!(s, 401);
-            assert!(ch.is_some());
+            // The XML API refuses the same credential, in its own format.
+            let (s, xml, ch) = app.xml_with(Some(auth), GET_LISTS).await;
+            assert_eq!(s, 401, "{auth}: {xml}");
+            let ch = ch.unwrap();
+            assert!(
+                ch.starts_with("Bearer realm=\"grantry\", error=\"invalid_token\""),
+                "{auth}: {ch}"
+            );
             assert!(xml.contains("<errorid>145</errorid>"), "{xml}");
+            assert!(
+                xml.contains("<FaultString>Session expired or invalid: ") && xml.contains(expect),
+                "{auth}: {xml}"
+            );
         }
         let (s, xml, ch) = app
             .xml(
@@ -91,6 +100,53 @@ both!(
             xml.contains("<SUCCESS>false</SUCCESS>") && xml.contains("<errorid>145</errorid>"),
             "{xml}"
         );
+    }
+);
+
+both!(
+    credentials_of_another_pod_are_refused_everywhere,
+    |app: TestApp| async move {
+        // Real credentials, minted and stored by a deployment of pod eu-1 on the same data.
+        let eu = app.other_pod("eu-1").await;
+        let i = eu.integration("acme").await;
+        let key = eu.api_user("acme", "bot", "lists:read").await;
+        let at = eu.access_token(&i).await;
+        assert!(i.refresh_token.starts_with("grt_eu-1_") && at.starts_with("gat_eu-1_"));
+        assert_eq!(
+            eu.get_lists(&format!("Bearer {at}")).await,
+            200,
+            "valid on its own pod"
+        );
+
+        let named = |what: &str| {
+            assert!(what.contains("belongs to pod eu-1"), "{what}");
+        };
+        for auth in [format!("Bearer {at}"), format!("Bearer {}", key.bearer)] {
+            let (s, ch, body) = rest_raw(&app, Some(&auth)).await;
+            assert_eq!(s, 401, "{auth}");
+            assert!(ch.unwrap().contains("error=\"invalid_token\""));
+            named(body["meta"]["generalErrors"][0].as_str().unwrap());
+            let (s, xml, _) = app.xml_with(Some(&auth), GET_LISTS).await;
+            assert_eq!(s, 401);
+            assert!(xml.contains("<errorid>145</errorid>"));
+            named(&xml);
+        }
+        let r = app.refresh(&i).await;
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_grant");
+        named(v["error_description"].as_str().unwrap());
+        let r = app
+            .token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &key.key_id),
+                ("client_secret", &key.secret),
+            ])
+            .await;
+        assert_eq!(r.status(), 401);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_client");
+        named(v["error_description"].as_str().unwrap());
     }
 );
 
@@ -129,11 +185,16 @@ both!(
         assert_eq!(app.audit_count("acme", "account_access.deleted").await, 1);
 
         // Deleting again says there is nothing to delete; adding anew gives a new refresh token.
-        assert!(
-            admin::delete_account_access(&app.cx(), "acme", &i.client_id, "admin")
-                .await
-                .is_err()
-        );
+        match admin::delete_account_access(&app.cx(), "acme", &i.client_id, "admin").await {
+            Err(admin::AdminError::NotFound(m)) => assert_eq!(
+                m,
+                format!(
+                    "admin has no account access for application {}",
+                    i.client_id
+                )
+            ),
+            other => panic!("deleting twice: {other:?}"),
+        }
         let fresh = app.access("acme", &i.client_id, "admin").await;
         assert_ne!(fresh, i.refresh_token);
     }
@@ -165,10 +226,31 @@ both!(
         assert!(sent[0].body.contains(&cid));
 
         // Only org admins add account access, and only for UI users.
-        assert!(
-            admin::add_account_access(&app.cx(), &app.outbox, "acme", &cid, "admin", "worker")
-                .await
-                .is_err()
+        match admin::add_account_access(&app.cx(), &app.outbox, "acme", &cid, "admin", "worker")
+            .await
+        {
+            Err(admin::AdminError::Invalid(m)) => assert_eq!(
+                m,
+                "worker is not an org admin of acme; account access is added by an org admin"
+            ),
+            other => panic!("added by a user: {:?}", other.map(|a| a.access)),
+        }
+        app.api_user("acme", "bot", "lists:read").await;
+        match admin::add_account_access(&app.cx(), &app.outbox, "acme", &cid, "bot", "ops").await {
+            Err(admin::AdminError::Invalid(m)) => {
+                assert!(
+                    m.starts_with(
+                        "bot is an API user; API users call APIs with their own secret keys"
+                    ),
+                    "{m}"
+                )
+            }
+            other => panic!("added for an API user: {:?}", other.map(|a| a.access)),
+        }
+        assert_eq!(
+            app.outbox.0.lock().unwrap().len(),
+            1,
+            "no mail for refused access"
         );
     }
 );

@@ -394,25 +394,38 @@ both!(
 both!(
     basic_credentials_are_form_urlencoded,
     |app: TestApp| async move {
-        // RFC 6749 §2.3.1: the client id and secret are form-encoded before base64.
+        // RFC 6749 §2.3.1: the client id and secret are form-encoded before base64. A client
+        // may escape any character, so every byte escaped must still authenticate, and the
+        // plain form too (grantry's ids and secrets need no escaping).
         let i = app.integration("acme").await;
-        let raw = format!("{}:{}", i.client_id, i.client_secret);
-        let header = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        );
-        let r = app
-            .http
-            .post(app.url("/oauth/token"))
-            .header("authorization", header)
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &i.refresh_token),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        let escaped = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+        let forms = [
+            format!("{}:{}", i.client_id, i.client_secret),
+            format!("{}:{}", escaped(&i.client_id), escaped(&i.client_secret)),
+        ];
+        for raw in forms {
+            let header = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(&raw)
+            );
+            let r = app
+                .http
+                .post(app.url("/oauth/token"))
+                .header("authorization", header)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &i.refresh_token),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{raw}");
+            let v: Value = r.json().await.unwrap();
+            assert!(
+                v["access_token"].as_str().unwrap().starts_with("gat_"),
+                "{v}"
+            );
+        }
     }
 );
 

@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use grantry_core::credential::{self, Kind};
 use grantry_core::model::AccessTokenRecord;
+use grantry_core::oauth::grants::refresh_token::reissue_rule;
 use grantry_core::store::{RefreshOutcome, Reissue};
 
 use crate::harness::*;
@@ -123,24 +124,30 @@ conformance!(
 conformance!(
     reject_returns_retry_at_and_issues_nothing,
     |store| async move {
+        // The re-issue rule itself, under `reject`, decides on what the store shows it: the
+        // retry time comes from the stored token's own issue time.
+        let mut settings = grantry_core::Settings::default();
+        settings.tokens.reissue_policy = grantry_core::settings::ReissuePolicy::Reject;
         let g = granted(&*store).await;
-        let first = issue(&*store, &g, T0).await;
-        let at = T0.plus(HOUR);
-        let retry_at = T0.plus(3 * HOUR);
+        let first = issue(&*store, &g, T0.plus(HOUR)).await;
+        let at = T0.plus(2 * HOUR);
         let fresh = fresh_token(at);
         let outcome = store
             .refresh_access_token(
                 g.refresh_id,
-                &|newest: Option<&AccessTokenRecord>| {
-                    assert_eq!(newest.map(|t| t.id), Some(first.id));
-                    Reissue::Reject { retry_at }
-                },
+                &|newest: Option<&AccessTokenRecord>| reissue_rule(newest, at, &settings),
                 fresh.clone(),
                 audit(Some(g.org.id), at, "access_token.issued"),
             )
             .await
             .unwrap();
-        assert_eq!(outcome, RefreshOutcome::Rejected { retry_at });
+        assert_eq!(
+            outcome,
+            RefreshOutcome::Rejected {
+                retry_at: first.issued_at.plus(3 * HOUR)
+            }
+        );
+        assert_eq!(first.issued_at, T0.plus(HOUR));
         assert!(store.access_token(&fresh.digest).await.unwrap().is_none());
         assert_eq!(
             count_audit(&*store, g.org.id, "access_token.issued").await,
