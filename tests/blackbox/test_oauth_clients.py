@@ -1,4 +1,4 @@
-"""The standard OAuth 2.0 surface (DESIGN.md §5) driven by a real third-party client: Authlib.
+"""The standard OAuth 2.0 surface (docs/architecture.md, OAuth 2.0 surface) driven by a real third-party client: Authlib.
 
 Authlib's `OAuth2Session` plays the application (authorization URL with PKCE S256, token
 exchange, refresh, introspection, revocation); a plain `requests.Session` plays the user's

@@ -1,4 +1,4 @@
-// grantry's standard OAuth 2.0 surface (DESIGN.md §5) driven by openid-client v6, a real
+// grantry's standard OAuth 2.0 surface (docs/architecture.md, OAuth 2.0 surface) driven by openid-client v6, a real
 // third-party client: RFC 8414 discovery, the authorization-code flow with PKCE (S256),
 // refresh, introspection (RFC 7662) and revocation (RFC 7009).
 //

@@ -1,4 +1,4 @@
-//! Parsing XML API envelopes (DESIGN.md §4), the first step of every `/XMLAPI` request.
+//! Parsing XML API envelopes (docs/architecture.md, protected APIs), the first step of every `/XMLAPI` request.
 //!
 //! `cargo bench -p grantry-core --bench xmlapi`
 

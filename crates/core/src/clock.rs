@@ -27,7 +27,7 @@ impl Timestamp {
     }
 
     /// Whole seconds fully remaining until `until`, not counting the current partial second:
-    /// a token that lives exactly 4 h reports 14399 at the instant it is issued (seed 000).
+    /// a token that lives exactly 4 h reports 14399 at the instant it is issued.
     pub fn whole_seconds_until(self, until: Timestamp) -> u64 {
         let ms = until.0 - self.0;
         if ms <= 0 {

@@ -18,7 +18,7 @@
 //!   API), `xmlapi/` (the XML API's parser, operations and rendering).
 //! - [`gate`]: a protected request's credential resolved to one [`gate::Principal`], and
 //!   the RFC 6750 errors.
-//! - [`apikeys`]: API users' secret keys as credentials (seed 002).
+//! - [`apikeys`]: API users' secret keys as credentials.
 //! - [`sessions`]: signed-in browser sessions of UI users, and CSRF tokens.
 //! - [`admin`]: org-admin operations, one file per noun (orgs, users, applications, account
 //!   access, API keys, audit log).

@@ -29,7 +29,7 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, msg: Message) -> Result<(), String>;
 }
 
-/// The details of a new account access, for its notification (seed 000).
+/// The details of a new account access, for its notification.
 pub struct AccountAccessNotice<'a> {
     pub org: &'a str,
     pub application: &'a str,
@@ -41,8 +41,7 @@ pub struct AccountAccessNotice<'a> {
 }
 
 /// The message that carries a new refresh token to the admin who created the account access
-/// and to the principal org admin (seed 000: "it is emailed to the user who created the User
-/// Application access request, and to the Principle Org admin").
+/// and to the principal org admin.
 pub fn account_access_created(n: &AccountAccessNotice<'_>, to: Vec<(String, String)>) -> Message {
     let body = format!(
         "Account access was added in organization {org}.\r\n\

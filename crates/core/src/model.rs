@@ -1,4 +1,4 @@
-//! The domain records (DESIGN.md §1) as the store returns them.
+//! The domain records (docs/architecture.md, domain) as the store returns them.
 
 use crate::clock::Timestamp;
 use crate::permissions::GrantSet;
@@ -15,7 +15,7 @@ pub struct Org {
     pub created_at: Timestamp,
 }
 
-/// UI users work in the console; API users only call APIs (seed 002).
+/// UI users work in the console; API users only call APIs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserKind {
     Ui,
@@ -180,7 +180,7 @@ pub struct Contact {
     pub updated_at: Timestamp,
 }
 
-/// One of an API user's secret keys (seed 002). Live keys hold slot 1 or 2; a deleted key has
+/// One of an API user's secret keys. Live keys hold slot 1 or 2; a deleted key has
 /// no slot and keeps working until `stops_at`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKey {
@@ -199,7 +199,7 @@ impl ApiKey {
     }
 }
 
-/// A stored Event API event (seed 002).
+/// A stored Event API event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub transaction_id: String,

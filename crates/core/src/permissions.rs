@@ -1,4 +1,4 @@
-//! API grants (DESIGN.md §4): one name per protected API family, also used as OAuth scopes.
+//! API grants (docs/architecture.md, protected APIs): one name per protected API family, also used as OAuth scopes.
 
 use std::fmt;
 

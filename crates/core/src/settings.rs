@@ -12,7 +12,7 @@ pub enum ReissuePolicy {
     Reject,
 }
 
-/// Token lifetimes and rules (DESIGN.md §2).
+/// Token lifetimes and rules (docs/architecture.md, token rules).
 #[derive(Clone, Debug)]
 pub struct TokenSettings {
     pub access_ttl: Duration,
@@ -38,7 +38,7 @@ impl Default for TokenSettings {
     }
 }
 
-/// API secret key rules (DESIGN.md §3).
+/// API secret key rules (docs/architecture.md, ways to authenticate).
 #[derive(Clone, Debug)]
 pub struct ApiKeySettings {
     pub delete_grace: Duration,

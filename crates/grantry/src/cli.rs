@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md §6).
+//! The command line (docs/architecture.md, running it).
 
 use std::path::PathBuf;
 

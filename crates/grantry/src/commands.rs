@@ -1,5 +1,5 @@
 //! The admin commands: each opens the store, calls one core admin operation and prints the
-//! result, as text or (`--json`) with exactly the field names of DESIGN.md §6.
+//! result, as text or (`--json`) with exactly the field names of docs/architecture.md, running it.
 
 use std::io::BufRead;
 use std::process::ExitCode;

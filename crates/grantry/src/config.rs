@@ -1,5 +1,5 @@
 //! Configuration: a TOML file, overridden by `GRANTRY_<SECTION>__<KEY>` environment variables,
-//! overridden by flags (DESIGN.md §6). Loaded once, validated into typed settings, passed down.
+//! overridden by flags (docs/architecture.md, running it). Loaded once, validated into typed settings, passed down.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

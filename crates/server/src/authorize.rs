@@ -1,5 +1,5 @@
 //! `GET/POST /oauth/authorize`: the web-server flow's sign-in and consent pages (RFC 6749
-//! §4.1, seed 003). The original query string travels through both forms and is validated
+//! §4.1). The original query string travels through both forms and is validated
 //! again on every step.
 
 use axum::body::Bytes;

@@ -1,4 +1,4 @@
-//! `POST /campaignapi/resources/v3/events`: the Event API (seed 002).
+//! `POST /campaignapi/resources/v3/events`: the Event API.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

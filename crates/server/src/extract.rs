@@ -140,7 +140,7 @@ impl RefusalFormat for Events {
     }
 }
 
-/// The authenticated caller of a protected API (DESIGN.md §3), refused in the API's own
+/// The authenticated caller of a protected API (docs/architecture.md, ways to authenticate), refused in the API's own
 /// format `F`.
 pub struct Caller<F>(pub Principal, pub PhantomData<F>);
 

@@ -44,7 +44,7 @@ pub fn token_response(t: &TokenResponse, public_url: &str, form: bool) -> Respon
     };
     no_store(&mut resp);
     if t.deprecated {
-        // RFC 9745: the deprecated short-lived token path of API keys (seed 002).
+        // RFC 9745: the deprecated short-lived token path of API keys.
         let h = resp.headers_mut();
         h.insert("deprecation", HeaderValue::from_static(DEPRECATED_SINCE));
         if let Ok(link) = HeaderValue::from_str(&format!(

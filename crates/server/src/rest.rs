@@ -1,4 +1,4 @@
-//! The REST API under `/rest` (DESIGN.md §4): databases (lists) and their contacts, as JSON
+//! The REST API under `/rest` (docs/architecture.md, protected APIs): databases (lists) and their contacts, as JSON
 //! wrapped in `{"meta": ..., "links": [], "data": ...}`.
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,4 +1,4 @@
-//! `POST /XMLAPI`: the XML API (DESIGN.md §4). The envelope comes as the form field `xml`
+//! `POST /XMLAPI`: the XML API (docs/architecture.md, protected APIs). The envelope comes as the form field `xml`
 //! (what the original clients send) or as a raw `text/xml` body; it is parsed before the
 //! credential is checked.
 

@@ -1,4 +1,4 @@
-//! Account access (seeds 000/001): an org admin binds an application to a UI user, which
+//! Account access: an org admin binds an application to a UI user, which
 //! yields a refresh token mailed to that admin and to the principal org admin; deleting it
 //! cuts the integration off at once.
 
@@ -47,7 +47,7 @@ fn check_user(user: &User) -> Result<()> {
     Ok(())
 }
 
-/// Binds an application to a UI user (seeds 000/001 "Add Account Access"), then mails the
+/// Binds an application to a UI user ("Add Account Access"), then mails the
 /// refresh token to the admin who did it and to the principal org admin.
 pub async fn add_account_access(
     cx: &Ctx<'_>,
@@ -90,7 +90,7 @@ pub async fn add_account_access(
 }
 
 /// Mails the new refresh token to the admin who added the access and to the principal org
-/// admin (seed 000); the addresses, and the delivery error if there was one.
+/// admin; the addresses, and the delivery error if there was one.
 async fn notify(
     cx: &Ctx<'_>,
     mailer: &dyn Mailer,

@@ -1,4 +1,4 @@
-//! API users' secret keys (seed 002), as an org admin manages them: generated into the free
+//! API users' secret keys, as an org admin manages them: generated into the free
 //! slot and shown once; deleted keys keep working for `api_keys.delete_grace`.
 
 use secrecy::SecretString;

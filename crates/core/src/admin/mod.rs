@@ -1,4 +1,4 @@
-//! Org-admin operations (DESIGN.md §6), one file per noun, shared by the CLI and the
+//! Org-admin operations (docs/architecture.md, running it), one file per noun, shared by the CLI and the
 //! console: each validates its input, acts in one store transaction together with its audit
 //! record, and returns what the caller must show once.
 

@@ -58,7 +58,7 @@ fn ui_credentials(given: Option<SecretString>) -> Result<Credentials> {
     })
 }
 
-/// An API user has no password and no admin role (seed 002: API users only call APIs).
+/// An API user has no password and no admin role (API users only call APIs).
 fn api_credentials(input: &UserInput) -> Result<Credentials> {
     if input.role == Role::OrgAdmin {
         return Err(AdminError::Invalid(

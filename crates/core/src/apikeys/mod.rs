@@ -1,10 +1,10 @@
-//! API users' secret keys (seed 002) as credentials: at most two per user, in slots 1 and 2;
+//! API users' secret keys as credentials: at most two per user, in slots 1 and 2;
 //! generating fills the free slot, deleting slot 1 promotes slot 2, and a deleted key keeps
 //! working for `api_keys.delete_grace` so callers can roll over without downtime. Keys are
 //! presented with their owner's Key ID (`Bearer base64(<key id>:<secret>)`, the
 //! `client_credentials` grant) or username (HTTP Basic).
 //!
-//! Generating and deleting keys are admin operations (`crate::admin::api_keys`).
+//! Generating and deleting keys are admin operations (`admin::api_keys`, which uses this module).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -85,7 +85,7 @@ pub async fn check_key(
     Ok(Err(refusal))
 }
 
-/// Whether a key of its owner stops working at `now` (seed 002: a deleted key works until
+/// Whether a key of its owner stops working at `now` (a deleted key works until
 /// its grace ends; a disabled user's keys stop at once), with the audit log's reason.
 pub fn refusal(key: &ApiKey, user: &User, now: Timestamp) -> Option<(KeyRefusal, &'static str)> {
     if !key.works_at(now) {

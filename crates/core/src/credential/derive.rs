@@ -1,5 +1,5 @@
 //! Credentials derived from others with HMAC-SHA256, so that the same answer can be given
-//! again while the database holds only digests (DESIGN.md §2).
+//! again while the database holds only digests (docs/architecture.md, token rules).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -34,7 +34,7 @@ fn minted(kind: Kind, pod: &str, mac: [u8; 32]) -> Minted {
 /// `gat_<pod>_` + base64url(HMAC-SHA256(key = refresh token, message = nonce)).
 ///
 /// Deriving it lets the token endpoint hand back the *same* access token inside the re-issue
-/// window (seed 000) while storing only digests: the value can be recomputed only by whoever
+/// window while storing only digests: the value can be recomputed only by whoever
 /// presents the refresh token, never from the database.
 pub fn derive_access_token(pod: &str, refresh_token: &str, nonce: &[u8]) -> Minted {
     let mac = hmac_sha256(refresh_token.as_bytes(), &[nonce]);

@@ -4,7 +4,7 @@
 //! Every credential reads `<prefix>_<pod>_<secret>` where `<secret>` is 32 random bytes in
 //! unpadded base64url, so a leaked string says what it is and which pod it belongs to.
 //! Machine secrets carry 256 bits of entropy, so a fast digest is enough; argon2id is kept for
-//! human passwords (see [`crate::password`]).
+//! human passwords (see [`password`]).
 
 mod derive;
 pub mod password;
@@ -151,7 +151,7 @@ pub fn looks_like_jwt(value: &str) -> bool {
     value.split('.').count() == 3 && value.starts_with("ey")
 }
 
-/// `base64(<key id>:<secret>)`, the ready-to-use bearer value of an API secret key (seed 002).
+/// `base64(<key id>:<secret>)`, the ready-to-use bearer value of an API secret key.
 pub fn api_key_bearer(key_id: &str, secret: &SecretString) -> String {
     STANDARD.encode(format!("{key_id}:{}", secret.expose_secret()))
 }

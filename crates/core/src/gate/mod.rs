@@ -1,5 +1,5 @@
 //! The gate in front of the protected APIs: a request's `Authorization` header resolves to
-//! one [`Principal`] (DESIGN.md §3), or to an RFC 6750 [`BearerError`].
+//! one [`Principal`] (docs/architecture.md, ways to authenticate), or to an RFC 6750 [`BearerError`].
 //!
 //! The accepted forms are an OAuth 2.0 access token (opaque or JWT), an API secret key used
 //! directly as `Bearer base64(<key id>:<secret key>)`, and HTTP Basic with an API user's
@@ -24,7 +24,7 @@ const BASIC_HELP: &str = "the username or secret key is wrong: HTTP Basic takes 
     a UI user's password never opens an API: use an access token from an application \
     (POST /oauth/token) or an API user's secret key";
 
-/// Resolves the `Authorization` header of a protected request (DESIGN.md §3) at `now`.
+/// Resolves the `Authorization` header of a protected request (docs/architecture.md, ways to authenticate) at `now`.
 pub async fn authenticate(
     store: &dyn Store,
     now: Timestamp,
@@ -49,7 +49,7 @@ pub async fn authenticate(
     bearer(store, now, settings, value).await
 }
 
-/// `Basic base64(<API user's username>:<secret key>)` (seed 003's desktop tools).
+/// `Basic base64(<API user's username>:<secret key>)` (desktop and mobile tools).
 async fn basic(
     store: &dyn Store,
     now: Timestamp,

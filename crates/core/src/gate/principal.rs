@@ -4,7 +4,7 @@ use super::BearerError;
 use crate::model::{AppId, OrgId, User, UserId, UserKind};
 use crate::permissions::{Grant, GrantSet};
 
-/// How a principal authenticated (DESIGN.md §3).
+/// How a principal authenticated (docs/architecture.md, ways to authenticate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthMethod {
     /// An OAuth 2.0 access token.

@@ -1,5 +1,5 @@
 //! The authorization endpoint of the web-server flow (RFC 6749 §4.1, RFC 7636, RFC 9700
-//! §2.1 and §4.1; seed 003), as small check steps.
+//! §2.1 and §4.1), as small check steps.
 //!
 //! Errors come in two families (RFC 6749 §4.1.2.1): until the client and its redirect URI are
 //! trusted, an error is *rendered* to the user and never redirected; after that, it is sent
@@ -88,7 +88,7 @@ async fn check_client(
         .ok_or_else(|| render(format!("Unable to find matching client for {id}")))
 }
 
-/// Step 2: the redirect URI (or seed 003's `callback_uri`) must match a registered one
+/// Step 2: the redirect URI (or its synonym `callback_uri`, which older clients send) must match a registered one
 /// exactly (RFC 9700 §4.1.3); without one, the client's only registered URI is used.
 fn check_redirect_uri(app: &Application, q: Pairs<'_>) -> Result<(String, bool), AuthorizeError> {
     let given: Vec<&str> = q

@@ -1,4 +1,4 @@
-//! The token endpoint, `POST /oauth/token` (RFC 6749 §3.2, §5, §6; DESIGN.md §2).
+//! The token endpoint, `POST /oauth/token` (RFC 6749 §3.2, §5, §6; docs/architecture.md, token rules).
 //!
 //! The request is parsed into a [`TokenRequest`] whose [`GrantRequest`] variant holds exactly
 //! the fields its grant needs, then [`exchange`] authenticates the client and runs the grant
@@ -26,7 +26,7 @@ pub enum GrantRequest {
         redirect_uri: Option<String>,
         code_verifier: Option<String>,
     },
-    /// The deprecated short-lived token path of seed 002: `client_id` is an API user's Key ID
+    /// The deprecated short-lived token path of API keys: `client_id` is an API user's Key ID
     /// and `client_secret` one of its secret keys.
     ClientCredentials { scope: Option<String> },
 }

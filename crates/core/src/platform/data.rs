@@ -1,4 +1,4 @@
-//! The platform's data (DESIGN.md §4): lists (the REST API's "databases") and their
+//! The platform's data (docs/architecture.md, protected APIs): lists (the REST API's "databases") and their
 //! contacts, shared by the REST API and the XML API. Every operation checks the principal's grant first, then
 //! validates input, then acts only inside the principal's org.
 

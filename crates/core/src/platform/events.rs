@@ -1,4 +1,4 @@
-//! The Event API (seed 002): `POST /campaignapi/resources/v3/events` with
+//! The Event API: `POST /campaignapi/resources/v3/events` with
 //! `{"event-id", "event-key", "event-params"}`, stored durably and answered with a
 //! `transaction-id`. Errors are `{"code": N, "description": ...}`.
 

@@ -1,4 +1,4 @@
-//! Browser sessions of UI users: the sign-in page of the web-server flow (seed 003) checks a
+//! Browser sessions of UI users: the sign-in page of the web-server flow checks a
 //! UI user's username and password (argon2id) and starts a session carried by a cookie.
 
 use std::time::Duration;

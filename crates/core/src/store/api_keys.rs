@@ -1,4 +1,4 @@
-//! API users' secret keys (seed 002): two slots, promotion, a grace after deletion, and the
+//! API users' secret keys: two slots, promotion, a grace after deletion, and the
 //! short-lived tokens of the deprecated `client_credentials` path.
 
 use async_trait::async_trait;

@@ -1,4 +1,4 @@
-//! The Event API's events (seed 002), stored durably.
+//! The Event API's events, stored durably.
 
 use async_trait::async_trait;
 

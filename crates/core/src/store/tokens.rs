@@ -1,5 +1,5 @@
 //! Refresh tokens and access tokens: the re-issue window, rotation, first use and
-//! revocation (DESIGN.md §2).
+//! revocation (docs/architecture.md, token rules).
 
 use async_trait::async_trait;
 
@@ -149,7 +149,7 @@ pub trait TokenStore: Send + Sync {
     /// The live refresh token with this digest and its account access; `None` once the token
     /// or its account access is revoked.
     async fn refresh_token(&self, digest: &Digest) -> Result<Option<RefreshTokenRecord>>;
-    /// The re-issue window of DESIGN.md §2, atomically: shows `decide` the newest unrevoked
+    /// The re-issue window of docs/architecture.md, token rules, atomically: shows `decide` the newest unrevoked
     /// access token derived from the refresh token (first from a plain read; when that says
     /// [`Reissue::Issue`], again under the refresh token's lock) and inserts `fresh` only on
     /// [`Reissue::Issue`] under the lock. Concurrent calls for one refresh token are
@@ -183,7 +183,7 @@ pub trait TokenStore: Send + Sync {
         at: Timestamp,
         audit: NewAudit,
     ) -> Result<bool>;
-    /// Rotation (DESIGN.md §2): marks `old` rotated and adds its successor, derived from it
+    /// Rotation (docs/architecture.md, token rules): marks `old` rotated and adds its successor, derived from it
     /// with `nonce`, in one transaction. `None` if `old` was rotated or revoked meanwhile.
     async fn rotate_refresh_token(
         &self,

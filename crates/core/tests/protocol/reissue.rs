@@ -1,4 +1,4 @@
-//! DESIGN.md §2: a new access token only once the newest has been valid for
+//! docs/architecture.md, token rules: a new access token only once the newest has been valid for
 //! `tokens.reissue_after` (3 h); before that the same token (`reuse`) or a refusal until the
 //! window ends (`reject`).
 

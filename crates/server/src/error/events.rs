@@ -1,4 +1,4 @@
-//! Event API failures: `{"code", "description"}` (seed 002), with the RFC 6750 challenge
+//! Event API failures: `{"code", "description"}`, with the RFC 6750 challenge
 //! when a credential was refused.
 
 use axum::http::{header, HeaderValue, StatusCode};

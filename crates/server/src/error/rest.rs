@@ -1,4 +1,4 @@
-//! REST API failures: `meta.generalErrors` / `meta.fieldErrors` (DESIGN.md §4) with the
+//! REST API failures: `meta.generalErrors` / `meta.fieldErrors` (docs/architecture.md, protected APIs) with the
 //! right status, and the RFC 6750 challenge when a credential was refused.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! XML API failures: a `Fault` envelope (DESIGN.md §4), with the RFC 6750 challenge when a
+//! XML API failures: a `Fault` envelope (docs/architecture.md, protected APIs), with the RFC 6750 challenge when a
 //! credential was refused.
 
 use axum::http::{header, HeaderValue, StatusCode};

@@ -1,4 +1,4 @@
-//! The web-server flow (seed 003, DESIGN.md §5): tests named after the MUSTs of RFC 6749 §4.1,
+//! The web-server flow (docs/architecture.md, OAuth 2.0 surface): tests named after the MUSTs of RFC 6749 §4.1,
 //! RFC 7636 §4.6 and RFC 9700 §2.1/§4.1/§4.5 they check.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The Event API (seed 002): stored durably, errors as `{code, description}`.
+//! The Event API: stored durably, errors as `{code, description}`.
 
 use grantry_core::Clock;
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! API users and their secret keys (seed 002, DESIGN.md §3): bearer and Basic use, rotation
+//! API users and their secret keys (docs/architecture.md, ways to authenticate): bearer and Basic use, rotation
 //! with promotion and grace, grants, the deprecated client_credentials path, disabling.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Credentials on the protected APIs (DESIGN.md §3, RFC 6750), revocation by deleting the
+//! Credentials on the protected APIs (docs/architecture.md, ways to authenticate, RFC 6750), revocation by deleting the
 //! account access, and the account-access e-mail.
 
 use reqwest::Method;

@@ -1,4 +1,4 @@
-//! The REST API (DESIGN.md §4): databases and contacts, grants, org isolation.
+//! The REST API (docs/architecture.md, protected APIs): databases and contacts, grants, org isolation.
 
 use reqwest::Method;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! `POST /oauth/token` with `grant_type=refresh_token` (seeds 000/001, DESIGN.md §2, RFC 6749 §5-§6).
+//! `POST /oauth/token` with `grant_type=refresh_token` (docs/architecture.md, token rules; RFC 6749 §5-§6).
 
 use std::time::Duration;
 

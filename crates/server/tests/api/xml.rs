@@ -1,4 +1,4 @@
-//! The XML API (DESIGN.md §4): the five data operations, both body forms, faults.
+//! The XML API (docs/architecture.md, protected APIs): the five data operations, both body forms, faults.
 
 use grantry_core::model::Role;
 use grantry_core::GrantSet;

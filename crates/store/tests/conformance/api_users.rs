@@ -1,4 +1,4 @@
-//! API users' secret keys (seed 002: two slots, promotion, a grace period after deletion), and
+//! API users' secret keys (two slots, promotion, a grace period after deletion), and
 //! disabling and deleting users.
 
 use grantry_core::credential::{self, Digest, Kind};

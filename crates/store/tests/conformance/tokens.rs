@@ -1,4 +1,4 @@
-//! Access tokens and the re-issue window of DESIGN.md §2, one call at a time.
+//! Access tokens and the re-issue window of docs/architecture.md, token rules, one call at a time.
 
 use std::sync::Mutex;
 

@@ -1,4 +1,4 @@
-//! `client_credentials` with an API user's Key ID and secret key: seed 002's deprecated
+//! `client_credentials` with an API user's Key ID and secret key: the deprecated
 //! "regularly refreshed short-lived tokens". A bearer token living `api_keys.token_ttl`,
 //! carrying the user's grants, that stops with the key or the user. Applications do not use
 //! this grant.

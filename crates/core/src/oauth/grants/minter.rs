@@ -21,7 +21,7 @@ pub(crate) struct Minter<'a> {
 
 impl<'a> Minter<'a> {
     /// A minter for `app`'s tokens from `refresh_token`; JWT applications get the signing
-    /// keys made ready (DESIGN.md §5).
+    /// keys made ready (docs/architecture.md, OAuth 2.0 surface).
     pub(crate) async fn new(
         store: &dyn SigningKeyStore,
         now: Timestamp,

@@ -1,5 +1,5 @@
 //! The token endpoint's grant types, one file each. Access tokens issued under an account
-//! access are made by [`minter::Minter`], derived from the refresh token they come from.
+//! access are made by `minter::Minter`, derived from the refresh token they come from.
 
 pub mod authorization_code;
 pub mod client_credentials;

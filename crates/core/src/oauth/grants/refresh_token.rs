@@ -1,4 +1,4 @@
-//! The token endpoint's `refresh_token` grant (RFC 6749 §6, DESIGN.md §2): the 4 h / 3 h
+//! The token endpoint's `refresh_token` grant (RFC 6749 §6, docs/architecture.md, token rules): the 4 h / 3 h
 //! re-issue rule, and rotation with a lost-response grace (RFC 9700 §4.14.2). The issuance
 //! here is shared with the `authorization_code` grant's later refreshes.
 
@@ -14,7 +14,7 @@ use crate::permissions::GrantSet;
 use crate::settings::{ReissuePolicy, Settings};
 use crate::store::{NewAudit, RefreshOutcome, RefreshTokenRecord, Reissue, Store};
 
-/// The re-issue rule of DESIGN.md §2: a new token only once the newest has been valid for
+/// The re-issue rule of docs/architecture.md, token rules: a new token only once the newest has been valid for
 /// `reissue_after` (or has expired); before that, the same token (`reuse`) or a refusal
 /// until the window ends (`reject`).
 pub fn reissue_rule(
@@ -158,7 +158,7 @@ impl Issue {
 }
 
 /// Issues (or, inside the re-issue window, returns again) the access token derived from a
-/// refresh token, and answers with both (DESIGN.md §2).
+/// refresh token, and answers with both (docs/architecture.md, token rules).
 async fn issue_from_refresh(
     store: &dyn Store,
     now: Timestamp,

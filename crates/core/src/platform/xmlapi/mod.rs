@@ -1,4 +1,4 @@
-//! The XML API of DESIGN.md §4: `<Envelope><Body><Op>...</Op></Body></Envelope>` requests
+//! The XML API of docs/architecture.md, protected APIs: `<Envelope><Body><Op>...</Op></Body></Envelope>` requests
 //! answered with `<RESULT><SUCCESS>TRUE</SUCCESS>...</RESULT>` or a `Fault` carrying the
 //! original product's error ids.
 //!
@@ -22,7 +22,7 @@ pub use ops::execute;
 pub use parse::{parse, MAX_DEPTH, MAX_ELEMENTS};
 pub use render::escape;
 
-/// A parsed request (DESIGN.md §4): the operation element's tag name and the element itself.
+/// A parsed request (docs/architecture.md, protected APIs): the operation element's tag name and the element itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     /// The operation's tag name, e.g. `GetLists` (case-sensitive).
@@ -56,7 +56,7 @@ impl Element {
     }
 }
 
-/// The grant an operation needs (DESIGN.md §4: every XML operation maps to exactly one);
+/// The grant an operation needs (docs/architecture.md, protected APIs: every XML operation maps to exactly one);
 /// `None` for `Login`/`Logout` and for unknown operations.
 pub fn required_grant(op: &str) -> Option<Grant> {
     match op {
@@ -100,7 +100,7 @@ pub enum FaultKind {
     Server,
 }
 
-/// An XML API failure (DESIGN.md §4): rendered as a `Fault` envelope. `cause` is for logs
+/// An XML API failure (docs/architecture.md, protected APIs): rendered as a `Fault` envelope. `cause` is for logs
 /// and is never rendered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fault {
@@ -150,7 +150,7 @@ impl Fault {
         }
     }
 
-    /// A refused credential (RFC 6750 errors of DESIGN.md §3) in XML API terms: no or invalid
+    /// A refused credential (RFC 6750 errors of docs/architecture.md, ways to authenticate) in XML API terms: no or invalid
     /// credential is 145 (unauthenticated), a malformed one 145 (bad request), a missing
     /// grant 146 (forbidden), a storage failure 50 (server).
     pub fn from_bearer(e: &BearerError) -> Fault {
@@ -174,7 +174,7 @@ impl Fault {
         }
     }
 
-    /// The fault envelope of DESIGN.md §4, with the message escaped.
+    /// The fault envelope of docs/architecture.md, protected APIs, with the message escaped.
     pub fn render(&self) -> String {
         render::fault(self.errorid, &self.message)
     }

@@ -1,4 +1,4 @@
-//! The XML API operations of DESIGN.md §4, acting through the platform's data operations
+//! The XML API operations of docs/architecture.md, protected APIs, acting through the platform's data operations
 //! (`crate::platform`), which check the principal's grants and keep to its org.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use super::{
     ERR_INVALID_REQUEST,
 };
 
-/// Runs the operation of `req` for `p` (DESIGN.md §4) and returns the full success envelope.
+/// Runs the operation of `req` for `p` (docs/architecture.md, protected APIs) and returns the full success envelope.
 /// The operation's grant is checked before its fields, as the platform does; `Login` and
 /// `Logout` are refused until they exist (bearer tokens authenticate instead).
 pub async fn execute(

@@ -1,4 +1,4 @@
-//! Parsing an XML API request body into a small element tree (DESIGN.md §4).
+//! Parsing an XML API request body into a small element tree (docs/architecture.md, protected APIs).
 //!
 //! Hardened against hostile input: no DTDs, no entity expansion (only the five predefined
 //! entities and numeric character references are decoded), bounded depth and element count,
@@ -68,7 +68,7 @@ fn open_tag(e: &BytesStart<'_>) -> Result<String, Fault> {
     Ok(name)
 }
 
-/// Parses `<Envelope><Body><Op>...</Op></Body></Envelope>` (DESIGN.md §4) into a
+/// Parses `<Envelope><Body><Op>...</Op></Body></Envelope>` (docs/architecture.md, protected APIs) into a
 /// [`Request`]. Tag names are case-sensitive; white space between elements is ignored; a UTF-8
 /// byte order mark and an XML declaration are allowed. Errors are [`Fault`] 51 / HTTP 400.
 pub fn parse(body: &[u8]) -> Result<Request, Fault> {

@@ -1,4 +1,4 @@
-//! Rendering XML API answers (DESIGN.md §4): the success envelope, the fault envelope and
+//! Rendering XML API answers (docs/architecture.md, protected APIs): the success envelope, the fault envelope and
 //! the escaping of every text they carry.
 
 use crate::model::{Contact, List};
@@ -40,12 +40,12 @@ pub(super) fn push_element(out: &mut String, tag: &str, text: &str) {
     out.push('>');
 }
 
-/// The success envelope of DESIGN.md §4 around `inner`, which must already be XML.
+/// The success envelope of docs/architecture.md, protected APIs around `inner`, which must already be XML.
 pub(super) fn success(inner: &str) -> String {
     format!("<Envelope><Body><RESULT><SUCCESS>TRUE</SUCCESS>{inner}</RESULT></Body></Envelope>")
 }
 
-/// The fault envelope of DESIGN.md §4, exactly as the original product shapes it.
+/// The fault envelope of docs/architecture.md, protected APIs, exactly as the original product shapes it.
 pub(super) fn fault(errorid: u32, message: &str) -> String {
     format!(
         "<Envelope><Body><RESULT><SUCCESS>false</SUCCESS></RESULT><Fault><Request/>\
