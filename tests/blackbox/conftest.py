@@ -5,10 +5,17 @@ subprocess, drives it only through its public surface (the CLI with `--json`
 and HTTP), and reads nothing but what a user could read (CLI output, HTTP
 responses, the mail outbox, the server's stdout/stderr).
 
+Every test runs twice: on SQLite, and on a fresh database created (with psql) on the
+PostgreSQL server named by GRANTRY_TEST_DATABASE_URL. Without that server the suite refuses to
+start, saying how to fix it, rather than quietly testing half of grantry.
+
 Environment:
-  GRANTRY_BIN                  the binary (default: <repo>/target/debug/grantry)
-  GRANTRY_TEST_DATABASE_URL    a PostgreSQL server URL; when set, every test also
-                               runs against a fresh database created on it
+  GRANTRY_BIN                    the binary (default: <repo>/target/debug/grantry)
+  GRANTRY_TEST_DATABASE_URL      a PostgreSQL server URL on which the tests may create and drop
+                                 databases, e.g. postgres://postgres@127.0.0.1:5432/postgres
+                                 (./scripts/test sets it and starts the server)
+  GRANTRY_TEST_SKIP_POSTGRES=1   run the SQLite half only (said once at the start)
+  GRANTRY_TEST_REQUIRE_POSTGRES=1  set by ./scripts/test and CI: PostgreSQL may not be skipped
 """
 
 from __future__ import annotations
@@ -38,8 +45,11 @@ GRANTRY_BIN = _bin if _bin.is_absolute() else REPO_ROOT / _bin
 # A change that narrows what a credential opens, made by another process, is honoured by every
 # server within one second (see the README, "Credential cache").
 PROPAGATION_S = 1.0
+
 PG_SERVER_URL = os.environ.get("GRANTRY_TEST_DATABASE_URL", "").strip()
-BACKENDS = ["sqlite"] + (["postgres"] if PG_SERVER_URL else [])
+REQUIRE_POSTGRES = os.environ.get("GRANTRY_TEST_REQUIRE_POSTGRES", "").strip() == "1"
+SKIP_POSTGRES = os.environ.get("GRANTRY_TEST_SKIP_POSTGRES", "").strip() == "1"
+BACKENDS = ["sqlite"] if SKIP_POSTGRES and not REQUIRE_POSTGRES else ["sqlite", "postgres"]
 
 ALL_GRANTS = ["lists:read", "lists:write", "contacts:read", "contacts:write"]
 ADMIN_PASSWORD_RE = re.compile(r"One-time admin password \(shown once, keep it\): (\S+)")
@@ -75,6 +85,31 @@ def _psql(url: str, sql: str) -> None:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"psql {sql!r} failed ({proc.returncode}): {proc.stderr.strip()}")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _postgres_problem() -> str | None:
+    """Why the PostgreSQL half cannot run, or None when the server answers."""
+    if not PG_SERVER_URL:
+        return "GRANTRY_TEST_DATABASE_URL is not set"
+    if shutil.which("psql") is None:
+        return "psql is not on PATH (the suite creates its databases with it)"
+    try:
+        proc = subprocess.run(["psql", PG_SERVER_URL, "-X", "-q", "-t", "-c", "SELECT 1"],
+                              capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return f"PostgreSQL at {_redacted(PG_SERVER_URL)} did not answer within 30 s"
+    if proc.returncode != 0:
+        return f"PostgreSQL is not reachable at {_redacted(PG_SERVER_URL)}: {proc.stderr.strip()}"
+    return None
 
 
 def _with_database(server_url: str, dbname: str) -> str:
@@ -377,13 +412,37 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def pytest_sessionstart(session):
+    """PostgreSQL is half of what the suite tests: refuse to start without it, unless told to
+    skip it (GRANTRY_TEST_SKIP_POSTGRES=1), which is then said once."""
+    if SKIP_POSTGRES and REQUIRE_POSTGRES:
+        pytest.exit("GRANTRY_TEST_SKIP_POSTGRES=1 contradicts GRANTRY_TEST_REQUIRE_POSTGRES=1 "
+                    "(set by ./scripts/test and CI); unset one of them", returncode=2)
+    if SKIP_POSTGRES:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        note = ("GRANTRY_TEST_SKIP_POSTGRES=1: the PostgreSQL half of the black-box suite is skipped; "
+                "every test runs on SQLite only")
+        if reporter is not None:
+            reporter.write_line(note, yellow=True, bold=True)
+        else:
+            print(note)
+        return
+    problem = _postgres_problem()
+    if problem:
+        pytest.exit(
+            f"{problem}. Every black-box test runs on SQLite and on PostgreSQL: start PostgreSQL and set "
+            "GRANTRY_TEST_DATABASE_URL to a server on which the tests may create databases "
+            "(e.g. postgres://postgres@127.0.0.1:5432/postgres), or run ./scripts/test blackbox, which does both; "
+            "GRANTRY_TEST_SKIP_POSTGRES=1 runs the SQLite half only.",
+            returncode=2,
+        )
+
+
 @pytest.fixture(scope="session")
 def grantry_bin() -> Path:
     if not (GRANTRY_BIN.is_file() and os.access(GRANTRY_BIN, os.X_OK)):
         pytest.exit(f"grantry binary not found at {GRANTRY_BIN}; build it (cargo build -p grantry) or set GRANTRY_BIN",
                     returncode=2)
-    if PG_SERVER_URL and shutil.which("psql") is None:
-        pytest.exit("GRANTRY_TEST_DATABASE_URL is set but psql is not on PATH", returncode=2)
     return GRANTRY_BIN
 
 

@@ -2,8 +2,8 @@
 application -> account access (refresh token, e-mailed) -> access token -> XML and REST APIs,
 plus the errors an integrator meets along the way, revocation, the audit log and log hygiene.
 
-Every test runs on each backend in conftest.BACKENDS (sqlite, and postgres when
-GRANTRY_TEST_DATABASE_URL is set) against a fresh server.
+Every test runs on each backend in conftest.BACKENDS (sqlite and postgres, unless
+GRANTRY_TEST_SKIP_POSTGRES=1) against a fresh server.
 """
 
 from __future__ import annotations
