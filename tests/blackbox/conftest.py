@@ -31,6 +31,7 @@ import subprocess
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -43,8 +44,12 @@ _bin = Path(os.environ.get("GRANTRY_BIN") or "target/debug/grantry")
 GRANTRY_BIN = _bin if _bin.is_absolute() else REPO_ROOT / _bin
 
 # A change that narrows what a credential opens, made by another process, is honoured by every
-# server within one second (see the README, "Credential cache").
+# server within one second (see the README, "Credential cache"). Grantry.eventually() holds the
+# server to that bound, measured from the moment the CLI command returned; the slack is what a
+# loaded machine may add between a request's start and the server reading it (scheduling of
+# the test's HTTP client and of the server's threads).
 PROPAGATION_S = 1.0
+PROPAGATION_SLACK_S = 0.25
 
 PG_SERVER_URL = os.environ.get("GRANTRY_TEST_DATABASE_URL", "").strip()
 REQUIRE_POSTGRES = os.environ.get("GRANTRY_TEST_REQUIRE_POSTGRES", "").strip() == "1"
@@ -162,6 +167,8 @@ class Grantry:
         self.base_url = ""
         self.admin_password: str | None = None
         self.cli_stderr: list[str] = []
+        self.cli_returned = time.monotonic()  # when the last CLI command returned
+        self.propagations: list[tuple[str, float]] = []  # (what, seconds until it showed)
         self.http = requests.Session()
         self.http.trust_env = False  # no proxies, no ~/.netrc credentials
 
@@ -245,13 +252,39 @@ class Grantry:
             env=_child_env(self.env),
             timeout=120,
         )
+        self.cli_returned = time.monotonic()
         self.cli_stderr.append(proc.stderr)
         return proc
 
-    def propagated(self) -> None:
-        """Waits out the bound on how long a change made by another process (the CLI, another
-        instance) may take to reach the server's credential cache: one second."""
-        time.sleep(PROPAGATION_S)
+    def eventually(self, check: Callable[[], object], what: str, since: float | None = None):
+        """Holds the server to the bound on how long a change made by another process (the CLI,
+        another instance) may take to reach its credential cache.
+
+        Polls `check` (which raises AssertionError while the server still shows the old state)
+        until it passes, and returns what it returned. It fails only when an attempt that
+        *started* more than PROPAGATION_S + PROPAGATION_SLACK_S after `since` (by default: when
+        the last CLI command returned) still saw the old state; the message gives the measured
+        delay. The time the change took to show is recorded in `self.propagations`."""
+        since = self.cli_returned if since is None else since
+        bound = PROPAGATION_S + PROPAGATION_SLACK_S
+        attempts = 0
+        while True:
+            started = time.monotonic()
+            attempts += 1
+            try:
+                result = check()
+            except AssertionError as old_state:
+                late = started - since
+                if late > bound:
+                    raise AssertionError(
+                        f"{what}: not yet in effect in a request started {late * 1000:.0f} ms after the "
+                        f"CLI command returned (the bound is {PROPAGATION_S * 1000:.0f} ms, plus "
+                        f"{PROPAGATION_SLACK_S * 1000:.0f} ms slack; {attempts} attempts): {old_state}"
+                    ) from old_state
+                time.sleep(0.02)
+                continue
+            self.propagations.append((what, started - since))
+            return result
 
     def cli(self, *args: str, stdin: str | None = None):
         proc = self.cli_run(*args, stdin=stdin)
