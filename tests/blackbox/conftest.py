@@ -436,6 +436,20 @@ def xml_fault(resp: requests.Response) -> tuple[str, str]:
     return fault.findtext("./detail/error/errorid"), fault.findtext("FaultString") or ""
 
 
+def assert_xml_fault(resp: requests.Response, status: int, errorid: str, *mentions: str) -> str:
+    """Assert an XML API failure with this HTTP status and `errorid` (README, "The protected
+    APIs": 51 invalid request, 126 invalid field, 128 recipient not found, 134 list not found,
+    145 bad credential, 146 missing grant, ...) whose FaultString contains every one of
+    `mentions` (case-insensitive); return the FaultString."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    got, message = xml_fault(resp)
+    assert got == errorid, f"errorid {got}, expected {errorid}: {resp.text}"
+    assert message.strip(), f"a Fault without a FaultString: {resp.text}"
+    for word in mentions:
+        assert word.lower() in message.lower(), (word, message)
+    return message
+
+
 # ---- fixtures -----------------------------------------------------------------------------------
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
