@@ -152,11 +152,14 @@ class Integration:
 class Grantry:
     """One running grantry server plus the CLI pointed at the same store."""
 
-    def __init__(self, backend: str, workdir: Path, database_url: str | None, env: dict[str, str] | None = None):
+    def __init__(self, backend: str, workdir: Path, database_url: str | None, env: dict[str, str] | None = None,
+                 args: list[str] | None = None):
         self.backend = backend
         # extra GRANTRY_* settings for this instance; the CLI gets them too, so that both read
         # the same configuration (as they would from one shared config file)
         self.env = dict(env or {})
+        # extra global flags (e.g. --config FILE), for the server and the CLI alike
+        self.extra_args = list(args or [])
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.database_url = database_url
@@ -175,7 +178,7 @@ class Grantry:
     # ---- process -------------------------------------------------------------------
 
     def global_args(self) -> list[str]:
-        args = ["--data", str(self.data_dir)]
+        args = [*self.extra_args, "--data", str(self.data_dir)]
         if self.database_url:
             args += ["--database", self.database_url]
         return args
@@ -502,7 +505,7 @@ class _Launcher:
         self.tmp_path = tmp_path
         self.servers: list[tuple[Grantry, str | None]] = []
 
-    def __call__(self, env: dict[str, str] | None = None) -> Grantry:
+    def __call__(self, env: dict[str, str] | None = None, args: list[str] | None = None) -> Grantry:
         database_url = None
         dbname = None
         if self.backend == "postgres":
@@ -511,7 +514,7 @@ class _Launcher:
             database_url = _with_database(PG_SERVER_URL, dbname)
         workdir = self.tmp_path if not self.servers else self.tmp_path / f"server{len(self.servers)}"
         workdir.mkdir(parents=True, exist_ok=True)
-        server = Grantry(self.backend, workdir, database_url, env=env)
+        server = Grantry(self.backend, workdir, database_url, env=env, args=args)
         self.servers.append((server, dbname))
         server.start()
         return server
