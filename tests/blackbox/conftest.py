@@ -5,10 +5,17 @@ subprocess, drives it only through its public surface (the CLI with `--json`
 and HTTP), and reads nothing but what a user could read (CLI output, HTTP
 responses, the mail outbox, the server's stdout/stderr).
 
+Every test runs twice: on SQLite, and on a fresh database created (with psql) on the
+PostgreSQL server named by GRANTRY_TEST_DATABASE_URL. Without that server the suite refuses to
+start, saying how to fix it, rather than quietly testing half of grantry.
+
 Environment:
-  GRANTRY_BIN                  the binary (default: <repo>/target/debug/grantry)
-  GRANTRY_TEST_DATABASE_URL    a PostgreSQL server URL; when set, every test also
-                               runs against a fresh database created on it
+  GRANTRY_BIN                    the binary (default: <repo>/target/debug/grantry)
+  GRANTRY_TEST_DATABASE_URL      a PostgreSQL server URL on which the tests may create and drop
+                                 databases, e.g. postgres://postgres@127.0.0.1:5432/postgres
+                                 (./scripts/test sets it and starts the server)
+  GRANTRY_TEST_SKIP_POSTGRES=1   run the SQLite half only (said once at the start)
+  GRANTRY_TEST_REQUIRE_POSTGRES=1  set by ./scripts/test and CI: PostgreSQL may not be skipped
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import subprocess
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -36,10 +44,17 @@ _bin = Path(os.environ.get("GRANTRY_BIN") or "target/debug/grantry")
 GRANTRY_BIN = _bin if _bin.is_absolute() else REPO_ROOT / _bin
 
 # A change that narrows what a credential opens, made by another process, is honoured by every
-# server within one second (see the README, "Credential cache").
+# server within one second (see the README, "Credential cache"). Grantry.eventually() holds the
+# server to that bound, measured from the moment the CLI command returned; the slack is what a
+# loaded machine may add between a request's start and the server reading it (scheduling of
+# the test's HTTP client and of the server's threads).
 PROPAGATION_S = 1.0
+PROPAGATION_SLACK_S = 0.25
+
 PG_SERVER_URL = os.environ.get("GRANTRY_TEST_DATABASE_URL", "").strip()
-BACKENDS = ["sqlite"] + (["postgres"] if PG_SERVER_URL else [])
+REQUIRE_POSTGRES = os.environ.get("GRANTRY_TEST_REQUIRE_POSTGRES", "").strip() == "1"
+SKIP_POSTGRES = os.environ.get("GRANTRY_TEST_SKIP_POSTGRES", "").strip() == "1"
+BACKENDS = ["sqlite"] if SKIP_POSTGRES and not REQUIRE_POSTGRES else ["sqlite", "postgres"]
 
 ALL_GRANTS = ["lists:read", "lists:write", "contacts:read", "contacts:write"]
 ADMIN_PASSWORD_RE = re.compile(r"One-time admin password \(shown once, keep it\): (\S+)")
@@ -77,6 +92,31 @@ def _psql(url: str, sql: str) -> None:
         raise RuntimeError(f"psql {sql!r} failed ({proc.returncode}): {proc.stderr.strip()}")
 
 
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _postgres_problem() -> str | None:
+    """Why the PostgreSQL half cannot run, or None when the server answers."""
+    if not PG_SERVER_URL:
+        return "GRANTRY_TEST_DATABASE_URL is not set"
+    if shutil.which("psql") is None:
+        return "psql is not on PATH (the suite creates its databases with it)"
+    try:
+        proc = subprocess.run(["psql", PG_SERVER_URL, "-X", "-q", "-t", "-c", "SELECT 1"],
+                              capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return f"PostgreSQL at {_redacted(PG_SERVER_URL)} did not answer within 30 s"
+    if proc.returncode != 0:
+        return f"PostgreSQL is not reachable at {_redacted(PG_SERVER_URL)}: {proc.stderr.strip()}"
+    return None
+
+
 def _with_database(server_url: str, dbname: str) -> str:
     parts = urlsplit(server_url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
@@ -112,11 +152,14 @@ class Integration:
 class Grantry:
     """One running grantry server plus the CLI pointed at the same store."""
 
-    def __init__(self, backend: str, workdir: Path, database_url: str | None, env: dict[str, str] | None = None):
+    def __init__(self, backend: str, workdir: Path, database_url: str | None, env: dict[str, str] | None = None,
+                 args: list[str] | None = None):
         self.backend = backend
         # extra GRANTRY_* settings for this instance; the CLI gets them too, so that both read
         # the same configuration (as they would from one shared config file)
         self.env = dict(env or {})
+        # extra global flags (e.g. --config FILE), for the server and the CLI alike
+        self.extra_args = list(args or [])
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.database_url = database_url
@@ -127,13 +170,15 @@ class Grantry:
         self.base_url = ""
         self.admin_password: str | None = None
         self.cli_stderr: list[str] = []
+        self.cli_returned = time.monotonic()  # when the last CLI command returned
+        self.propagations: list[tuple[str, float]] = []  # (what, seconds until it showed)
         self.http = requests.Session()
         self.http.trust_env = False  # no proxies, no ~/.netrc credentials
 
     # ---- process -------------------------------------------------------------------
 
     def global_args(self) -> list[str]:
-        args = ["--data", str(self.data_dir)]
+        args = [*self.extra_args, "--data", str(self.data_dir)]
         if self.database_url:
             args += ["--database", self.database_url]
         return args
@@ -210,13 +255,39 @@ class Grantry:
             env=_child_env(self.env),
             timeout=120,
         )
+        self.cli_returned = time.monotonic()
         self.cli_stderr.append(proc.stderr)
         return proc
 
-    def propagated(self) -> None:
-        """Waits out the bound on how long a change made by another process (the CLI, another
-        instance) may take to reach the server's credential cache: one second."""
-        time.sleep(PROPAGATION_S)
+    def eventually(self, check: Callable[[], object], what: str, since: float | None = None):
+        """Holds the server to the bound on how long a change made by another process (the CLI,
+        another instance) may take to reach its credential cache.
+
+        Polls `check` (which raises AssertionError while the server still shows the old state)
+        until it passes, and returns what it returned. It fails only when an attempt that
+        *started* more than PROPAGATION_S + PROPAGATION_SLACK_S after `since` (by default: when
+        the last CLI command returned) still saw the old state; the message gives the measured
+        delay. The time the change took to show is recorded in `self.propagations`."""
+        since = self.cli_returned if since is None else since
+        bound = PROPAGATION_S + PROPAGATION_SLACK_S
+        attempts = 0
+        while True:
+            started = time.monotonic()
+            attempts += 1
+            try:
+                result = check()
+            except AssertionError as old_state:
+                late = started - since
+                if late > bound:
+                    raise AssertionError(
+                        f"{what}: not yet in effect in a request started {late * 1000:.0f} ms after the "
+                        f"CLI command returned (the bound is {PROPAGATION_S * 1000:.0f} ms, plus "
+                        f"{PROPAGATION_SLACK_S * 1000:.0f} ms slack; {attempts} attempts): {old_state}"
+                    ) from old_state
+                time.sleep(0.02)
+                continue
+            self.propagations.append((what, started - since))
+            return result
 
     def cli(self, *args: str, stdin: str | None = None):
         proc = self.cli_run(*args, stdin=stdin)
@@ -368,6 +439,20 @@ def xml_fault(resp: requests.Response) -> tuple[str, str]:
     return fault.findtext("./detail/error/errorid"), fault.findtext("FaultString") or ""
 
 
+def assert_xml_fault(resp: requests.Response, status: int, errorid: str, *mentions: str) -> str:
+    """Assert an XML API failure with this HTTP status and `errorid` (README, "The protected
+    APIs": 51 invalid request, 126 invalid field, 128 recipient not found, 134 list not found,
+    145 bad credential, 146 missing grant, ...) whose FaultString contains every one of
+    `mentions` (case-insensitive); return the FaultString."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    got, message = xml_fault(resp)
+    assert got == errorid, f"errorid {got}, expected {errorid}: {resp.text}"
+    assert message.strip(), f"a Fault without a FaultString: {resp.text}"
+    for word in mentions:
+        assert word.lower() in message.lower(), (word, message)
+    return message
+
+
 # ---- fixtures -----------------------------------------------------------------------------------
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -377,13 +462,37 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def pytest_sessionstart(session):
+    """PostgreSQL is half of what the suite tests: refuse to start without it, unless told to
+    skip it (GRANTRY_TEST_SKIP_POSTGRES=1), which is then said once."""
+    if SKIP_POSTGRES and REQUIRE_POSTGRES:
+        pytest.exit("GRANTRY_TEST_SKIP_POSTGRES=1 contradicts GRANTRY_TEST_REQUIRE_POSTGRES=1 "
+                    "(set by ./scripts/test and CI); unset one of them", returncode=2)
+    if SKIP_POSTGRES:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        note = ("GRANTRY_TEST_SKIP_POSTGRES=1: the PostgreSQL half of the black-box suite is skipped; "
+                "every test runs on SQLite only")
+        if reporter is not None:
+            reporter.write_line(note, yellow=True, bold=True)
+        else:
+            print(note)
+        return
+    problem = _postgres_problem()
+    if problem:
+        pytest.exit(
+            f"{problem}. Every black-box test runs on SQLite and on PostgreSQL: start PostgreSQL and set "
+            "GRANTRY_TEST_DATABASE_URL to a server on which the tests may create databases "
+            "(e.g. postgres://postgres@127.0.0.1:5432/postgres), or run ./scripts/test blackbox, which does both; "
+            "GRANTRY_TEST_SKIP_POSTGRES=1 runs the SQLite half only.",
+            returncode=2,
+        )
+
+
 @pytest.fixture(scope="session")
 def grantry_bin() -> Path:
     if not (GRANTRY_BIN.is_file() and os.access(GRANTRY_BIN, os.X_OK)):
         pytest.exit(f"grantry binary not found at {GRANTRY_BIN}; build it (cargo build -p grantry) or set GRANTRY_BIN",
                     returncode=2)
-    if PG_SERVER_URL and shutil.which("psql") is None:
-        pytest.exit("GRANTRY_TEST_DATABASE_URL is set but psql is not on PATH", returncode=2)
     return GRANTRY_BIN
 
 
@@ -396,7 +505,7 @@ class _Launcher:
         self.tmp_path = tmp_path
         self.servers: list[tuple[Grantry, str | None]] = []
 
-    def __call__(self, env: dict[str, str] | None = None) -> Grantry:
+    def __call__(self, env: dict[str, str] | None = None, args: list[str] | None = None) -> Grantry:
         database_url = None
         dbname = None
         if self.backend == "postgres":
@@ -405,7 +514,7 @@ class _Launcher:
             database_url = _with_database(PG_SERVER_URL, dbname)
         workdir = self.tmp_path if not self.servers else self.tmp_path / f"server{len(self.servers)}"
         workdir.mkdir(parents=True, exist_ok=True)
-        server = Grantry(self.backend, workdir, database_url, env=env)
+        server = Grantry(self.backend, workdir, database_url, env=env, args=args)
         self.servers.append((server, dbname))
         server.start()
         return server

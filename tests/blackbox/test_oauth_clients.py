@@ -4,7 +4,7 @@ Authlib's `OAuth2Session` plays the application (authorization URL with PKCE S25
 exchange, refresh, introspection, revocation); a plain `requests.Session` plays the user's
 browser and signs in and consents through grantry's HTML pages exactly as a browser would
 (forms parsed with the standard library's html.parser, cookies kept by the session).
-Every test runs on SQLite and, when GRANTRY_TEST_DATABASE_URL is set, on PostgreSQL.
+Every test runs on SQLite and on PostgreSQL (see conftest.py).
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@
 // The test starts the real binary itself (GRANTRY_BIN, default <repo>/target/debug/grantry) on a
 // fresh data folder and a free port, registers clients through the CLI (--json), and plays the
 // user's browser with fetch (manual redirects and cookies) against the login and consent pages.
-// It runs on SQLite and, when GRANTRY_TEST_DATABASE_URL names a PostgreSQL server, once more on a
-// database it creates there with psql (and drops afterwards).
+// It runs on SQLite and once more on a database it creates with psql (and drops afterwards) on the
+// PostgreSQL server named by GRANTRY_TEST_DATABASE_URL. Without that server it refuses to start,
+// saying how to fix it, unless GRANTRY_TEST_SKIP_POSTGRES=1 asks for the SQLite half only
+// (GRANTRY_TEST_REQUIRE_POSTGRES=1, set by ./scripts/test and CI, forbids skipping).
 //
-// Run: npm test (in tests/node)
+// Run: ./scripts/test node, or npm test (in tests/node) with Node.js 20 or newer
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -29,7 +31,8 @@ const GRANTRY_BIN = (() => {
   return isAbsolute(bin) ? bin : resolve(REPO_ROOT, bin);
 })();
 const PG_SERVER_URL = (process.env.GRANTRY_TEST_DATABASE_URL || '').trim();
-const BACKENDS = ['sqlite', ...(PG_SERVER_URL ? ['postgres'] : [])];
+const REQUIRE_POSTGRES = (process.env.GRANTRY_TEST_REQUIRE_POSTGRES || '').trim() === '1';
+const SKIP_POSTGRES = (process.env.GRANTRY_TEST_SKIP_POSTGRES || '').trim() === '1';
 
 // never contacted: the test reads the redirect from the Location header instead of following it
 const REDIRECT_URI = 'http://127.0.0.1:9/oauth/callback';
@@ -68,6 +71,49 @@ function psql(url, sql) {
 }
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+/** The URL without its password, for messages. */
+function redacted(url) {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.href;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+/** Why the PostgreSQL half cannot run, or null when the server answers. */
+function postgresProblem() {
+  if (!PG_SERVER_URL) return 'GRANTRY_TEST_DATABASE_URL is not set';
+  const out = spawnSync('psql', [PG_SERVER_URL, '-X', '-q', '-t', '-c', 'SELECT 1'], { encoding: 'utf8', timeout: 30_000 });
+  if (out.error?.code === 'ENOENT') return 'psql is not on PATH (the suite creates its databases with it)';
+  if (out.error) return `PostgreSQL at ${redacted(PG_SERVER_URL)} did not answer: ${out.error.message}`;
+  if (out.status !== 0) return `PostgreSQL is not reachable at ${redacted(PG_SERVER_URL)}: ${out.stderr.trim()}`;
+  return null;
+}
+
+/** The backends to run on: both, or SQLite alone when told to skip PostgreSQL. Refuses to start
+ * (throws, which fails the file before any test) when PostgreSQL is wanted but not there. */
+function backends() {
+  if (SKIP_POSTGRES && REQUIRE_POSTGRES) {
+    throw new Error('GRANTRY_TEST_SKIP_POSTGRES=1 contradicts GRANTRY_TEST_REQUIRE_POSTGRES=1 (set by ./scripts/test and CI); unset one of them');
+  }
+  if (SKIP_POSTGRES) {
+    console.log('GRANTRY_TEST_SKIP_POSTGRES=1: the PostgreSQL half of the Node suite is skipped; every test runs on SQLite only');
+    return ['sqlite'];
+  }
+  const problem = postgresProblem();
+  if (problem) {
+    throw new Error(`${problem}. Every test of the Node suite runs on SQLite and on PostgreSQL: start PostgreSQL and set ` +
+      'GRANTRY_TEST_DATABASE_URL to a server on which the tests may create databases ' +
+      '(e.g. postgres://postgres@127.0.0.1:5432/postgres), or run ./scripts/test node, which does both; ' +
+      'GRANTRY_TEST_SKIP_POSTGRES=1 runs the SQLite half only.');
+  }
+  return ['sqlite', 'postgres'];
+}
+
+const BACKENDS = backends();
 
 class Grantry {
   constructor(backend) {

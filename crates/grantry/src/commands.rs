@@ -320,11 +320,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             username,
             by,
         }) => {
-            let mailer = LettreMailer::new(
-                cfg.mail.smtp_url.as_deref(),
-                &cfg.mail.from,
-                &cfg.data_dir(),
-            )?;
+            let mailer = LettreMailer::new(cfg.smtp_url(), &cfg.mail.from, &cfg.data_dir())?;
             let a = admin::add_account_access(cx, &mailer, &org, &client_id, &username, &by)
                 .await
                 .map_err(e)?;

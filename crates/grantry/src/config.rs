@@ -1,11 +1,19 @@
 //! Configuration: a TOML file, overridden by `GRANTRY_<SECTION>__<KEY>` environment variables,
-//! overridden by flags (docs/architecture.md, running it). Loaded once, validated into typed settings, passed down.
+//! overridden by flags (docs/architecture.md, running it). Loaded once, validated into typed
+//! settings, passed down.
+//!
+//! Unknown keys are an error, in the file and in the environment alike: every `GRANTRY_*`
+//! variable except those in [`NOT_CONFIGURATION`] is read as a key, so a typo is refused with a
+//! message naming the key and where it came from instead of being silently ignored. The
+//! database and SMTP URLs, which may carry passwords, are held as secrets: the configuration's
+//! `Debug` never shows them.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 use grantry_core::settings::{ApiKeySettings, ReissuePolicy, Settings, TokenSettings};
@@ -42,7 +50,7 @@ pub fn parse_duration(t: &str) -> Result<Duration, String> {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerSection {
     pub listen: String,
 }
@@ -56,7 +64,7 @@ impl Default for ServerSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TokensSection {
     pub access_ttl: Dur,
     pub reissue_after: Dur,
@@ -79,7 +87,7 @@ impl Default for TokensSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ApiKeysSection {
     pub delete_grace: Dur,
     pub token_ttl: Dur,
@@ -95,8 +103,11 @@ impl Default for ApiKeysSection {
     }
 }
 
+/// `[sessions]`: reserved for the XML API's `Login` sessions, which are not served yet. The keys
+/// are accepted and checked so that a configuration written for them keeps working, but they
+/// have no effect today.
 #[derive(Debug, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SessionsSection {
     pub idle_timeout: Dur,
     pub max_per_org: u32,
@@ -112,13 +123,14 @@ impl Default for SessionsSection {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseSection {
-    pub url: Option<String>,
+    /// `sqlite://PATH` or `postgres://...`, which may carry a password.
+    pub url: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PodSection {
     pub id: String,
     pub public_url: Option<String>,
@@ -134,9 +146,10 @@ impl Default for PodSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MailSection {
-    pub smtp_url: Option<String>,
+    /// `smtp://` or `smtps://user:pass@host`, which may carry a password.
+    pub smtp_url: Option<SecretString>,
     pub from: String,
 }
 
@@ -151,7 +164,7 @@ impl Default for MailSection {
 
 /// The whole configuration.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerSection,
     pub tokens: TokensSection,
@@ -165,11 +178,107 @@ pub struct Config {
 }
 
 /// Values given as flags, the last and strongest layer.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Default)]
 pub struct Overrides {
     pub database_url: Option<String>,
     pub data: Option<PathBuf>,
     pub listen: Option<String>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("data", &self.data)
+            .field("listen", &self.listen)
+            .finish()
+    }
+}
+
+const ENV_PREFIX: &str = "GRANTRY_";
+
+/// `GRANTRY_*` variables that are not configuration keys: the configuration file, the log
+/// filter, the test suites' own settings (`GRANTRY_TEST_*`) and the binary they run
+/// (`GRANTRY_BIN`). Written without the prefix, lowercase; a trailing `*` matches any rest.
+pub const NOT_CONFIGURATION: &[&str] = &["config", "log", "bin", "test_*"];
+
+/// The configuration key a `GRANTRY_<rest>` variable sets, or `None` for the variables in
+/// [`NOT_CONFIGURATION`]. `rest` is the name without the prefix, in any case.
+fn env_key(rest: &str) -> Option<String> {
+    let rest = rest.trim().to_ascii_lowercase();
+    let ignored = NOT_CONFIGURATION.iter().any(|n| match n.strip_suffix('*') {
+        Some(start) => rest.starts_with(start),
+        None => rest == *n,
+    });
+    if ignored {
+        return None;
+    }
+    Some(match rest.as_str() {
+        // The documented short form for the most common setting.
+        "database_url" => "database.url".into(),
+        _ => rest.replace("__", "."),
+    })
+}
+
+/// The `GRANTRY_*` variables that set `key` or a key inside it, as they are spelled.
+fn env_vars_setting(key: &str) -> Vec<String> {
+    let inside = |k: &str| k == key || k.strip_prefix(key).is_some_and(|r| r.starts_with('.'));
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| {
+            name.get(..ENV_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+                && env_key(&name[ENV_PREFIX.len()..]).is_some_and(|k| inside(&k))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Says which key is unknown, where it was written, and which keys are known there. `path` is
+/// figment's path of the error, which ends with the unknown `field`.
+fn unknown_key_message(fig: &Figment, path: &[String], field: &str, expected: &[&str]) -> String {
+    let section = match path.split_last() {
+        Some((last, section)) if last == field => section,
+        _ => path,
+    };
+    let key = section
+        .iter()
+        .map(String::as_str)
+        .chain([field])
+        .collect::<Vec<_>>()
+        .join(".");
+    let md = fig.find_metadata(&key);
+    let from_env = md.is_some_and(|md| md.source.is_none() && md.name.contains("environment"));
+    let place = match md.and_then(|md| md.source.as_ref()) {
+        Some(figment::Source::File(f)) => format!(" in {}", f.display()),
+        _ if from_env => match env_vars_setting(&key).as_slice() {
+            [] => " in the environment".to_string(),
+            [one] => format!(" (environment variable {one})"),
+            many => format!(" (environment variables {})", many.join(", ")),
+        },
+        _ => String::new(),
+    };
+    let known = if section.is_empty() {
+        format!("the sections and keys are {}", expected.join(", "))
+    } else {
+        format!(
+            "the keys of [{}] are {}",
+            section.join("."),
+            expected.join(", ")
+        )
+    };
+    let mut msg = format!("unknown configuration key \"{key}\"{place}; {known}");
+    if from_env {
+        msg.push_str(
+            "; every GRANTRY_* variable other than GRANTRY_CONFIG, GRANTRY_LOG, GRANTRY_BIN \
+             and GRANTRY_TEST_* is configuration, named GRANTRY_<SECTION>__<KEY>",
+        );
+    }
+    msg
 }
 
 impl Config {
@@ -182,21 +291,8 @@ impl Config {
             }
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(
-            Env::prefixed("GRANTRY_")
-                .filter(|k| {
-                    let k = k.as_str();
-                    !k.starts_with("test_") && k != "config" && k != "log"
-                })
-                .map(|k| {
-                    let k = k.as_str().to_ascii_lowercase();
-                    match k.as_str() {
-                        // The documented short form for the most common setting.
-                        "database_url" => "database.url".into(),
-                        _ => k.replace("__", ".").into(),
-                    }
-                }),
-        );
+        fig = fig
+            .merge(Env::prefixed(ENV_PREFIX).filter_map(|k| env_key(k.as_str()).map(Into::into)));
         if let Some(u) = &flags.database_url {
             fig = fig.merge(Serialized::default("database.url", u));
         }
@@ -206,8 +302,18 @@ impl Config {
         if let Some(l) = &flags.listen {
             fig = fig.merge(Serialized::default("server.listen", l));
         }
-        fig.extract::<Config>()
-            .map_err(|e| format!("invalid configuration: {e}"))
+        fig.extract::<Config>().map_err(|errors| {
+            let lines: Vec<String> = errors
+                .into_iter()
+                .map(|e| match &e.kind {
+                    figment::error::Kind::UnknownField(field, expected) => {
+                        unknown_key_message(&fig, &e.path, field, expected)
+                    }
+                    _ => e.to_string(),
+                })
+                .collect();
+            format!("invalid configuration: {}", lines.join("\n"))
+        })
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -219,13 +325,18 @@ impl Config {
     /// The database URL: the configured one, else the embedded SQLite file in the data folder.
     pub fn database_url(&self) -> String {
         match &self.database.url {
-            Some(u) => u.clone(),
+            Some(u) => u.expose_secret().to_string(),
             None => format!("sqlite://{}", self.data_dir().join("grantry.db").display()),
         }
     }
 
     pub fn is_sqlite(&self) -> bool {
         self.database_url().starts_with("sqlite:")
+    }
+
+    /// The SMTP URL, when mail goes through SMTP.
+    pub fn smtp_url(&self) -> Option<&str> {
+        self.mail.smtp_url.as_ref().map(|u| u.expose_secret())
     }
 
     /// The protocol settings, validated.
@@ -289,6 +400,106 @@ mod tests {
             let c = Config::load(Some(Path::new("g.toml")), &Overrides::default())
                 .map_err(|e| e.to_string())?;
             assert_eq!(c.database_url(), "postgres://env/db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn unknown_key_in_the_file_is_refused_naming_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("g.toml", "[tokens]\nacess_ttl = \"2h\"\n")?;
+            let err = Config::load(Some(Path::new("g.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.contains("\"tokens.acess_ttl\""), "{err}");
+            assert!(err.contains("g.toml"), "{err}");
+            assert!(err.contains("access_ttl"), "the known keys: {err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn unknown_variable_is_refused_naming_the_key_and_the_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("g.toml", "[tokens]\naccess_ttl = \"2h\"\n")?;
+            jail.set_env("GRANTRY_TOKENS__BOGUS", "1h");
+            for file in [None, Some(Path::new("g.toml"))] {
+                let err = Config::load(file, &Overrides::default()).unwrap_err();
+                assert!(err.contains("\"tokens.bogus\""), "{err}");
+                assert!(err.contains("GRANTRY_TOKENS__BOGUS"), "{err}");
+                assert!(!err.contains("g.toml"), "the key is not in the file: {err}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn unknown_section_is_refused_naming_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("g.toml", "[token]\naccess_ttl = \"2h\"\n")?;
+            let err = Config::load(Some(Path::new("g.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.contains("\"token\""), "{err}");
+            assert!(err.contains("tokens"), "the known sections: {err}");
+            jail.create_file("g.toml", "")?;
+            jail.set_env("GRANTRY_TOKEN__ACCESS_TTL", "2h");
+            let err = Config::load(Some(Path::new("g.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.contains("\"token\""), "{err}");
+            assert!(err.contains("GRANTRY_TOKEN__ACCESS_TTL"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn variables_that_are_not_configuration_are_left_alone() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GRANTRY_CONFIG", "elsewhere.toml");
+            jail.set_env("GRANTRY_LOG", "debug");
+            jail.set_env("GRANTRY_BIN", "target/debug/grantry");
+            jail.set_env(
+                "GRANTRY_TEST_DATABASE_URL",
+                "postgres://postgres@127.0.0.1/postgres",
+            );
+            jail.set_env("GRANTRY_TEST_REQUIRE_POSTGRES", "1");
+            jail.set_env("GRANTRY_DATABASE_URL", "postgres://short/form");
+            jail.set_env("GRANTRY_SESSIONS__MAX_PER_ORG", "5");
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.database_url(), "postgres://short/form");
+            assert_eq!(c.sessions.max_per_org, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn debug_never_shows_the_database_or_smtp_password() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "g.toml",
+                "[database]\nurl = \"postgres://grantry:db-pw-4711@db.internal/grantry\"\n\
+                 [mail]\nsmtp_url = \"smtps://grantry:smtp-pw-4712@smtp.example.com\"\n",
+            )?;
+            let flags = Overrides {
+                database_url: Some("postgres://grantry:flag-pw-4713@db/grantry".into()),
+                ..Default::default()
+            };
+            let c = Config::load(Some(Path::new("g.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.database_url(),
+                "postgres://grantry:db-pw-4711@db.internal/grantry"
+            );
+            assert_eq!(
+                c.smtp_url(),
+                Some("smtps://grantry:smtp-pw-4712@smtp.example.com")
+            );
+            for dump in [format!("{c:?}"), format!("{c:#?}"), format!("{flags:?}")] {
+                for pw in ["db-pw-4711", "smtp-pw-4712", "flag-pw-4713"] {
+                    assert!(!dump.contains(pw), "{pw} in {dump}");
+                }
+            }
+            assert!(format!("{c:?}").contains("REDACTED"));
             Ok(())
         });
     }
