@@ -12,15 +12,14 @@ use grantry_core::platform::events::{self, code, EventError};
 use grantry_core::Grant;
 
 use crate::error::ApiError;
-use crate::extract::{content_type, Caller, Events, Now};
+use crate::extract::{content_type, CallerWith, Events, Now};
 use crate::AppState;
 
 pub async fn submit(
     State(state): State<AppState>,
     Now(now): Now,
-    Caller(p, _): Caller<Events>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    CallerWith(p, body, _): CallerWith<Events, Result<Bytes, BytesRejection>>,
 ) -> Result<Response, ApiError> {
     p.require(Grant::EventsWrite)
         .map_err(|e| ApiError::event_bearer(&e))?;

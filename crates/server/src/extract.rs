@@ -1,5 +1,6 @@
 //! Extractors for what every handler repeats: the request's time, read once; the token
-//! endpoint family's form; and the authenticated caller of a protected API.
+//! endpoint family's form; and the authenticated caller of a protected API, with or without
+//! the request's body.
 
 use std::marker::PhantomData;
 
@@ -156,5 +157,29 @@ impl<F: RefusalFormat> FromRequestParts<AppState> for Caller<F> {
             .await
             .map_err(F::refuse)?;
         Ok(Caller(p, PhantomData))
+    }
+}
+
+/// The authenticated caller and what `B` reads from the body. The body is read first, as
+/// for any other request: a refused request then leaves its connection in a state the client
+/// can reuse.
+pub struct CallerWith<F, B>(pub Principal, pub B, pub PhantomData<F>);
+
+impl<F: RefusalFormat, B: FromRequest<AppState> + Send> FromRequest<AppState> for CallerWith<F, B> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Ok(Now(now)) = Now::from_request_parts(&mut parts, state).await;
+        let auth = authorization(&parts.headers).map(|a| a.map(str::to_string));
+        let read = B::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let refuse = |e| F::refuse(e).into_response();
+        let auth = auth.map_err(refuse)?;
+        let p = gate::authenticate(&*state.store, now, &state.settings, auth.as_deref())
+            .await
+            .map_err(refuse)?;
+        Ok(CallerWith(p, read, PhantomData))
     }
 }

@@ -17,7 +17,7 @@ use grantry_core::platform::data as platform;
 use grantry_core::store::ContactKey;
 
 use crate::error::{ApiError, RestError};
-use crate::extract::{Caller, Now, Rest};
+use crate::extract::{Caller, CallerWith, Now, Rest};
 use crate::respond::rest_ok;
 use crate::AppState;
 
@@ -86,8 +86,7 @@ struct NewList {
 async fn create_list(
     State(s): State<AppState>,
     Now(now): Now,
-    Caller(p, _): Caller<Rest>,
-    b: Bytes,
+    CallerWith(p, b, _): CallerWith<Rest, Bytes>,
 ) -> Result<Response> {
     let req: NewList = body(&b)?;
     let l = platform::create_list(&*s.store, now, &p, &req.name).await?;
@@ -160,9 +159,8 @@ struct NewContact {
 async fn add_contact(
     State(s): State<AppState>,
     Now(now): Now,
-    Caller(p, _): Caller<Rest>,
     Path(lid): Path<String>,
-    b: Bytes,
+    CallerWith(p, b, _): CallerWith<Rest, Bytes>,
 ) -> Result<Response> {
     let lid = id("id", &lid)?;
     let req: NewContact = body(&b)?;
@@ -196,9 +194,8 @@ struct ContactChange {
 async fn update_contact(
     State(s): State<AppState>,
     Now(now): Now,
-    Caller(p, _): Caller<Rest>,
     Path((lid, cid)): Path<(String, String)>,
-    b: Bytes,
+    CallerWith(p, b, _): CallerWith<Rest, Bytes>,
 ) -> Result<Response> {
     let (lid, cid) = (id("id", &lid)?, id("contactId", &cid)?);
     let req: ContactChange = body(&b)?;
