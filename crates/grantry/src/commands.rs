@@ -15,14 +15,15 @@ use grantry_core::{Clock, Grant, GrantSet, Store, SystemClock, Timestamp};
 
 use crate::cli::*;
 use crate::config::{parse_duration, Config, Overrides};
+use crate::error::{CliError, Result};
 use crate::mailer::LettreMailer;
 
 /// Prints an error the way the caller asked for, and picks the exit code.
-pub fn fail(json: bool, msg: &str) -> ExitCode {
+pub fn fail(json: bool, err: &CliError) -> ExitCode {
     if json {
-        eprintln!("{}", json!({ "error": msg }));
+        eprintln!("{}", json!({ "error": err.to_string() }));
     } else {
-        eprintln!("error: {msg}");
+        eprintln!("error: {err}");
     }
     ExitCode::FAILURE
 }
@@ -36,36 +37,29 @@ fn emit(json: bool, value: Value, human: String) {
 }
 
 /// Opens the configured store, creating the data folder for SQLite.
-pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
     if cfg.is_sqlite() {
-        let dir = cfg.data_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create data folder {}: {e}", dir.display()))?;
+        let path = cfg.data_dir();
+        std::fs::create_dir_all(&path).map_err(|err| CliError::DataFolder { path, err })?;
     }
-    grantry_store::open(&cfg.database_url())
-        .await
-        .map_err(|e| e.to_string())
+    Ok(grantry_store::open(&cfg.database_url()).await?)
 }
 
-fn parse_grants(names: &[String]) -> Result<GrantSet, String> {
-    names
-        .iter()
-        .map(|n| Grant::parse(n).ok_or_else(|| unknown_grant(n)))
-        .collect()
+fn parse_grant(name: &str) -> Result<Grant> {
+    Grant::parse(name).ok_or_else(|| CliError::UnknownGrant(name.into()))
 }
 
-fn unknown_grant(n: &str) -> String {
-    let all: Vec<_> = Grant::ALL.iter().map(|g| g.name()).collect();
-    format!("unknown grant {n:?}; grants are {}", all.join(", "))
+fn parse_grants(names: &[String]) -> Result<GrantSet> {
+    names.iter().map(|n| parse_grant(n)).collect()
 }
 
-fn parse_since(s: &str, now: Timestamp) -> Result<Timestamp, String> {
+fn parse_since(s: &str, now: Timestamp) -> Result<Timestamp> {
     Timestamp::parse_rfc3339(s)
         .or_else(|| parse_duration(s).ok().map(|d| now.minus(d)))
-        .ok_or_else(|| format!("--since {s:?} is neither an RFC 3339 time nor a duration like 1h"))
+        .ok_or_else(|| CliError::Since(s.into()))
 }
 
-pub async fn run(cli: Cli) -> Result<(), String> {
+pub async fn run(cli: Cli) -> Result<()> {
     let flags = Overrides {
         database_url: cli.database.clone(),
         data: cli.data.clone(),
@@ -74,8 +68,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             _ => None,
         },
     };
-    let cfg = Config::load(cli.config.as_deref(), &flags)?;
-    let settings = cfg.settings()?;
+    let cfg = Config::load(cli.config.as_deref(), &flags).map_err(CliError::config)?;
+    let settings = cfg.settings().map_err(CliError::config)?;
     if let Command::Serve { .. } = cli.command {
         return crate::serve::run(cfg, settings).await;
     }
@@ -90,14 +84,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     admin_command(&cx, &cfg, cli.json, cli.command).await
 }
 
-async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> Result<(), String> {
-    let e = |e: admin::AdminError| e.to_string();
+async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> Result<()> {
     match cmd {
         Command::Serve { .. } => unreachable!("handled by run"),
         Command::Org(OrgCmd::Create { name, admin, email }) => {
-            let c = admin::create_org(cx, &name, &admin, &email)
-                .await
-                .map_err(e)?;
+            let c = admin::create_org(cx, &name, &admin, &email).await?;
             let pw = c.password.expose_secret();
             emit(
                 json,
@@ -122,7 +113,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                 std::io::stdin()
                     .lock()
                     .read_line(&mut line)
-                    .map_err(|e| format!("reading the password: {e}"))?;
+                    .map_err(CliError::PasswordStdin)?;
                 Some(SecretString::from(
                     line.trim_end_matches(['\r', '\n']).to_string(),
                 ))
@@ -143,7 +134,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                 grants: parse_grants(&grants)?,
                 password,
             };
-            let added = admin::add_user(cx, &org, input).await.map_err(e)?;
+            let added = admin::add_user(cx, &org, input).await?;
             let u = &added.user;
             let mut v = json!({"org": org, "username": u.username, "kind": u.kind.as_str()});
             let mut human = format!(
@@ -172,10 +163,8 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                 UserCmd::Revoke(a) => (false, a),
                 _ => unreachable!("matched above"),
             };
-            let g = Grant::parse(&a.grant).ok_or_else(|| unknown_grant(&a.grant))?;
-            let u = admin::set_grant(cx, &a.org, &a.username, g, on)
-                .await
-                .map_err(e)?;
+            let g = parse_grant(&a.grant)?;
+            let u = admin::set_grant(cx, &a.org, &a.username, g, on).await?;
             emit(
                 json,
                 json!({"org": a.org, "username": u.username, "grants": u.grants.names()}),
@@ -196,9 +185,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                 UserCmd::Enable(u) => (false, u),
                 _ => unreachable!("matched above"),
             };
-            let user = admin::set_disabled(cx, &u.org, &u.username, disabled)
-                .await
-                .map_err(e)?;
+            let user = admin::set_disabled(cx, &u.org, &u.username, disabled).await?;
             let word = if disabled {
                 "disabled; its credentials no longer work"
             } else {
@@ -211,9 +198,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             );
         }
         Command::User(UserCmd::Delete(u)) => {
-            admin::delete_user(cx, &u.org, &u.username)
-                .await
-                .map_err(e)?;
+            admin::delete_user(cx, &u.org, &u.username).await?;
             emit(
                 json,
                 json!({"org": u.org, "username": u.username, "deleted": true}),
@@ -224,7 +209,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             );
         }
         Command::Key(KeyCmd::Generate(u)) => {
-            let k = apikey::generate(cx, &u.org, &u.username).await.map_err(e)?;
+            let k = apikey::generate(cx, &u.org, &u.username).await?;
             let (secret, bearer) = (k.secret.expose_secret(), k.bearer.expose_secret());
             emit(
                 json,
@@ -243,7 +228,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             username,
             slot,
         }) => {
-            let d = apikey::delete(cx, &org, &username, slot).await.map_err(e)?;
+            let d = apikey::delete(cx, &org, &username, slot).await?;
             let stops = d.stops_at.to_rfc3339();
             let mut human = format!("Deleted secret key {slot} of {username}. It keeps working until {stops}, then stops everywhere.");
             if d.promoted {
@@ -281,7 +266,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                     TokenFormatArg::Jwt => grantry_core::model::TokenFormat::Jwt,
                 },
             };
-            let (app, secret) = admin::add_application(cx, &org, input).await.map_err(e)?;
+            let (app, secret) = admin::add_application(cx, &org, input).await?;
             let mut v = json!({"client_id": app.client_id});
             let mut human = format!(
                 "Registered application {:?} in {org}.\nClient ID: {}",
@@ -301,10 +286,9 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             client_id,
             overlap,
         }) => {
-            let overlap = parse_duration(&overlap)?;
-            let (secret, until) = admin::rotate_client_secret(cx, &org, &client_id, overlap)
-                .await
-                .map_err(e)?;
+            let overlap = parse_duration(&overlap).map_err(|e| CliError::Overlap(e.to_string()))?;
+            let (secret, until) =
+                admin::rotate_client_secret(cx, &org, &client_id, overlap).await?;
             let (secret, until) = (secret.expose_secret(), until.to_rfc3339());
             emit(
                 json,
@@ -324,10 +308,10 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
                 cfg.mail.smtp_url.as_deref(),
                 &cfg.mail.from,
                 &cfg.data_dir(),
-            )?;
-            let a = admin::add_account_access(cx, &mailer, &org, &client_id, &username, &by)
-                .await
-                .map_err(e)?;
+            )
+            .map_err(CliError::Mail)?;
+            let a =
+                admin::add_account_access(cx, &mailer, &org, &client_id, &username, &by).await?;
             let rt = a.refresh_token.expose_secret();
             let mut human = format!(
                 "Added account access for {username} to application {client_id}.\nRefresh token (shown once): {rt}\nMailed to: {}",
@@ -346,7 +330,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             );
         }
         Command::Access(AccessCmd::List { org }) => {
-            let all = admin::list_account_access(cx, &org).await.map_err(e)?;
+            let all = admin::list_account_access(cx, &org).await?;
             if json {
                 let rows: Vec<Value> = all
                     .iter()
@@ -381,9 +365,7 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
             client_id,
             username,
         }) => {
-            admin::delete_account_access(cx, &org, &client_id, &username)
-                .await
-                .map_err(e)?;
+            admin::delete_account_access(cx, &org, &client_id, &username).await?;
             emit(
                 json,
                 json!({"client_id": client_id, "username": username, "deleted": true}),
@@ -392,11 +374,11 @@ async fn admin_command(cx: &Ctx<'_>, cfg: &Config, json: bool, cmd: Command) -> 
         }
         Command::Audit { org, since } => {
             let since = since.map(|s| parse_since(&s, cx.now)).transpose()?;
-            let events = admin::audit_log(cx, &org, since).await.map_err(e)?;
+            let events = admin::audit_log(cx, &org, since).await?;
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string(&events).map_err(|e| e.to_string())?
+                    serde_json::to_string(&events).map_err(CliError::Json)?
                 );
             } else if events.is_empty() {
                 println!("No audit events.");

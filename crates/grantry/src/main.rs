@@ -8,6 +8,7 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod config;
+mod error;
 mod mailer;
 mod serve;
 
@@ -19,10 +20,10 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return commands::fail(json, &format!("cannot start the async runtime: {e}")),
+        Err(e) => return commands::fail(json, &error::CliError::Runtime(e)),
     };
     match rt.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => commands::fail(json, &msg),
+        Err(e) => commands::fail(json, &e),
     }
 }
