@@ -36,8 +36,6 @@ pub enum CliError {
     /// `mail.from` or `mail.smtp_url` is unusable, or the outbox cannot be created.
     #[error("{0}")]
     Mail(String),
-    #[error("{0}")]
-    Json(serde_json::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(io::Error),
     #[error("creating the first organization: {0}")]
