@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use grantry_core::model::{Role, TokenFormat, UserKind};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "grantry",
@@ -35,6 +37,23 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    #[command(flatten)]
+    Admin(AdminCommand),
+}
+
+impl Command {
+    /// The `--listen` flag, which only `serve` has.
+    pub fn listen(&self) -> Option<&String> {
+        match self {
+            Command::Serve { listen } => listen.as_ref(),
+            Command::Admin(_) => None,
+        }
+    }
+}
+
+/// The commands that act on the store once and report what they did.
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
     /// Organizations.
     #[command(subcommand)]
     Org(OrgCmd),
@@ -51,26 +70,32 @@ pub enum Command {
     #[command(subcommand)]
     Key(KeyCmd),
     /// Show an organization's audit log.
-    Audit {
-        #[arg(long)]
-        org: String,
-        /// RFC 3339 time (2026-11-23T19:00:00Z) or a duration ago (1h, 30m).
-        #[arg(long)]
-        since: Option<String>,
-    },
+    Audit(AuditArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[arg(long)]
+    pub org: String,
+    /// RFC 3339 time (2026-11-23T19:00:00Z) or a duration ago (1h, 30m).
+    #[arg(long)]
+    pub since: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum OrgCmd {
     /// Create an organization and its principal org admin.
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        admin: String,
-        #[arg(long)]
-        email: String,
-    },
+    Create(OrgCreateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct OrgCreateArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub admin: String,
+    #[arg(long)]
+    pub email: String,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -79,10 +104,28 @@ pub enum TokenFormatArg {
     Jwt,
 }
 
+impl From<TokenFormatArg> for TokenFormat {
+    fn from(f: TokenFormatArg) -> Self {
+        match f {
+            TokenFormatArg::Opaque => TokenFormat::Opaque,
+            TokenFormatArg::Jwt => TokenFormat::Jwt,
+        }
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum KindArg {
     Ui,
     Api,
+}
+
+impl From<KindArg> for UserKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Ui => UserKind::Ui,
+            KindArg::Api => UserKind::Api,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -90,6 +133,15 @@ pub enum KindArg {
 pub enum RoleArg {
     OrgAdmin,
     User,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::OrgAdmin => Role::OrgAdmin,
+            RoleArg::User => Role::User,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -106,24 +158,7 @@ pub struct UserGrantArgs {
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
     /// Add a UI user (console) or an API user (secret keys).
-    Add {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        username: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, value_enum)]
-        kind: KindArg,
-        #[arg(long, value_enum, default_value = "user")]
-        role: RoleArg,
-        /// A grant to give; repeat for several.
-        #[arg(long = "grant")]
-        grants: Vec<String>,
-        /// Read the UI user's password from standard input instead of generating one.
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    Add(UserAddArgs),
     /// Give a user a grant.
     Grant(UserGrantArgs),
     /// Take a grant away from a user.
@@ -134,6 +169,26 @@ pub enum UserCmd {
     Enable(UserRef),
     /// Delete a user with its keys, account accesses and tokens.
     Delete(UserRef),
+}
+
+#[derive(Args, Debug)]
+pub struct UserAddArgs {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub email: String,
+    #[arg(long, value_enum)]
+    pub kind: KindArg,
+    #[arg(long, value_enum, default_value = "user")]
+    pub role: RoleArg,
+    /// A grant to give; repeat for several.
+    #[arg(long = "grant")]
+    pub grants: Vec<String>,
+    /// Read the UI user's password from standard input instead of generating one.
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 #[derive(Args, Debug)]
@@ -149,80 +204,98 @@ pub enum KeyCmd {
     /// Generate a secret key in the API user's free slot; it is shown once.
     Generate(UserRef),
     /// Delete the key in a slot; it keeps working for api_keys.delete_grace.
-    Delete {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        username: String,
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
-        slot: u8,
-    },
+    Delete(KeyDeleteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyDeleteArgs {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub username: String,
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub slot: u8,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AppCmd {
     /// Register an application; its client secret is shown once.
-    Add {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// An allowed redirect URI; repeat for several.
-        #[arg(long = "redirect-uri")]
-        redirect_uris: Vec<String>,
-        /// A scope the application may ask for; repeat for several [default: all].
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// A public client (no secret; PKCE required).
-        #[arg(long)]
-        public: bool,
-        /// Return a new refresh token on every refresh; reuse of an old one revokes them all.
-        #[arg(long)]
-        rotate_refresh_tokens: bool,
-        /// Access tokens: opaque strings, or signed JWTs (RFC 9068) verifiable with /oauth/jwks.
-        #[arg(long, value_enum, default_value = "opaque")]
-        token_format: TokenFormatArg,
-    },
+    Add(AppAddArgs),
     /// Give an application a new client secret; the old one keeps working for --overlap.
-    RotateSecret {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        client_id: String,
-        /// How long the old secret keeps working (e.g. 1h, 30m, 0s).
-        #[arg(long, default_value = "24h")]
-        overlap: String,
-    },
+    RotateSecret(RotateSecretArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AppAddArgs {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// An allowed redirect URI; repeat for several.
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// A scope the application may ask for; repeat for several [default: all].
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// A public client (no secret; PKCE required).
+    #[arg(long)]
+    pub public: bool,
+    /// Return a new refresh token on every refresh; reuse of an old one revokes them all.
+    #[arg(long)]
+    pub rotate_refresh_tokens: bool,
+    /// Access tokens: opaque strings, or signed JWTs (RFC 9068) verifiable with /oauth/jwks.
+    #[arg(long, value_enum, default_value = "opaque")]
+    pub token_format: TokenFormatArg,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateSecretArgs {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub client_id: String,
+    /// How long the old secret keeps working (e.g. 1h, 30m, 0s).
+    #[arg(long, default_value = "24h")]
+    pub overlap: String,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AccessCmd {
     /// Add account access; the refresh token is shown once and mailed to the admins.
-    Add {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        client_id: String,
-        #[arg(long)]
-        username: String,
-        /// The org admin adding it.
-        #[arg(long)]
-        by: String,
-    },
+    Add(AccessAddArgs),
     /// List the organization's account access (added by admins or given by consent).
-    List {
-        #[arg(long)]
-        org: String,
-    },
+    List(OrgRef),
     /// Delete account access: its refresh token and access tokens stop working at once.
-    Delete {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        client_id: String,
-        #[arg(long)]
-        username: String,
-    },
+    Delete(AccessRef),
+}
+
+#[derive(Args, Debug)]
+pub struct AccessAddArgs {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub client_id: String,
+    #[arg(long)]
+    pub username: String,
+    /// The org admin adding it.
+    #[arg(long)]
+    pub by: String,
+}
+
+#[derive(Args, Debug)]
+pub struct OrgRef {
+    #[arg(long)]
+    pub org: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AccessRef {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub client_id: String,
+    #[arg(long)]
+    pub username: String,
 }

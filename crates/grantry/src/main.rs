@@ -1,5 +1,5 @@
-//! `grantry`: the binary. Parses the command line, loads the configuration and runs one
-//! command.
+//! `grantry`: the binary. Parses the command line, loads the configuration, then serves or
+//! runs one admin command and prints its report.
 
 use std::process::ExitCode;
 
@@ -8,21 +8,43 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod config;
+mod error;
 mod mailer;
+mod report;
 mod serve;
 
+use cli::{Cli, Command};
+use config::{Config, Overrides};
+use error::CliError;
+
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = Cli::parse();
     let json = cli.json;
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return commands::fail(json, &format!("cannot start the async runtime: {e}")),
-    };
-    match rt.block_on(commands::run(cli)) {
+        .map_err(CliError::Runtime)
+        .and_then(|rt| rt.block_on(run(cli)));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => commands::fail(json, &msg),
+        Err(e) => report::fail(json, &e),
+    }
+}
+
+async fn run(cli: Cli) -> error::Result<()> {
+    let flags = Overrides {
+        database_url: cli.database,
+        data: cli.data,
+        listen: cli.command.listen().cloned(),
+    };
+    let cfg = Config::load(cli.config.as_deref(), &flags).map_err(CliError::config)?;
+    let settings = cfg.settings().map_err(CliError::config)?;
+    match cli.command {
+        Command::Serve { .. } => serve::run(cfg, settings).await,
+        Command::Admin(cmd) => {
+            let report = commands::run(cmd, &cfg, &settings).await?;
+            report::print(cli.json, &*report);
+            Ok(())
+        }
     }
 }

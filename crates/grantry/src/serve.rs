@@ -3,20 +3,21 @@
 use std::sync::Arc;
 
 use grantry_core::admin::{self, Ctx};
-use grantry_core::{Clock, Settings, SystemClock};
+use grantry_core::{Clock, Settings, Store, SystemClock, Timestamp};
 use grantry_server::AppState;
 use secrecy::ExposeSecret;
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::open_store;
 use crate::config::Config;
+use crate::error::{CliError, Result};
 
 /// The org and admin created on a fresh database.
 const FIRST_ORG: &str = "default";
 const FIRST_ADMIN: &str = "admin";
 const FIRST_ADMIN_EMAIL: &str = "admin@grantry.local";
 
-pub async fn run(cfg: Config, settings: Settings) -> Result<(), String> {
+pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
     let filter = EnvFilter::try_from_env("GRANTRY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -25,35 +26,20 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<(), String> {
 
     let store = open_store(&cfg).await?;
     let clock = Arc::new(SystemClock);
-    if store.count_orgs().await.map_err(|e| e.to_string())? == 0 {
-        let cx = Ctx {
-            store: &*store,
-            now: clock.now(),
-            settings: &settings,
-            actor: "system",
-        };
-        let created = admin::create_org(&cx, FIRST_ORG, FIRST_ADMIN, FIRST_ADMIN_EMAIL)
-            .await
-            .map_err(|e| format!("creating the first organization: {e}"))?;
-        println!(
-            "First start: created organization {FIRST_ORG:?} with principal org admin {FIRST_ADMIN:?}.\n\
-             One-time admin password (shown once, keep it): {}",
-            created.password.expose_secret()
-        );
+    if store.count_orgs().await? == 0 {
+        first_start(&*store, clock.now(), &settings).await?;
     }
     // JWT signing keys: one active, its successor published ahead (RFC 9068 tokens).
     grantry_core::oauth::jwt::ensure_keys(&*store, clock.now(), settings.tokens.key_rotation)
         .await
-        .map_err(|e| format!("preparing the JWT signing keys: {e}"))?;
+        .map_err(CliError::SigningKeys)?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}: {e}; pick another address with --listen",
-                cfg.server.listen
-            )
+        .map_err(|err| CliError::Listen {
+            addr: cfg.server.listen.clone(),
+            err,
         })?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(CliError::LocalAddress)?;
     println!(
         "grantry {} listening on http://{addr} (pod {}, database {})",
         env!("CARGO_PKG_VERSION"),
@@ -64,8 +50,27 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<(), String> {
     let state = AppState::new(store, clock, settings);
     grantry_server::serve(listener, state, shutdown_signal())
         .await
-        .map_err(|e| format!("server error: {e}"))?;
+        .map_err(CliError::Server)?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Seeds a fresh database with the first organization and prints its admin's password, once.
+async fn first_start(store: &dyn Store, now: Timestamp, settings: &Settings) -> Result<()> {
+    let cx = Ctx {
+        store,
+        now,
+        settings,
+        actor: "system",
+    };
+    let created = admin::create_org(&cx, FIRST_ORG, FIRST_ADMIN, FIRST_ADMIN_EMAIL)
+        .await
+        .map_err(CliError::FirstOrg)?;
+    println!(
+        "First start: created organization {FIRST_ORG:?} with principal org admin {FIRST_ADMIN:?}.\n\
+         One-time admin password (shown once, keep it): {}",
+        created.password.expose_secret()
+    );
     Ok(())
 }
 

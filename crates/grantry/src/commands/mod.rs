@@ -1,0 +1,69 @@
+//! The admin commands (docs/architecture.md, running it), one file per noun. Each command calls one core admin
+//! operation and returns a [`Report`] of what it did; `main` prints it.
+
+mod access;
+mod app;
+mod audit;
+mod key;
+mod org;
+mod user;
+
+use std::sync::Arc;
+
+use grantry_core::admin::Ctx;
+use grantry_core::{Clock, Grant, GrantSet, Settings, Store, SystemClock};
+
+use crate::cli::AdminCommand;
+use crate::config::Config;
+use crate::error::{CliError, Result};
+use crate::report::Report;
+
+/// Opens the store, then runs one command as the `cli` actor at one instant.
+pub async fn run(cmd: AdminCommand, cfg: &Config, settings: &Settings) -> Result<Box<dyn Report>> {
+    let store = open_store(cfg).await?;
+    let cx = Ctx {
+        store: &*store,
+        now: SystemClock.now(),
+        settings,
+        actor: "cli",
+    };
+    match cmd {
+        AdminCommand::Org(cmd) => org::run(&cx, cmd).await,
+        AdminCommand::User(cmd) => user::run(&cx, cmd).await,
+        AdminCommand::App(cmd) => app::run(&cx, cmd).await,
+        AdminCommand::Access(cmd) => access::run(&cx, cfg, cmd).await,
+        AdminCommand::Key(cmd) => key::run(&cx, cmd).await,
+        AdminCommand::Audit(args) => Ok(Box::new(audit::show(&cx, args).await?)),
+    }
+}
+
+/// Opens the configured store, creating the data folder for SQLite.
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
+    if cfg.is_sqlite() {
+        let path = cfg.data_dir();
+        std::fs::create_dir_all(&path).map_err(|err| CliError::DataFolder { path, err })?;
+    }
+    Ok(grantry_store::open(&cfg.database_url()).await?)
+}
+
+fn parse_grant(name: &str) -> Result<Grant> {
+    Grant::parse(name).ok_or_else(|| CliError::UnknownGrant(name.into()))
+}
+
+fn parse_grants(names: &[String]) -> Result<GrantSet> {
+    names.iter().map(|n| parse_grant(n)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_parse_by_name_and_the_first_unknown_one_is_named() {
+        let set = parse_grants(&["lists:read".into(), "events:write".into()]).unwrap();
+        assert_eq!(set.names(), ["lists:read", "events:write"]);
+        assert!(parse_grants(&[]).unwrap().is_empty());
+        let err = parse_grants(&["lists:read".into(), "lists:nope".into(), "x".into()]);
+        assert!(matches!(err, Err(CliError::UnknownGrant(n)) if n == "lists:nope"));
+    }
+}
