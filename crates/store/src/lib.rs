@@ -1,16 +1,18 @@
 //! sqlx implementations of [`grantry_core::Store`]: SQLite (the embedded default) and
-//! PostgreSQL. Both share one body of SQL (written with `$N` placeholders, which both accept)
-//! and differ only in how they connect, migrate and open a write transaction; each has its
-//! own migrations folder. The backend is picked by the URL's scheme.
+//! PostgreSQL. Both share one body of SQL (written with `$N` placeholders, which both accept,
+//! one module per storage concern under `sql/`) and differ in how they connect, migrate, open
+//! a write transaction and run their hot paths; each has its own migrations folder. The
+//! backend is picked by the URL's scheme.
 
 use std::sync::Arc;
 
 use grantry_core::{Store, StoreError};
 
 mod cache;
-mod common;
 mod group_commit;
 pub mod postgres;
+mod postgres_hot;
+mod sql;
 pub mod sqlite;
 mod sqlite_hot;
 mod sqlite_read;
