@@ -1,7 +1,8 @@
 //! sqlx implementations of [`grantry_core::Store`]: SQLite (the embedded default) and
 //! PostgreSQL, picked by the URL's scheme. Both run one body of SQL, one module per storage
 //! concern under `sql/`, compiled against each driver; each backend has its own migrations
-//! folder. `docs/architecture.md` shows how the store fits the server.
+//! folder. The rules both keep are in docs/architecture.md, "The storage contracts and the
+//! two backends"; the cache and group commit have sections of their own there.
 //!
 //! # Connections
 //!

@@ -36,13 +36,15 @@ pub(crate) const INSERT_CODE: &str = "INSERT INTO auth_codes (digest, org_id, ap
     redirect_uri, redirect_uri_given, scopes, code_challenge, created_at, expires_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-/// Spends a code in one conditional statement: only the first redemption gets a row.
+/// Spends a code in one conditional statement: only the first redemption gets a row
+/// (RFC 6749 §4.1.2, codes are single use).
 pub(crate) const SPEND_CODE: &str = concat!(
     "UPDATE auth_codes SET used_at = $2 WHERE digest = $1 AND used_at IS NULL RETURNING ",
     code_cols!()
 );
 
-/// Records the reuse of a spent code (and takes its row lock while revoking).
+/// Records the reuse of a spent code (and takes its row lock while what it issued is revoked,
+/// RFC 6749 §4.1.2).
 pub(crate) const MARK_CODE_REUSED: &str = concat!(
     "UPDATE auth_codes SET reused_at = COALESCE(reused_at, $2) WHERE digest = $1 RETURNING ",
     code_cols!()

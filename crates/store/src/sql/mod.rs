@@ -9,7 +9,8 @@
 //!
 //! What differs between the backends is [`Backend`]; the few writes several concerns run
 //! inside their own transactions are [`SharedWrites`], implemented for each driver from one
-//! text. Rows are mapped by the `FromRow` structs of [`rows`].
+//! text. Rows are mapped by the `FromRow` structs of [`rows`]. The rules every statement here
+//! keeps are in docs/architecture.md, "The storage contracts and the two backends".
 
 use std::future::Future;
 

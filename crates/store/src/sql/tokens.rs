@@ -1,6 +1,6 @@
 //! Refresh tokens and access tokens: the re-issue window, rotation, first use and revocation
-//! ([`grantry_core::store::TokenStore`]). The statements of the hot paths are run by each
-//! backend its own way ([`super::Backend`]).
+//! ([`grantry_core::store::TokenStore`]; docs/architecture.md, token rules). The statements of
+//! the hot paths are run by each backend its own way ([`super::Backend`]).
 
 use super::rows::{app_cols, user_cols};
 
@@ -67,11 +67,12 @@ pub(crate) const REVOKE_FAMILY_ACCESS: &str = "UPDATE access_tokens SET revoked_
 pub(crate) const REVOKE_FAMILY_REFRESH: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
     WHERE (id = $1 OR family_id = $1) AND revoked_at IS NULL";
 
-/// Revokes a live access token of org `$2`.
+/// Revokes a live access token of org `$2` (RFC 7009 §2.1).
 pub(crate) const REVOKE_ACCESS_TOKEN: &str = "UPDATE access_tokens SET revoked_at = $3 \
     WHERE digest = $1 AND org_id = $2 AND revoked_at IS NULL";
 
-/// Revokes a live refresh token of org `$2`, returning its family.
+/// Revokes a live refresh token of org `$2`, returning its family, whose access tokens go
+/// with it (RFC 7009 §2.1).
 pub(crate) const REVOKE_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET revoked_at = $3 \
     WHERE digest = $1 AND revoked_at IS NULL \
     AND access_id IN (SELECT id FROM account_accesses WHERE org_id = $2) \
