@@ -1,16 +1,46 @@
 //! sqlx implementations of [`grantry_core::Store`]: SQLite (the embedded default) and
-//! PostgreSQL. Both share one body of SQL (written with `$N` placeholders, which both accept)
-//! and differ only in how they connect, migrate and open a write transaction; each has its
-//! own migrations folder. The backend is picked by the URL's scheme.
+//! PostgreSQL, picked by the URL's scheme. Both run one body of SQL, one module per storage
+//! concern under `sql/`, compiled against each driver; each backend has its own migrations
+//! folder. The rules both keep are in docs/architecture.md, "The storage contracts and the
+//! two backends"; the cache and group commit have sections of their own there.
+//!
+//! # Connections
+//!
+//! SQLite ([`sqlite`]) opens four kinds, all on one database file in WAL mode:
+//!
+//! * a sqlx **read pool** (up to 8 connections) for the reads off the hot paths: a pool of
+//!   their own, so reads never queue behind a write, and in WAL mode never wait for a writer;
+//! * a sqlx **write pool of one connection**: SQLite admits one writer at a time, so the
+//!   store's writes queue for this connection and begin `IMMEDIATE` instead of retrying on a
+//!   busy lock. It also gates the commit thread: while the connection is in use or awaited,
+//!   the thread takes it for its next batch, so batches cannot starve these writes;
+//! * the **commit thread** of group commit (`group_commit.rs`): one read-write rusqlite
+//!   connection on a thread of its own, which runs the hot writes (token issuance, first use,
+//!   audit records, Event API events) of concurrent requests in one transaction and one fsync;
+//! * the **in-thread readers** (`sqlite_read.rs`): 4 read-only rusqlite connections that
+//!   answer the hot point reads (refresh tokens, the newest access token, lists) on the
+//!   calling thread, without the hand-off to and from sqlx's connection thread, which costs
+//!   more than such a read.
+//!
+//! PostgreSQL ([`postgres`]) opens two kinds:
+//!
+//! * one sqlx **pool** (up to 16 connections) for every read and write; the server groups
+//!   concurrent commits into one WAL flush itself, and the serialization points take row
+//!   locks;
+//! * the **LISTEN connection**, taken from that pool and held, on which the authorization
+//!   epoch's triggers notify `grantry_auth`, so that a change committed by any instance
+//!   drops this instance's credential cache at once (the cache's own rule, a poll of the
+//!   epoch every 100 ms, holds without it).
 
 use std::sync::Arc;
 
 use grantry_core::{Store, StoreError};
 
 mod cache;
-mod common;
 mod group_commit;
 pub mod postgres;
+mod postgres_hot;
+mod sql;
 pub mod sqlite;
 mod sqlite_hot;
 mod sqlite_read;

@@ -1,7 +1,9 @@
-//! The embedded SQLite backend: WAL, `synchronous=FULL`, foreign keys on. Writes go through a
-//! single connection (SQLite allows one writer at a time; queuing in the pool is cheaper than
-//! lock retries) and each write transaction starts `IMMEDIATE`, so a transaction never has to
-//! upgrade a read lock; reads use a pool of their own and never wait for writers.
+//! The embedded SQLite backend: WAL, `synchronous=FULL`, foreign keys on. SQLite allows one
+//! writer at a time, so the store's writes queue for a sqlx pool of one connection (queuing is
+//! cheaper than lock retries), each in a transaction begun `IMMEDIATE`; the hot-path writes go
+//! through the commit thread instead (`group_commit.rs`). Reads use a pool of their own,
+//! or on the hot paths the in-thread readers (`sqlite_read.rs`), and in WAL mode never
+//! wait for writers. The crate's docs list every connection and why it exists.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -11,13 +13,20 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Sqlite;
+use sqlx::{Sqlite, Transaction};
 
+use grantry_core::credential::Digest;
+use grantry_core::model::{AccessTokenRecord, Event, List, OrgId, UserId};
+use grantry_core::store::audit::NewAudit;
+use grantry_core::store::{
+    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Result,
+};
 use grantry_core::StoreError;
 
 use crate::cache::{confirm, Caches, EPOCH_SQL, POLL_EVERY};
-use crate::common::backend_err;
 use crate::group_commit::GroupCommit;
+use crate::sql::{backend_err, Backend};
+use crate::sqlite_hot as hot;
 use crate::sqlite_read::InlineReaders;
 
 /// grantry's store on an embedded SQLite file.
@@ -32,7 +41,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and runs migrations.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+    pub async fn open(path: &Path) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str("sqlite://")
             .map_err(backend_err)?
             .filename(path)
@@ -75,29 +84,6 @@ impl SqliteStore {
         })
     }
 
-    fn caches(&self) -> &Caches {
-        &self.caches
-    }
-
-    pub(crate) fn committer(&self) -> &GroupCommit {
-        &self.committer
-    }
-
-    pub(crate) fn inline_reads(&self) -> &InlineReaders {
-        &self.inline
-    }
-
-    fn reader(&self) -> &SqlitePool {
-        &self.read
-    }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        self.write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend_err)
-    }
-
     /// Closes both pools (checkpointing the WAL).
     pub async fn close(&self) {
         self.read.close().await;
@@ -126,4 +112,74 @@ async fn watch(pool: SqlitePool, caches: Weak<Caches>) {
     }
 }
 
-crate::common::impl_store!(SqliteStore, sqlx::Sqlite);
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+
+    fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// `IMMEDIATE`, so the transaction never has to upgrade a read lock.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend_err)
+    }
+
+    fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    async fn load_refresh_token(&self, digest: &Digest) -> Result<Option<RefreshTokenRecord>> {
+        hot::load_refresh_token(&self.inline, digest)
+    }
+
+    async fn load_newest(&self, refresh: i64) -> Result<Option<AccessTokenRecord>> {
+        hot::load_newest(&self.inline, refresh)
+    }
+
+    async fn lists_of(&self, org: OrgId) -> Result<Vec<List>> {
+        hot::lists_of(&self.inline, org)
+    }
+
+    async fn list_by_id(&self, org: OrgId, id: i64) -> Result<Option<List>> {
+        hot::list_by_id(&self.inline, org, id)
+    }
+
+    async fn insert_key_token(
+        &self,
+        key: i64,
+        org: OrgId,
+        user: UserId,
+        token: NewAccessToken,
+        audit: NewAudit,
+    ) -> Result<i64> {
+        hot::insert_key_token(&self.committer, key, org, user, token, audit).await
+    }
+
+    async fn insert_event(&self, event: Event) -> Result<()> {
+        hot::insert_event(&self.committer, event).await
+    }
+
+    async fn insert_audit_event(&self, audit: NewAudit) -> Result<()> {
+        hot::insert_audit_event(&self.committer, audit).await
+    }
+
+    async fn mark_used(&self, token: i64, audit: NewAudit) -> Result<()> {
+        hot::mark_used(&self.committer, token, audit).await
+    }
+
+    async fn refresh_locked(
+        &self,
+        refresh: i64,
+        decide: &DecideReissue<'_>,
+        fresh: NewAccessToken,
+        audit: NewAudit,
+        seen: Option<i64>,
+    ) -> Result<RefreshOutcome> {
+        hot::refresh_locked(&self.committer, refresh, decide, fresh, audit, seen).await
+    }
+}
+
+crate::sql::impl_store!(SqliteStore);

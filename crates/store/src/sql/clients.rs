@@ -1,0 +1,191 @@
+//! Applications (OAuth clients) and their client secrets
+//! ([`grantry_core::store::ClientStore`]).
+
+use grantry_core::model::Application;
+use grantry_core::store::NewApplication;
+
+use super::rows::app_cols;
+
+pub(crate) const INSERT_APPLICATION: &str = "INSERT INTO applications (org_id, client_id, name, \
+    description, scopes, redirect_uris, public, rotate_refresh_tokens, token_format, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+
+pub(crate) const APP_BY_CLIENT_ID: &str = concat!(
+    "SELECT ",
+    app_cols!(),
+    " FROM applications p WHERE p.client_id = $1"
+);
+
+pub(crate) const INSERT_SECRET: &str =
+    "INSERT INTO client_secrets (app_id, digest, created_at) VALUES ($1, $2, $3)";
+
+/// Makes every secret of the application end at `$2`, or earlier if it already ends sooner.
+pub(crate) const END_SECRETS: &str = "UPDATE client_secrets SET expires_at = $2 \
+    WHERE app_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
+
+/// Every secret of an application with its end, expired or not (the cache keeps them all).
+pub(crate) const SECRETS_OF_APP: &str =
+    "SELECT digest, expires_at FROM client_secrets WHERE app_id = $1";
+
+/// The record of an application just stored under `id`.
+pub(crate) fn app_from_new(id: i64, app: NewApplication) -> Application {
+    Application {
+        id,
+        org_id: app.org_id,
+        client_id: app.client_id,
+        name: app.name,
+        description: app.description,
+        scopes: app.scopes,
+        redirect_uris: app.redirect_uris,
+        public: app.public,
+        rotate_refresh_tokens: app.rotate_refresh_tokens,
+        token_format: app.token_format,
+        created_at: app.created_at,
+    }
+}
+
+/// Implements [`grantry_core::store::ClientStore`] for a [`super::Backend`].
+macro_rules! impl_client_store {
+    ($store:ty) => {
+        const _: () = {
+            use std::sync::Arc;
+
+            use async_trait::async_trait;
+            use sqlx::Database;
+
+            use grantry_core::credential::Digest;
+            use grantry_core::model::{AppId, Application};
+            use grantry_core::store::audit::NewAudit;
+            use grantry_core::store::{ClientStore, NewApplication, Result};
+            use grantry_core::Timestamp;
+
+            use $crate::cache::{cached, SecretEntry};
+            use $crate::sql::clients::*;
+            use $crate::sql::rows::{AppRow, SecretRow};
+            use $crate::sql::{backend_err, conflict_or, Backend, SharedWrites};
+
+            type Db = <$store as Backend>::Db;
+
+            async fn insert_application(
+                conn: &mut <Db as Database>::Connection,
+                app: &NewApplication,
+            ) -> Result<i64> {
+                let uris = serde_json::to_string(&app.redirect_uris).map_err(backend_err)?;
+                sqlx::query_scalar(INSERT_APPLICATION)
+                    .bind(app.org_id)
+                    .bind(&app.client_id)
+                    .bind(&app.name)
+                    .bind(&app.description)
+                    .bind(app.scopes.bits())
+                    .bind(uris)
+                    .bind(app.public)
+                    .bind(app.rotate_refresh_tokens)
+                    .bind(app.token_format.as_str())
+                    .bind(app.created_at.0)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(conflict_or("application"))
+            }
+
+            async fn insert_secret(
+                conn: &mut <Db as Database>::Connection,
+                app: AppId,
+                secret: &Digest,
+                at: Timestamp,
+            ) -> Result<()> {
+                sqlx::query(INSERT_SECRET)
+                    .bind(app)
+                    .bind(secret.as_bytes())
+                    .bind(at.0)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend_err)?;
+                Ok(())
+            }
+
+            #[async_trait]
+            impl ClientStore for $store {
+                async fn create_application(
+                    &self,
+                    app: NewApplication,
+                    secret: Option<Digest>,
+                    audit: NewAudit,
+                ) -> Result<Application> {
+                    let mut tx = self.begin_write().await?;
+                    let id = insert_application(&mut tx, &app).await?;
+                    if let Some(d) = secret {
+                        insert_secret(&mut tx, id, &d, app.created_at).await?;
+                    }
+                    Db::insert_audit(&mut tx, &audit).await?;
+                    Db::commit(tx, self.caches()).await?;
+                    Ok(app_from_new(id, app))
+                }
+
+                async fn application_by_client_id(
+                    &self,
+                    client_id: &str,
+                ) -> Result<Option<Application>> {
+                    let c = self.caches();
+                    let found = cached(c, &c.apps, client_id.to_string(), || async move {
+                        sqlx::query_as::<_, AppRow>(APP_BY_CLIENT_ID)
+                            .bind(client_id)
+                            .fetch_optional(self.reader())
+                            .await
+                            .map_err(backend_err)?
+                            .map(|r| Application::try_from(r).map(Arc::new))
+                            .transpose()
+                    })
+                    .await?;
+                    Ok(found.map(|a| (*a).clone()))
+                }
+
+                async fn rotate_client_secret(
+                    &self,
+                    app: AppId,
+                    secret: Digest,
+                    now: Timestamp,
+                    old_expires_at: Timestamp,
+                    audit: NewAudit,
+                ) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(END_SECRETS)
+                        .bind(app)
+                        .bind(old_expires_at.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    insert_secret(&mut tx, app, &secret, now).await?;
+                    Db::insert_audit(&mut tx, &audit).await?;
+                    Db::commit(tx, self.caches()).await
+                }
+
+                async fn client_secrets(&self, app: AppId, now: Timestamp) -> Result<Vec<Digest>> {
+                    // Every secret of the application is cached with its end; the time test is
+                    // made here, so a cached list is right at any `now`.
+                    let c = self.caches();
+                    let all = cached(c, &c.secrets, app, || async move {
+                        let rows = sqlx::query_as::<_, SecretRow>(SECRETS_OF_APP)
+                            .bind(app)
+                            .fetch_all(self.reader())
+                            .await
+                            .map_err(backend_err)?;
+                        let list = rows
+                            .into_iter()
+                            .map(SecretEntry::try_from)
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok(Some(Arc::new(list)))
+                    })
+                    .await?
+                    .unwrap_or_default();
+                    Ok(all
+                        .iter()
+                        .filter(|(_, ends)| ends.is_none_or(|e| e > now.0))
+                        .map(|(d, _)| *d)
+                        .collect())
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_client_store;

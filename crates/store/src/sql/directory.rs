@@ -1,0 +1,256 @@
+//! Organizations and their users ([`grantry_core::store::DirectoryStore`]).
+
+use grantry_core::model::{OrgId, User};
+use grantry_core::store::NewUser;
+
+use super::rows::user_cols;
+
+pub(crate) const INSERT_ORG: &str =
+    "INSERT INTO orgs (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at";
+
+pub(crate) const ORG_BY_NAME: &str = "SELECT id, name, created_at FROM orgs WHERE name = $1";
+
+pub(crate) const COUNT_ORGS: &str = "SELECT COUNT(*) AS n FROM orgs";
+
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (org_id, username, email, kind, role, \
+    grants, password_hash, key_id, principal, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+
+pub(crate) const USER_BY_ID: &str =
+    concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1");
+
+pub(crate) const USER_BY_USERNAME: &str = concat!(
+    "SELECT ",
+    user_cols!(),
+    " FROM users u WHERE u.org_id = $1 AND u.username = $2"
+);
+
+pub(crate) const PRINCIPAL_ADMIN: &str = concat!(
+    "SELECT ",
+    user_cols!(),
+    " FROM users u WHERE u.org_id = $1 AND u.principal"
+);
+
+pub(crate) const PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE id = $1";
+
+pub(crate) const SET_GRANTS: &str = "UPDATE users SET grants = $2 WHERE id = $1";
+
+/// `$2` is the time of disabling, or `NULL` to enable.
+pub(crate) const SET_DISABLED: &str = "UPDATE users SET disabled_at = $2 WHERE id = $1";
+
+/// Keys, account accesses and tokens go with the user (`ON DELETE CASCADE`).
+pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+
+/// The record of a user just stored under `id`.
+pub(crate) fn user_from_new(id: i64, org: OrgId, u: NewUser, principal: bool) -> User {
+    User {
+        id,
+        org_id: org,
+        username: u.username,
+        email: u.email,
+        kind: u.kind,
+        role: u.role,
+        grants: u.grants,
+        key_id: u.key_id,
+        principal,
+        disabled: false,
+        created_at: u.created_at,
+    }
+}
+
+/// Implements [`grantry_core::store::DirectoryStore`] for a [`super::Backend`].
+macro_rules! impl_directory_store {
+    ($store:ty) => {
+        const _: () = {
+            use std::sync::Arc;
+
+            use async_trait::async_trait;
+            use sqlx::query::Query;
+            use sqlx::Database;
+
+            use grantry_core::model::{Org, OrgId, User, UserId};
+            use grantry_core::store::audit::NewAudit;
+            use grantry_core::store::{DirectoryStore, NewUser, Result};
+            use grantry_core::{GrantSet, StoreError, Timestamp};
+
+            use $crate::cache::cached;
+            use $crate::sql::directory::*;
+            use $crate::sql::rows::{OrgRow, UserRow};
+            use $crate::sql::{backend_err, conflict_or, Backend, SharedWrites};
+
+            type Db = <$store as Backend>::Db;
+
+            async fn insert_user(
+                conn: &mut <Db as Database>::Connection,
+                org: OrgId,
+                u: &NewUser,
+                principal: bool,
+            ) -> Result<i64> {
+                sqlx::query_scalar(INSERT_USER)
+                    .bind(org)
+                    .bind(&u.username)
+                    .bind(&u.email)
+                    .bind(u.kind.as_str())
+                    .bind(u.role.as_str())
+                    .bind(u.grants.bits())
+                    .bind(&u.password_hash)
+                    .bind(&u.key_id)
+                    .bind(principal)
+                    .bind(u.created_at.0)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(conflict_or("user"))
+            }
+
+            /// A statement changing one user, with its parameters bound.
+            type Change<'q> = Query<'q, Db, <Db as Database>::Arguments<'q>>;
+
+            /// Runs `change` with its audit record; `NotFound("user")` if no row changed.
+            async fn change_user(b: &$store, change: Change<'_>, audit: &NewAudit) -> Result<()> {
+                let mut tx = b.begin_write().await?;
+                let n = change
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::NotFound("user"));
+                }
+                Db::insert_audit(&mut tx, audit).await?;
+                Db::commit(tx, b.caches()).await
+            }
+
+            #[async_trait]
+            impl DirectoryStore for $store {
+                async fn create_org(
+                    &self,
+                    name: &str,
+                    admin: NewUser,
+                    mut audit: NewAudit,
+                ) -> Result<(Org, User)> {
+                    let mut tx = self.begin_write().await?;
+                    let org: Org = sqlx::query_as::<_, OrgRow>(INSERT_ORG)
+                        .bind(name)
+                        .bind(admin.created_at.0)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(conflict_or("organization"))?
+                        .into();
+                    let uid = insert_user(&mut tx, org.id, &admin, true).await?;
+                    audit.org_id = Some(org.id);
+                    Db::insert_audit(&mut tx, &audit).await?;
+                    Db::commit(tx, self.caches()).await?;
+                    let id = org.id;
+                    Ok((org, user_from_new(uid, id, admin, true)))
+                }
+
+                async fn org_by_name(&self, name: &str) -> Result<Option<Org>> {
+                    let row = sqlx::query_as::<_, OrgRow>(ORG_BY_NAME)
+                        .bind(name)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(backend_err)?;
+                    Ok(row.map(Org::from))
+                }
+
+                async fn count_orgs(&self) -> Result<i64> {
+                    sqlx::query_scalar(COUNT_ORGS)
+                        .fetch_one(self.reader())
+                        .await
+                        .map_err(backend_err)
+                }
+
+                async fn create_user(
+                    &self,
+                    org: OrgId,
+                    user: NewUser,
+                    audit: NewAudit,
+                ) -> Result<User> {
+                    let mut tx = self.begin_write().await?;
+                    let id = insert_user(&mut tx, org, &user, false).await?;
+                    Db::insert_audit(&mut tx, &audit).await?;
+                    Db::commit(tx, self.caches()).await?;
+                    Ok(user_from_new(id, org, user, false))
+                }
+
+                async fn user_by_username(
+                    &self,
+                    org: OrgId,
+                    username: &str,
+                ) -> Result<Option<User>> {
+                    sqlx::query_as::<_, UserRow>(USER_BY_USERNAME)
+                        .bind(org)
+                        .bind(username)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(backend_err)?
+                        .map(User::try_from)
+                        .transpose()
+                }
+
+                async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+                    let c = self.caches();
+                    let found = cached(c, &c.users, id, || async move {
+                        sqlx::query_as::<_, UserRow>(USER_BY_ID)
+                            .bind(id)
+                            .fetch_optional(self.reader())
+                            .await
+                            .map_err(backend_err)?
+                            .map(|r| User::try_from(r).map(Arc::new))
+                            .transpose()
+                    })
+                    .await?;
+                    Ok(found.map(|u| (*u).clone()))
+                }
+
+                async fn password_hash(&self, user: UserId) -> Result<Option<String>> {
+                    let hash: Option<Option<String>> = sqlx::query_scalar(PASSWORD_HASH)
+                        .bind(user)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(backend_err)?;
+                    Ok(hash.flatten())
+                }
+
+                async fn principal_admin(&self, org: OrgId) -> Result<Option<User>> {
+                    sqlx::query_as::<_, UserRow>(PRINCIPAL_ADMIN)
+                        .bind(org)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(backend_err)?
+                        .map(User::try_from)
+                        .transpose()
+                }
+
+                async fn set_user_grants(
+                    &self,
+                    user: UserId,
+                    grants: GrantSet,
+                    audit: NewAudit,
+                ) -> Result<()> {
+                    let change = sqlx::query(SET_GRANTS).bind(user).bind(grants.bits());
+                    change_user(self, change, &audit).await
+                }
+
+                async fn set_user_disabled(
+                    &self,
+                    user: UserId,
+                    disabled: bool,
+                    at: Timestamp,
+                    audit: NewAudit,
+                ) -> Result<()> {
+                    let change = sqlx::query(SET_DISABLED)
+                        .bind(user)
+                        .bind(disabled.then_some(at.0));
+                    change_user(self, change, &audit).await
+                }
+
+                async fn delete_user(&self, user: UserId, audit: NewAudit) -> Result<()> {
+                    change_user(self, sqlx::query(DELETE_USER).bind(user), &audit).await
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_directory_store;

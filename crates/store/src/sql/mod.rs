@@ -1,0 +1,246 @@
+//! The SQL both backends share, one module per storage concern of [`grantry_core::store`].
+//!
+//! Every statement is a named `const`, written once with `$N` placeholders (both drivers
+//! accept them) and checked by each driver: a concern's trait implementation is a
+//! `macro_rules!` macro that [`impl_store!`] expands once per backend, so each expansion is
+//! type-checked against its own sqlx driver. Generic functions over `sqlx::Database` would
+//! need the `Encode`/`Type`/`Decode` bounds of every bound and read type, and an executor
+//! bound, on every function; sqlx's `Any` driver would give up the per-driver checks.
+//!
+//! What differs between the backends is [`Backend`]; the few writes several concerns run
+//! inside their own transactions are [`SharedWrites`], implemented for each driver from one
+//! text. Rows are mapped by the `FromRow` structs of [`rows`]. The rules every statement here
+//! keeps are in docs/architecture.md, "The storage contracts and the two backends".
+
+use std::future::Future;
+
+use sqlx::{Database, Pool, Transaction};
+
+use grantry_core::credential::Digest;
+use grantry_core::model::{AccessTokenRecord, Event, List, OrgId, UserId};
+use grantry_core::store::audit::NewAudit;
+use grantry_core::store::{
+    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Result,
+};
+use grantry_core::{StoreError, Timestamp};
+
+use crate::cache::{Caches, EPOCH_SQL};
+
+pub(crate) mod account_access;
+pub(crate) mod api_keys;
+pub(crate) mod audit;
+pub(crate) mod clients;
+pub(crate) mod data;
+pub(crate) mod directory;
+pub(crate) mod events;
+pub(crate) mod rows;
+pub(crate) mod sessions;
+pub(crate) mod signing_keys;
+pub(crate) mod tokens;
+
+/// The liveness probe.
+pub(crate) const PING: &str = "SELECT 1";
+
+/// Any driver error, for logs; never shown to clients.
+pub(crate) fn backend_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// A uniqueness violation becomes `Conflict(what)`; anything else a backend error.
+pub(crate) fn conflict_or(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        _ => backend_err(e),
+    }
+}
+
+/// The audit record of an issuance names the token it issued.
+pub(crate) fn naming_token(mut audit: NewAudit, id: i64) -> NewAudit {
+    if let serde_json::Value::Object(m) = &mut audit.detail {
+        m.insert("token".into(), id.into());
+    }
+    audit
+}
+
+/// What a backend provides to the shared SQL: where reads go, how a write transaction
+/// begins, its credential cache, and the hot paths each backend runs its own way (SQLite on
+/// rusqlite, through the commit thread and the in-thread readers; PostgreSQL as single
+/// transactions on its pool). The hot paths run the statements of the concern modules.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// The sqlx driver the shared SQL is compiled for.
+    type Db: SharedWrites;
+
+    /// The pool that plain reads go to.
+    fn reader(&self) -> &Pool<Self::Db>;
+
+    /// Begins a write transaction; the caller ends it with [`SharedWrites::commit`].
+    fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>>> + Send;
+
+    /// The credential cache ([`crate::cache`]).
+    fn caches(&self) -> &Caches;
+
+    /// The live refresh token with this digest and its account access
+    /// ([`tokens::REFRESH_BY_DIGEST`]).
+    fn load_refresh_token(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<RefreshTokenRecord>>> + Send;
+
+    /// The newest live access token of a refresh token ([`tokens::NEWEST_LIVE_TOKEN`]).
+    fn load_newest(
+        &self,
+        refresh: i64,
+    ) -> impl Future<Output = Result<Option<AccessTokenRecord>>> + Send;
+
+    /// The lists of an org with their sizes ([`data::LISTS_OF_ORG`]).
+    fn lists_of(&self, org: OrgId) -> impl Future<Output = Result<Vec<List>>> + Send;
+
+    /// One list of an org with its size ([`data::LIST_BY_ID`]).
+    fn list_by_id(&self, org: OrgId, id: i64) -> impl Future<Output = Result<Option<List>>> + Send;
+
+    /// Stores an access token minted from an API key, with its audit record naming it.
+    fn insert_key_token(
+        &self,
+        key: i64,
+        org: OrgId,
+        user: UserId,
+        token: NewAccessToken,
+        audit: NewAudit,
+    ) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Stores an Event API event durably.
+    fn insert_event(&self, event: Event) -> impl Future<Output = Result<()>> + Send;
+
+    /// Appends an audit record on its own.
+    fn insert_audit_event(&self, audit: NewAudit) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records an access token's first use, and `audit` only if this call recorded it.
+    fn mark_used(&self, token: i64, audit: NewAudit) -> impl Future<Output = Result<()>> + Send;
+
+    /// The serialized half of [`grantry_core::store::TokenStore::refresh_access_token`]:
+    /// decides again, on the newest live token under the refresh token's serialization, and
+    /// issues `fresh` only on [`grantry_core::store::Reissue::Issue`]. `seen` is the newest
+    /// token's id as the unlocked read found it.
+    fn refresh_locked(
+        &self,
+        refresh: i64,
+        decide: &DecideReissue<'_>,
+        fresh: NewAccessToken,
+        audit: NewAudit,
+        seen: Option<i64>,
+    ) -> impl Future<Output = Result<RefreshOutcome>> + Send;
+}
+
+/// The writes that several concerns run inside their own transactions, for each driver.
+pub(crate) trait SharedWrites: Database {
+    /// Commits a write transaction and brings this process's credential cache up to date
+    /// with it: the authorization epoch is read inside the transaction, so it counts this
+    /// write's own narrowing changes as the triggers of migration 0005 define them, and the
+    /// cache is dropped when it moved. What drops the cache is decided in one place, the
+    /// triggers, for this process and every other alike.
+    fn commit(
+        tx: Transaction<'static, Self>,
+        caches: &Caches,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Appends an audit record ([`audit::INSERT_AUDIT`]).
+    fn insert_audit(
+        conn: &mut Self::Connection,
+        audit: &NewAudit,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Revokes every refresh token of a rotation family (`family` is its first token's id)
+    /// and the access tokens derived from them.
+    fn revoke_family(
+        conn: &mut Self::Connection,
+        family: i64,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+macro_rules! impl_shared_writes {
+    ($db:ty) => {
+        impl SharedWrites for $db {
+            async fn commit(mut tx: Transaction<'static, Self>, caches: &Caches) -> Result<()> {
+                let started = tokio::time::Instant::now();
+                let epoch: i64 = sqlx::query_scalar(EPOCH_SQL)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                tx.commit().await.map_err(backend_err)?;
+                caches.observe(epoch, started);
+                Ok(())
+            }
+
+            async fn insert_audit(conn: &mut Self::Connection, a: &NewAudit) -> Result<()> {
+                sqlx::query(audit::INSERT_AUDIT)
+                    .bind(a.org_id)
+                    .bind(a.at.0)
+                    .bind(&a.actor)
+                    .bind(a.action)
+                    .bind(&a.target)
+                    .bind(a.detail.to_string())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend_err)?;
+                Ok(())
+            }
+
+            async fn revoke_family(
+                conn: &mut Self::Connection,
+                family: i64,
+                at: Timestamp,
+            ) -> Result<()> {
+                for statement in [tokens::REVOKE_FAMILY_ACCESS, tokens::REVOKE_FAMILY_REFRESH] {
+                    sqlx::query(statement)
+                        .bind(family)
+                        .bind(at.0)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(backend_err)?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_shared_writes!(sqlx::Sqlite);
+impl_shared_writes!(sqlx::Postgres);
+
+/// Implements [`grantry_core::Store`] and every storage contract for `$store`, a
+/// [`Backend`], from the concern modules' SQL.
+macro_rules! impl_store {
+    ($store:ty) => {
+        $crate::sql::directory::impl_directory_store!($store);
+        $crate::sql::sessions::impl_session_store!($store);
+        $crate::sql::clients::impl_client_store!($store);
+        $crate::sql::account_access::impl_account_access_store!($store);
+        $crate::sql::tokens::impl_token_store!($store);
+        $crate::sql::api_keys::impl_api_key_store!($store);
+        $crate::sql::data::impl_data_store!($store);
+        $crate::sql::events::impl_event_store!($store);
+        $crate::sql::audit::impl_audit_store!($store);
+        $crate::sql::signing_keys::impl_signing_key_store!($store);
+
+        const _: () = {
+            use async_trait::async_trait;
+            use grantry_core::store::{Result, Store};
+
+            use $crate::sql::{backend_err, Backend, PING};
+
+            #[async_trait]
+            impl Store for $store {
+                async fn ping(&self) -> Result<()> {
+                    sqlx::query(PING)
+                        .execute(self.reader())
+                        .await
+                        .map_err(backend_err)?;
+                    Ok(())
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_store;
