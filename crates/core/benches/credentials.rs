@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p grantry-core --bench credentials`
 
+#![allow(clippy::expect_used, reason = "a benchmark stops at its first failure")]
+
 use std::collections::HashMap;
 use std::hint::black_box;
 

@@ -2,6 +2,8 @@
 //!
 //! `cargo bench -p grantry-core --bench xmlapi`
 
+#![allow(clippy::expect_used, reason = "a benchmark stops at its first failure")]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -1,6 +1,12 @@
 //! The `grantry` binary driven as a user drives it, on an embedded SQLite data folder of its
 //! own per test: what it prints as text and as `--json`, and how it fails.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

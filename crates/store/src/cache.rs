@@ -82,6 +82,10 @@ impl std::fmt::Debug for Caches {
 pub(crate) struct Ticket(u64);
 
 impl Caches {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the cache's trust window is measured in monotonic time, which no protocol decision reads"
+    )]
     pub fn new() -> Arc<Caches> {
         Arc::new(Caches {
             // An origin in the past, so any instant worth comparing is after it.
@@ -106,6 +110,10 @@ impl Caches {
     }
 
     /// A ticket if the cache may answer now.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the cache's trust window is measured in monotonic time, which no protocol decision reads"
+    )]
     pub fn ticket(&self) -> Option<Ticket> {
         let confirmed = self.confirmed_at.load(SeqCst);
         if confirmed == 0 || self.millis(Instant::now()) >= confirmed + TRUST_FOR.as_millis() as u64
@@ -154,6 +162,10 @@ impl Caches {
 
 /// Runs `read` (a read of the epoch) and records what it found as a confirmation taken when the
 /// read started.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the cache's trust window is measured in monotonic time, which no protocol decision reads"
+)]
 pub(crate) async fn confirm<E>(
     caches: &Caches,
     read: impl std::future::Future<Output = Result<i64, E>>,
@@ -191,6 +203,10 @@ where
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the tests drive the trust window itself"
+)]
 mod tests {
     use super::*;
 

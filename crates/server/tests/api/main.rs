@@ -1,6 +1,12 @@
 //! HTTP integration tests: the whole app in-process on port 0, every test on SQLite and on
 //! PostgreSQL (one integration-test binary, modules per surface).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
 mod harness;
 
 mod authorize;

@@ -161,6 +161,7 @@ pub(crate) trait SharedWrites: Database {
 macro_rules! impl_shared_writes {
     ($db:ty) => {
         impl SharedWrites for $db {
+            #[allow(clippy::disallowed_methods, reason = "the cache's trust window is measured in monotonic time, which no protocol decision reads")]
             async fn commit(mut tx: Transaction<'static, Self>, caches: &Caches) -> Result<()> {
                 let started = tokio::time::Instant::now();
                 let epoch: i64 = sqlx::query_scalar(EPOCH_SQL)

@@ -22,6 +22,10 @@ const SLACK: Duration = Duration::from_millis(100);
 /// fails only when a lookup that started more than [`BOUND`] (plus [`SLACK`]) after the change
 /// returned still saw the old state, so a stalled machine that starts its next lookup late
 /// cannot make it fail, and a real breach of the bound always does.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the bound under test is one of wall time"
+)]
 async fn within_a_second<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,

@@ -3,6 +3,12 @@
 //! its own: a fresh SQLite file, and a fresh PostgreSQL database on the server named by
 //! `GRANTRY_TEST_DATABASE_URL` (see `harness`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
 /// Writes one conformance test, run once per backend:
 /// `conformance!(name, |store| async move { ... });` expands to a module `name` with the
 /// tests `sqlite` and `postgres`, each calling the body with its `Arc<dyn Store>`.
