@@ -339,7 +339,7 @@ class Grantry:
     def new_integration(self, app_name: str = "crm-sync", username: str | None = None,
                         grants: list[str] | None = None, scopes: list[str] | None = None,
                         org: str = "default", by: str = "admin") -> Integration:
-        """Seed steps 1 and 2: add an application, a user, and account access."""
+        """Getting started, steps 1 and 2: add an application, a user, and account access."""
         username = username or f"user-{uuid.uuid4().hex[:8]}"
         app = self.add_app(app_name, org=org, scopes=scopes if scopes is not None else ALL_GRANTS)
         self.add_ui_user(username, org=org, grants=grants if grants is not None else ALL_GRANTS)
@@ -365,7 +365,7 @@ class Grantry:
         return self.http.post(self.url("/oauth/token"), data=data, auth=auth, timeout=HTTP_TIMEOUT, **kwargs)
 
     def exchange(self, integ: Integration) -> requests.Response:
-        """Seed step 3, exactly as the seed shows it: all four parameters in the form body."""
+        """Getting started, step 3, exactly as documented: all four parameters in the form body."""
         return self.token_request({
             "grant_type": "refresh_token",
             "client_id": integ.client_id,

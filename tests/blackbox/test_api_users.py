@@ -1,4 +1,4 @@
-"""Black-box tests of seed 002 ("Webex Campaign API users and secret keys"):
+"""Black-box tests of API users and their secret keys:
 API users with per-API grants, two never-expiring secret keys that rotate without downtime
 (deleting key 1 promotes key 2; a deleted key works for `api_keys.delete_grace`, then stops),
 the key used directly as a bearer or over HTTP Basic, the deprecated client_credentials path,
@@ -186,7 +186,7 @@ def test_api_user_key_used_as_bearer_opens_event_rest_and_xml_apis(grantry):
     assert len(key.secret) >= 22
     assert base64.b64decode(key.bearer, validate=True).decode() == f"{key.key_id}:{key.secret}"
     _assert_all_apis_open(grantry, key.bearer)
-    # the seed's own request, header names and all
+    # the documented request, header names and all
     seed_style = grantry.http.post(grantry.url("/campaignapi/resources/v3/events"), data=json.dumps(EVENT, indent=1),
                                    headers={"authorization": f"Bearer {key.bearer}", "content-type": "application/json",
                                             "cache-control": "no-cache", "postman-token": str(uuid.uuid4())},
@@ -215,7 +215,7 @@ def test_second_key_fills_slot_2_and_a_third_is_refused(grantry):
     assert key2.secret != key1.secret and key2.bearer != key1.bearer
     assert third.returncode != 0, third.stdout
     assert "already has two secret keys" in json.loads(third.stderr.strip().splitlines()[-1])["error"], third.stderr
-    # both keys work side by side (the seed: "until then both ... will be valid")
+    # both keys work side by side (until the old key is deleted both are valid)
     _assert_all_apis_open(grantry, key1.bearer)
     _assert_all_apis_open(grantry, key2.bearer)
     generated = [e for e in grantry.audit() if e["action"] == "api_key.generated"]
@@ -232,7 +232,7 @@ def test_deleting_key_1_promotes_key_2_and_frees_slot_2(grantry):
 
     assert deleted["deleted_slot"] == 1 and deleted["promoted"] is True, deleted
     stops_at = _parse_time(deleted["stops_at"])
-    # the default grace is 5 minutes (seed: "no longer be valid after 5 minutes of deletion")
+    # the default grace is 5 minutes (a deleted key stops 5 minutes after its deletion)
     assert 290 <= (stops_at - before).total_seconds() <= 310, (before, deleted)
     _assert_all_apis_open(grantry, key2.bearer)
     _assert_all_apis_open(grantry, key1.bearer)  # deleted, but inside its grace

@@ -1,4 +1,4 @@
-"""Black-box tests of the seed-000 flow ("Getting Started with OAuth"):
+"""Black-box tests of the getting-started flow of account access:
 application -> account access (refresh token, e-mailed) -> access token -> XML and REST APIs,
 plus the errors an integrator meets along the way, revocation, the audit log and log hygiene.
 
@@ -22,7 +22,7 @@ import requests
 from conftest import ALL_GRANTS, HTTP_TIMEOUT, assert_xml_fault, envelope, strip_ansi, xml_ok
 
 SEED_TOKEN_FIELDS = {"access_token", "token_type", "refresh_token", "expires_in"}
-FRESH_EXPIRES_IN = (14398, 14399)  # 4 h minus the second the seed shows; one more second of slack
+FRESH_EXPIRES_IN = (14398, 14399)  # 4 h minus the current second; one more second of slack
 
 
 def _assert_rest_envelope(body: dict) -> None:
@@ -49,7 +49,7 @@ def _bearer_challenge(resp) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# 1. The seed flow
+# 1. The getting-started flow
 # ------------------------------------------------------------------------------------------------
 
 def test_refresh_token_exchange_answers_like_the_seed(grantry):
@@ -61,7 +61,7 @@ def test_refresh_token_exchange_answers_like_the_seed(grantry):
     assert resp.headers["Content-Type"].startswith("application/json")
     assert "no-store" in resp.headers.get("Cache-Control", "")
     body = resp.json()
-    # the seed's four fields; RFC 6749 also allows "scope", and nothing else is expected
+    # the four documented fields; RFC 6749 also allows "scope", and nothing else is expected
     assert SEED_TOKEN_FIELDS <= set(body) <= SEED_TOKEN_FIELDS | {"scope"}, body
     assert body["token_type"] == "bearer"
     assert body["refresh_token"] == integ.refresh_token
@@ -136,7 +136,7 @@ def test_client_can_authenticate_with_http_basic(grantry):
 
 @pytest.mark.parametrize("encoding", ["raw", "form"])
 def test_access_token_opens_xml_api(grantry, encoding):
-    """raw: a text/xml body (the seed's form); form: the field xml= (what the original clients send)."""
+    """raw: a text/xml body (the documented form); form: the field xml= (what the original clients send)."""
     form = encoding == "form"
     integ = grantry.new_integration()
     token = grantry.access_token(integ)

@@ -1,4 +1,4 @@
-//! Seed 002: a deleted secret key keeps working for `api_keys.delete_grace`, then stops; a
+//! API users' keys: a deleted secret key keeps working for `api_keys.delete_grace`, then stops; a
 //! disabled API user's keys stop at once.
 
 use grantry_core::apikeys::{refusal, KeyRefusal};
