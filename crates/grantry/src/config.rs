@@ -281,13 +281,26 @@ fn unknown_key_message(fig: &Figment, path: &[String], field: &str, expected: &[
     msg
 }
 
+/// Why the configuration cannot be used; the message names the file or key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {} does not exist", .0.display())]
+    MissingFile(PathBuf),
+    /// The file or the environment holds an unknown key or a value of the wrong form.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// The settings break a rule (e.g. `tokens.reissue_after` not below `tokens.access_ttl`).
+    #[error("{0}")]
+    Settings(String),
+}
+
 impl Config {
     /// Loads the file (if any), then the environment, then the flags.
-    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, String> {
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Config, ConfigError> {
         let mut fig = Figment::new();
         if let Some(f) = file {
             if !f.exists() {
-                return Err(format!("config file {} does not exist", f.display()));
+                return Err(ConfigError::MissingFile(f.to_path_buf()));
             }
             fig = fig.merge(Toml::file(f));
         }
@@ -312,7 +325,7 @@ impl Config {
                     _ => e.to_string(),
                 })
                 .collect();
-            format!("invalid configuration: {}", lines.join("\n"))
+            ConfigError::Invalid(lines.join("\n"))
         })
     }
 
@@ -340,7 +353,7 @@ impl Config {
     }
 
     /// The protocol settings, validated.
-    pub fn settings(&self) -> Result<Settings, String> {
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
         let s = Settings {
             pod_id: self.pod.id.clone(),
             public_url: self
@@ -360,7 +373,7 @@ impl Config {
                 token_ttl: self.api_keys.token_ttl.0,
             },
         };
-        s.validate()?;
+        s.validate().map_err(ConfigError::Settings)?;
         Ok(s)
     }
 }
@@ -409,7 +422,9 @@ mod tests {
     fn unknown_key_in_the_file_is_refused_naming_it() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("g.toml", "[tokens]\nacess_ttl = \"2h\"\n")?;
-            let err = Config::load(Some(Path::new("g.toml")), &Overrides::default()).unwrap_err();
+            let err = Config::load(Some(Path::new("g.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("\"tokens.acess_ttl\""), "{err}");
             assert!(err.contains("g.toml"), "{err}");
             assert!(err.contains("access_ttl"), "the known keys: {err}");
@@ -424,7 +439,9 @@ mod tests {
             jail.create_file("g.toml", "[tokens]\naccess_ttl = \"2h\"\n")?;
             jail.set_env("GRANTRY_TOKENS__BOGUS", "1h");
             for file in [None, Some(Path::new("g.toml"))] {
-                let err = Config::load(file, &Overrides::default()).unwrap_err();
+                let err = Config::load(file, &Overrides::default())
+                    .unwrap_err()
+                    .to_string();
                 assert!(err.contains("\"tokens.bogus\""), "{err}");
                 assert!(err.contains("GRANTRY_TOKENS__BOGUS"), "{err}");
                 assert!(!err.contains("g.toml"), "the key is not in the file: {err}");
@@ -438,12 +455,16 @@ mod tests {
     fn unknown_section_is_refused_naming_it() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("g.toml", "[token]\naccess_ttl = \"2h\"\n")?;
-            let err = Config::load(Some(Path::new("g.toml")), &Overrides::default()).unwrap_err();
+            let err = Config::load(Some(Path::new("g.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("\"token\""), "{err}");
             assert!(err.contains("tokens"), "the known sections: {err}");
             jail.create_file("g.toml", "")?;
             jail.set_env("GRANTRY_TOKEN__ACCESS_TTL", "2h");
-            let err = Config::load(Some(Path::new("g.toml")), &Overrides::default()).unwrap_err();
+            let err = Config::load(Some(Path::new("g.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("\"token\""), "{err}");
             assert!(err.contains("GRANTRY_TOKEN__ACCESS_TTL"), "{err}");
             Ok(())
@@ -508,6 +529,10 @@ mod tests {
     fn settings_are_validated() {
         let mut c = Config::default();
         c.tokens.reissue_after = Dur(Duration::from_secs(5 * 3600));
-        assert!(c.settings().unwrap_err().contains("reissue_after"));
+        assert!(c
+            .settings()
+            .unwrap_err()
+            .to_string()
+            .contains("reissue_after"));
     }
 }

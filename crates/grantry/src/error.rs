@@ -2,11 +2,13 @@
 //! what to do next; the whole message is in `Display` (nothing is left in `source`), since it
 //! is printed once, as text or as `{"error": "..."}`.
 
-use std::fmt::Display;
 use std::io;
 use std::path::PathBuf;
 
 use grantry_core::admin::AdminError;
+
+use crate::config::ConfigError;
+use crate::mailer::MailSetupError;
 use grantry_core::{Grant, StoreError};
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -20,8 +22,8 @@ pub enum CliError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The configuration file, the environment or the settings they make.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("unknown grant {0:?}; grants are {names}", names = grant_names())]
     UnknownGrant(String),
     #[error("--since {0:?} is neither an RFC 3339 time nor a duration like 1h")]
@@ -34,8 +36,8 @@ pub enum CliError {
     #[error("cannot create data folder {}: {err}", path.display())]
     DataFolder { path: PathBuf, err: io::Error },
     /// `mail.from` or `mail.smtp_url` is unusable, or the outbox cannot be created.
-    #[error("{0}")]
-    Mail(String),
+    #[error(transparent)]
+    Mail(#[from] MailSetupError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(io::Error),
     #[error("creating the first organization: {0}")]
@@ -48,13 +50,6 @@ pub enum CliError {
     LocalAddress(io::Error),
     #[error("server error: {0}")]
     Server(io::Error),
-}
-
-impl CliError {
-    /// A configuration error, in the configuration loader's words.
-    pub fn config(e: impl Display) -> Self {
-        CliError::Config(e.to_string())
-    }
 }
 
 fn grant_names() -> String {

@@ -1,7 +1,7 @@
 //! Mail delivery with lettre: SMTP when `mail.smtp_url` is set, else `.eml` files in the data
 //! folder's `outbox/`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
@@ -20,21 +20,42 @@ pub struct LettreMailer {
     from: Mailbox,
 }
 
+/// Why mail cannot be sent with the configured settings.
+#[derive(Debug, thiserror::Error)]
+pub enum MailSetupError {
+    #[error("mail.from {from:?} is not a mailbox: {err}")]
+    From {
+        from: String,
+        err: lettre::address::AddressError,
+    },
+    #[error("mail.smtp_url is not usable: {0}")]
+    SmtpUrl(lettre::transport::smtp::Error),
+    #[error("cannot create {}: {err}", dir.display())]
+    Outbox { dir: PathBuf, err: std::io::Error },
+}
+
 impl LettreMailer {
-    pub fn new(smtp_url: Option<&str>, from: &str, data_dir: &Path) -> Result<Self, String> {
-        let from: Mailbox = from
-            .parse()
-            .map_err(|e| format!("mail.from {from:?} is not a mailbox: {e}"))?;
+    pub fn new(
+        smtp_url: Option<&str>,
+        from: &str,
+        data_dir: &Path,
+    ) -> Result<Self, MailSetupError> {
+        let from: Mailbox = from.parse().map_err(|err| MailSetupError::From {
+            from: from.to_string(),
+            err,
+        })?;
         let transport = match smtp_url {
             Some(url) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| format!("mail.smtp_url is not usable: {e}"))?
+                    .map_err(MailSetupError::SmtpUrl)?
                     .build(),
             ),
             None => {
                 let dir = data_dir.join("outbox");
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(&dir).map_err(|err| MailSetupError::Outbox {
+                    dir: dir.clone(),
+                    err,
+                })?;
                 Transport::Outbox(AsyncFileTransport::new(dir))
             }
         };

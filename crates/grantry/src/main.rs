@@ -37,8 +37,8 @@ async fn run(cli: Cli) -> error::Result<()> {
         data: cli.data,
         listen: cli.command.listen().cloned(),
     };
-    let cfg = Config::load(cli.config.as_deref(), &flags).map_err(CliError::config)?;
-    let settings = cfg.settings().map_err(CliError::config)?;
+    let cfg = Config::load(cli.config.as_deref(), &flags)?;
+    let settings = cfg.settings()?;
     match cli.command {
         Command::Serve { .. } => serve::run(cfg, settings).await,
         Command::Admin(cmd) => {

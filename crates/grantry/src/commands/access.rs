@@ -9,7 +9,7 @@ use grantry_core::store::AccessSummary;
 
 use crate::cli::{AccessAddArgs, AccessCmd, AccessRef, OrgRef};
 use crate::config::Config;
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use crate::mailer::LettreMailer;
 use crate::report::Report;
 
@@ -33,8 +33,7 @@ pub struct AccessAdded {
 }
 
 async fn add(cx: &Ctx<'_>, cfg: &Config, args: AccessAddArgs) -> Result<AccessAdded> {
-    let mailer = LettreMailer::new(cfg.smtp_url(), &cfg.mail.from, &cfg.data_dir())
-        .map_err(CliError::Mail)?;
+    let mailer = LettreMailer::new(cfg.smtp_url(), &cfg.mail.from, &cfg.data_dir())?;
     let AccessAddArgs {
         org,
         client_id,
