@@ -1,5 +1,11 @@
-//! Input rules shared by the admin operations and the platform's data: what a name or an
-//! e-mail address may be.
+//! Input rules shared by the admin operations, the protocols and the platform's data: what
+//! text a backend can store, what a name or an e-mail address may be.
+
+/// Text every backend can store: PostgreSQL's `text` cannot hold U+0000, so a NUL is refused
+/// before any store call, in the protocol's own format, on both backends alike.
+pub fn storable(s: &str) -> bool {
+    !s.contains('\0')
+}
 
 /// A syntactically plausible e-mail address (one `@`, non-empty parts, a dot in the domain,
 /// no spaces or control characters), trimmed; `None` if it is not one.
@@ -32,7 +38,7 @@ pub fn redirect_uri(u: &str) -> bool {
     });
     scheme_ok
         && !u.contains('#')
-        && !u.chars().any(char::is_whitespace)
+        && !u.chars().any(|c| c.is_whitespace() || c.is_control())
         && url::Url::parse(u).is_ok()
 }
 
@@ -67,6 +73,7 @@ mod tests {
             "https://a.example/cb#f",
             "https://a.example/c b",
             "callback",
+            "https://a.example/c\0b",
         ] {
             assert!(!redirect_uri(bad), "{bad}");
         }

@@ -8,6 +8,7 @@ use crate::credential::{self, Kind};
 use crate::model::{Application, TokenFormat};
 use crate::permissions::GrantSet;
 use crate::store::NewApplication;
+use crate::validate::storable;
 
 /// What to register with [`add_application`].
 pub struct AppInput {
@@ -27,6 +28,11 @@ fn check_input(input: &AppInput) -> Result<()> {
     if name.is_empty() || name.len() > 200 {
         return Err(AdminError::Invalid(
             "the application name must be 1-200 characters".into(),
+        ));
+    }
+    if !storable(&input.name) || !storable(&input.description) {
+        return Err(AdminError::Invalid(
+            "the application name and description must not contain a NUL character".into(),
         ));
     }
     if input.description.len() > 2000 {

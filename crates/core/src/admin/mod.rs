@@ -22,6 +22,7 @@ use crate::credential::password::HashError;
 use crate::model::{Application, Org, OrgId, User};
 use crate::settings::Settings;
 use crate::store::{NewAudit, Store, StoreError};
+use crate::validate::storable;
 
 /// Why an admin operation failed; the message says what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +72,11 @@ impl Ctx<'_> {
     }
 
     pub(crate) async fn org(&self, name: &str) -> Result<Org> {
-        self.store.org_by_name(name).await?.ok_or_else(|| {
+        let found = match storable(name) {
+            true => self.store.org_by_name(name).await?,
+            false => None,
+        };
+        found.ok_or_else(|| {
             AdminError::NotFound(format!(
                 "organization {name:?} not found; create it with `grantry org create --name {name} ...`"
             ))
@@ -79,19 +84,24 @@ impl Ctx<'_> {
     }
 
     pub(crate) async fn user(&self, org: &Org, username: &str) -> Result<User> {
-        self.store
-            .user_by_username(org.id, username)
-            .await?
-            .ok_or_else(|| {
-                AdminError::NotFound(format!(
-                    "user {username:?} not found in organization {}; add it with `grantry user add`",
-                    org.name
-                ))
-            })
+        let found = match storable(username) {
+            true => self.store.user_by_username(org.id, username).await?,
+            false => None,
+        };
+        found.ok_or_else(|| {
+            AdminError::NotFound(format!(
+                "user {username:?} not found in organization {}; add it with `grantry user add`",
+                org.name
+            ))
+        })
     }
 
     pub(crate) async fn app(&self, org: &Org, client_id: &str) -> Result<Application> {
-        match self.store.application_by_client_id(client_id).await? {
+        let found = match storable(client_id) {
+            true => self.store.application_by_client_id(client_id).await?,
+            false => None,
+        };
+        match found {
             Some(app) if app.org_id == org.id => Ok(app),
             _ => Err(AdminError::NotFound(format!(
                 "no application with client id {client_id} in organization {}",

@@ -18,6 +18,7 @@ use crate::settings::Settings;
 use crate::store::{
     AccountAccessStore, AuditStore, ClientStore, NewAudit, NewAuthCode, StoreError,
 };
+use crate::validate::storable;
 
 /// How long an authorization code lives (RFC 6749 §4.1.2 recommends at most 10 minutes).
 pub const CODE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -70,11 +71,14 @@ fn render(d: impl Into<String>) -> AuthorizeError {
     }
 }
 
-/// Step 1: the client must be named once and exist.
+/// Step 1: the client must be named once and exist; nothing is looked up with a NUL.
 async fn check_client(
     store: &dyn ClientStore,
     q: Pairs<'_>,
 ) -> Result<Application, AuthorizeError> {
+    if q.iter().any(|(k, v)| !storable(k) || !storable(v)) {
+        return Err(render("the request contains a NUL character"));
+    }
     let ids: Vec<_> = q.iter().filter(|(k, _)| k == "client_id").collect();
     if ids.len() > 1 {
         return Err(render("client_id was sent more than once"));

@@ -9,6 +9,7 @@ use crate::gate::{BearerError, Principal};
 use crate::model::{Contact, List};
 use crate::permissions::Grant;
 use crate::store::{ContactKey, DataStore, StoreError};
+use crate::validate::storable;
 
 /// Largest page a caller can ask for.
 pub const MAX_PAGE_SIZE: i64 = 1000;
@@ -98,6 +99,9 @@ pub async fn create_list(
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(invalid("name", "name must be 1-200 characters"));
     }
+    if !storable(name) {
+        return Err(invalid("name", "name must not contain a NUL character"));
+    }
     Ok(store.create_list(p.org_id, name, now).await?)
 }
 
@@ -146,6 +150,14 @@ pub async fn contact(
     key: ContactKey<'_>,
 ) -> Result<Contact> {
     p.require(Grant::ContactsRead)?;
+    if let ContactKey::Email(e) = key {
+        if !storable(e) {
+            return Err(invalid(
+                "email",
+                "the e-mail address must not contain a NUL character",
+            ));
+        }
+    }
     if store.list(p.org_id, list).await?.is_none() {
         return Err(DataError::NotFound("database"));
     }

@@ -121,6 +121,10 @@ fn text_field(obj: &Map<String, Value>, name: &str) -> Result<String, EventError
             code::INVALID_FIELD,
             format!("{name} is longer than {MAX_ID} characters"),
         )),
+        Some(Value::String(s)) if !crate::validate::storable(s) => Err(EventError::bad(
+            code::INVALID_FIELD,
+            format!("{name} must not contain a NUL character"),
+        )),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(EventError::bad(
             code::INVALID_FIELD,

@@ -30,6 +30,10 @@ pub async fn login(
     username: &str,
     password: &SecretString,
 ) -> Result<Option<(User, SecretString)>, StoreError> {
+    if !crate::validate::storable(username) {
+        // No user has such a name: refused like a wrong one, without a lookup.
+        return Ok(None);
+    }
     let user = store.user_by_username(org, username).await?;
     let hash = match &user {
         Some(u) if u.kind == UserKind::Ui && !u.disabled => store.password_hash(u.id).await?,
