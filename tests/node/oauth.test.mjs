@@ -564,6 +564,25 @@ for (const backend of BACKENDS) {
       );
     });
 
+    check('an API user: one configuration for client_credentials, introspection and revocation', async () => {
+      const username = `bot-${randomUUID().slice(0, 6)}`;
+      server.cli(['user', 'add', '--org', 'default', '--username', username, '--email', `${username}@example.com`,
+        '--kind', 'api', '--grant', 'lists:read']);
+      const key = server.cli(['key', 'generate', '--org', 'default', '--username', username]);
+      const config = await discover(server, { client_id: key.key_id, client_secret: key.secret },
+        client.ClientSecretBasic(key.secret));
+      const tokens = await client.clientCredentialsGrant(config);
+      assert.equal(tokens.token_type, 'bearer');
+      assert.equal(await restDatabases(server, tokens.access_token), 200);
+      const info = await client.tokenIntrospection(config, tokens.access_token);
+      assert.equal(info.active, true);
+      assert.equal(info.client_id, key.key_id);
+      assert.equal(info.username, username);
+      await client.tokenRevocation(config, tokens.access_token);
+      assert.equal((await client.tokenIntrospection(config, tokens.access_token)).active, false);
+      assert.equal(await restDatabases(server, tokens.access_token), 401);
+    });
+
     check('a reused code is refused and revokes the tokens of its first redemption', async () => {
       const app = registerClient(server);
       const config = await discover(server, app, client.ClientSecretBasic(app.client_secret));

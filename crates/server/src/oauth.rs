@@ -65,7 +65,8 @@ async fn token_query(
     allow_public: bool,
 ) -> Result<introspect::TokenQuery, OAuthError> {
     let auth = req.authorization.as_deref();
-    introspect::authenticate(&*state.store, now, &req.params, auth, allow_public).await
+    let (store, settings) = (&*state.store, &state.settings);
+    introspect::authenticate(store, now, settings, &req.params, auth, allow_public).await
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).

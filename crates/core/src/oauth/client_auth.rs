@@ -109,11 +109,28 @@ pub async fn authenticate_client(
     client: &ClientAuth,
 ) -> Result<Application, OAuthError> {
     let Some(app) = store.application_by_client_id(&client.client_id).await? else {
-        return Err(client.refused(format!(
-            "Unable to find matching client for {}",
-            client.client_id
-        )));
+        return Err(client.unknown());
     };
+    verify_client(store, now, client, app).await
+}
+
+impl ClientAuth {
+    /// `invalid_client` for a client id nobody has.
+    pub(crate) fn unknown(&self) -> OAuthError {
+        self.refused(format!(
+            "Unable to find matching client for {}",
+            self.client_id
+        ))
+    }
+}
+
+/// Checks the credentials `client` presented for the application it named.
+pub(crate) async fn verify_client(
+    store: &dyn Store,
+    now: Timestamp,
+    client: &ClientAuth,
+    app: Application,
+) -> Result<Application, OAuthError> {
     match (&client.secret, app.public) {
         (None, true) => Ok(app),
         (None, false) => Err(client.refused("client_secret is required for this client")),

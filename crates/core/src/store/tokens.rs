@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::{NewAudit, Result};
 use crate::clock::Timestamp;
 use crate::credential::Digest;
-use crate::model::{AccessTokenRecord, AccountAccess, Application, OrgId, User};
+use crate::model::{AccessTokenRecord, AccountAccess, AppId, Application, User, UserId};
 use crate::permissions::GrantSet;
 
 /// An access token about to be issued.
@@ -143,6 +143,25 @@ pub struct RefreshTokenRecord {
     pub username: String,
 }
 
+/// Who a token was issued to, for revocation (RFC 7009 §2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenOwner {
+    /// An application: its access tokens and the refresh tokens of its account accesses.
+    Application(AppId),
+    /// An API user: the access tokens it obtained with its secret keys.
+    ApiUser(UserId),
+}
+
+/// What [`TokenStore::revoke_token`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    Revoked,
+    /// The token is live but was issued to someone else: it was left alone.
+    NotOwner,
+    /// No live token has this digest.
+    Unknown,
+}
+
 /// Refresh and access tokens.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
@@ -172,17 +191,18 @@ pub trait TokenStore: Send + Sync {
         token: i64,
         audit: NewAudit,
     ) -> Result<()>;
-    /// RFC 7009: revokes the access token or refresh token with this digest if it belongs to
-    /// `org`; revoking a refresh token revokes its whole grant: the refresh tokens of its
-    /// rotation family and every access token derived from them.
-    /// `false` if there was no such live token in `org`.
+    /// RFC 7009 §2.1: revokes the live access token or refresh token with this digest if it
+    /// was issued to `owner`, and records `audit`; revoking a refresh token revokes its whole
+    /// grant: the refresh tokens of its rotation family and every access token derived from
+    /// them. [`Revocation::NotOwner`] (nothing changed, nothing recorded) if the live token was
+    /// issued to anyone else; [`Revocation::Unknown`] if there is no such live token.
     async fn revoke_token(
         &self,
-        org: OrgId,
+        owner: TokenOwner,
         digest: &Digest,
         at: Timestamp,
         audit: NewAudit,
-    ) -> Result<bool>;
+    ) -> Result<Revocation>;
     /// Rotation (docs/architecture.md, token rules): marks `old` rotated and adds its successor, derived from it
     /// with `nonce`, in one transaction. `None` if `old` was rotated or revoked meanwhile.
     async fn rotate_refresh_token(

@@ -661,7 +661,7 @@ both!(
 );
 
 both!(
-    rfc7662_and_rfc7009_introspection_and_revocation_stay_inside_the_org,
+    rfc7662_and_rfc7009_introspection_stays_inside_the_org_and_revocation_with_the_client,
     |app: TestApp| async move {
         let i = app.integration("acme").await;
         let at = app.access_token(&i).await;
@@ -742,7 +742,8 @@ both!(
             serde_json::json!({"active": false})
         );
 
-        // Revocation: another org's client cannot revoke; unknown tokens are 200; ours works.
+        // Revocation (RFC 7009 §2.1): only the client a token was issued to revokes it;
+        // another client is refused and the token lives on; unknown tokens are 200.
         let revoke = |client: (String, String), token: String| {
             let app = &app;
             async move {
@@ -757,14 +758,22 @@ both!(
                     .as_u16()
             }
         };
-        assert_eq!(revoke(them, at.clone()).await, 200);
+        assert_eq!(revoke(them, at.clone()).await, 400);
         assert_eq!(introspect(me.clone(), at.clone()).await["active"], true);
         assert_eq!(revoke(me.clone(), "unknown-token".into()).await, 200);
         assert_eq!(revoke(me.clone(), at.clone()).await, 200);
         assert_eq!(introspect(me.clone(), at.clone()).await["active"], false);
         let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
         assert_eq!(s, 401);
-        assert_eq!(revoke(me.clone(), key_token.clone()).await, 200);
+        // The API user's token is its own: the application may not revoke it, the API user
+        // may (authenticated as for client_credentials).
+        assert_eq!(revoke(me.clone(), key_token.clone()).await, 400);
+        assert_eq!(
+            introspect(me.clone(), key_token.clone()).await["active"],
+            true
+        );
+        let bot = (k.key_id.clone(), k.secret.clone());
+        assert_eq!(revoke(bot, key_token.clone()).await, 200);
         assert_eq!(app.get_lists(&format!("Bearer {key_token}")).await, 401);
         // Revoking the refresh token ends it and its access tokens.
         app.advance(Duration::from_secs(3 * 3600));
@@ -967,5 +976,142 @@ both!(
             })
             .count();
         assert_eq!(reuse, 1);
+    }
+);
+
+both!(
+    an_api_user_introspects_and_revokes_the_tokens_of_its_keys_only,
+    |app: TestApp| async move {
+        // One configuration for everything, as openid-client uses it: the Key ID and a secret
+        // key as client credentials for client_credentials, introspection and revocation.
+        let i = app.integration("acme").await;
+        let at = app.access_token(&i).await;
+        let bot = app.api_user("acme", "bot", "lists:read").await;
+        let other = app.api_user("acme", "other", "lists:read").await;
+        let key_token = |k: &crate::harness::Key| {
+            let app = &app;
+            let (id, secret) = (k.key_id.clone(), k.secret.clone());
+            async move {
+                let r = app
+                    .token(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", &id),
+                        ("client_secret", &secret),
+                    ])
+                    .await;
+                r.json::<Value>().await.unwrap()["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        let (mine, theirs) = (key_token(&bot).await, key_token(&other).await);
+        let call = |path: &'static str, token: String| {
+            let app = &app;
+            let (id, secret) = (bot.key_id.clone(), bot.secret.clone());
+            async move {
+                let r = app
+                    .http
+                    .post(app.url(path))
+                    .form(&[
+                        ("client_id", id.as_str()),
+                        ("client_secret", secret.as_str()),
+                        ("token", token.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        let (s, v) = call("/oauth/introspect", mine.clone()).await;
+        assert_eq!((s, v["active"].as_bool()), (200, Some(true)), "{v}");
+        assert_eq!(v["client_id"], bot.key_id.as_str());
+        assert_eq!(v["username"], "bot");
+        for foreign in [theirs.clone(), at.clone(), i.refresh_token.clone()] {
+            let (s, v) = call("/oauth/introspect", foreign).await;
+            assert_eq!((s, v), (200, serde_json::json!({"active": false})));
+        }
+        for foreign in [theirs.clone(), at.clone()] {
+            let (s, v) = call("/oauth/revoke", foreign).await;
+            assert_eq!(
+                (s, v["error"].as_str()),
+                (400, Some("invalid_request")),
+                "{v}"
+            );
+        }
+        assert_eq!(app.get_lists(&format!("Bearer {theirs}")).await, 200);
+        let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+        assert_eq!(s, 200);
+        let (s, _) = call("/oauth/revoke", mine.clone()).await;
+        assert_eq!(s, 200);
+        assert_eq!(app.get_lists(&format!("Bearer {mine}")).await, 401);
+        let (_, v) = call("/oauth/introspect", mine).await;
+        assert_eq!(v["active"], false);
+        // A wrong secret key is invalid_client, as at the token endpoint.
+        let r = app
+            .http
+            .post(app.url("/oauth/introspect"))
+            .form(&[
+                ("client_id", bot.key_id.as_str()),
+                ("client_secret", "gsk_test-1_nope"),
+                ("token", "x"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(app.audit_count("acme", "token.revoked").await, 1);
+    }
+);
+
+both!(
+    rfc7662_a_rotated_away_refresh_token_is_inactive,
+    |app: TestApp| async move {
+        app.org("acme").await;
+        let input = grantry_core::admin::AppInput {
+            name: "Rotating".into(),
+            description: String::new(),
+            redirect_uris: vec![],
+            scopes: None,
+            public: false,
+            rotate_refresh_tokens: true,
+            token_format: grantry_core::model::TokenFormat::Opaque,
+        };
+        let (a, secret) = grantry_core::admin::add_application(&app.cx(), "acme", input)
+            .await
+            .unwrap();
+        let secret = secrecy::ExposeSecret::expose_secret(&secret.unwrap()).to_string();
+        let client_id = a.client_id;
+        let old = app.access("acme", &client_id, "admin").await;
+        let r = app
+            .token(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", &client_id),
+                ("client_secret", &secret),
+                ("refresh_token", &old),
+            ])
+            .await;
+        let v: Value = r.json().await.unwrap();
+        let new = v["refresh_token"].as_str().unwrap().to_string();
+        assert_ne!(new, old);
+        let introspect = |token: String| {
+            let app = &app;
+            let (id, secret) = (client_id.clone(), secret.clone());
+            async move {
+                app.http
+                    .post(app.url("/oauth/introspect"))
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("token", token.as_str())])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(introspect(old).await, serde_json::json!({"active": false}));
+        assert_eq!(introspect(new).await["active"], true);
     }
 );

@@ -67,16 +67,26 @@ pub(crate) const REVOKE_FAMILY_ACCESS: &str = "UPDATE access_tokens SET revoked_
 pub(crate) const REVOKE_FAMILY_REFRESH: &str = "UPDATE refresh_tokens SET revoked_at = $2 \
     WHERE (id = $1 OR family_id = $1) AND revoked_at IS NULL";
 
-/// Revokes a live access token of org `$2` (RFC 7009 §2.1).
-pub(crate) const REVOKE_ACCESS_TOKEN: &str = "UPDATE access_tokens SET revoked_at = $3 \
-    WHERE digest = $1 AND org_id = $2 AND revoked_at IS NULL";
+/// Revokes a live access token issued to application `$2` (RFC 7009 §2.1).
+pub(crate) const REVOKE_ACCESS_TOKEN_OF_APP: &str = "UPDATE access_tokens SET revoked_at = $3 \
+    WHERE digest = $1 AND app_id = $2 AND revoked_at IS NULL";
 
-/// Revokes a live refresh token of org `$2`, returning its family, whose access tokens go
-/// with it (RFC 7009 §2.1).
-pub(crate) const REVOKE_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET revoked_at = $3 \
+/// Revokes a live access token API user `$2` obtained with a secret key (RFC 7009 §2.1).
+pub(crate) const REVOKE_ACCESS_TOKEN_OF_API_USER: &str = "UPDATE access_tokens \
+    SET revoked_at = $3 WHERE digest = $1 AND user_id = $2 AND app_id IS NULL \
+    AND api_key_id IS NOT NULL AND revoked_at IS NULL";
+
+/// Revokes a live refresh token of an account access of application `$2`, returning its
+/// family, whose access tokens go with it (RFC 7009 §2.1).
+pub(crate) const REVOKE_REFRESH_TOKEN_OF_APP: &str = "UPDATE refresh_tokens SET revoked_at = $3 \
     WHERE digest = $1 AND revoked_at IS NULL \
-    AND access_id IN (SELECT id FROM account_accesses WHERE org_id = $2) \
+    AND access_id IN (SELECT id FROM account_accesses WHERE app_id = $2) \
     RETURNING COALESCE(family_id, id) AS family";
+
+/// Whether a live access or refresh token has the digest `$1`, whoever it was issued to.
+pub(crate) const LIVE_TOKEN_EXISTS: &str = "SELECT EXISTS \
+    (SELECT 1 FROM access_tokens WHERE digest = $1 AND revoked_at IS NULL) \
+    OR EXISTS (SELECT 1 FROM refresh_tokens WHERE digest = $1 AND revoked_at IS NULL)";
 
 /// Marks a live, unrotated refresh token rotated, returning what its successor inherits.
 pub(crate) const ROTATE_REFRESH: &str = "UPDATE refresh_tokens SET rotated_at = $2 \
@@ -101,11 +111,11 @@ macro_rules! impl_token_store {
             use sqlx::{Database, FromRow};
 
             use grantry_core::credential::Digest;
-            use grantry_core::model::{Application, OrgId};
+            use grantry_core::model::Application;
             use grantry_core::store::audit::NewAudit;
             use grantry_core::store::{
                 BearerRecord, DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord,
-                Reissue, Result, TokenStore,
+                Reissue, Result, Revocation, TokenOwner, TokenStore,
             };
             use grantry_core::Timestamp;
 
@@ -116,17 +126,35 @@ macro_rules! impl_token_store {
 
             type Db = <$store as Backend>::Db;
 
-            /// Revokes the live refresh token with this digest in `org` and its whole grant;
-            /// whether there was one.
-            async fn revoke_refresh_grant(
+            /// Revokes the live token with this digest if it was issued to `owner` (a refresh
+            /// token with its whole grant); whether there was one.
+            async fn revoke_owned(
                 conn: &mut <Db as Database>::Connection,
-                org: OrgId,
+                owner: TokenOwner,
                 digest: &Digest,
                 at: Timestamp,
             ) -> Result<bool> {
-                let family: Option<i64> = sqlx::query_scalar(REVOKE_REFRESH_TOKEN)
+                let (access_sql, id) = match owner {
+                    TokenOwner::Application(app) => (REVOKE_ACCESS_TOKEN_OF_APP, app),
+                    TokenOwner::ApiUser(user) => (REVOKE_ACCESS_TOKEN_OF_API_USER, user),
+                };
+                let n = sqlx::query(access_sql)
                     .bind(digest.as_bytes())
-                    .bind(org)
+                    .bind(id)
+                    .bind(at.0)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend_err)?
+                    .rows_affected();
+                if n == 1 {
+                    return Ok(true);
+                }
+                let TokenOwner::Application(app) = owner else {
+                    return Ok(false);
+                };
+                let family: Option<i64> = sqlx::query_scalar(REVOKE_REFRESH_TOKEN_OF_APP)
+                    .bind(digest.as_bytes())
+                    .bind(app)
                     .bind(at.0)
                     .fetch_optional(&mut *conn)
                     .await
@@ -164,26 +192,29 @@ macro_rules! impl_token_store {
             impl TokenStore for $store {
                 async fn revoke_token(
                     &self,
-                    org: OrgId,
+                    owner: TokenOwner,
                     digest: &Digest,
                     at: Timestamp,
                     audit: NewAudit,
-                ) -> Result<bool> {
+                ) -> Result<Revocation> {
                     let mut tx = self.begin_write().await?;
-                    let n = sqlx::query(REVOKE_ACCESS_TOKEN)
-                        .bind(digest.as_bytes())
-                        .bind(org)
-                        .bind(at.0)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend_err)?
-                        .rows_affected();
-                    let revoked = n == 1 || revoke_refresh_grant(&mut tx, org, digest, at).await?;
-                    if revoked {
+                    let outcome = if revoke_owned(&mut tx, owner, digest, at).await? {
                         Db::insert_audit(&mut tx, &audit).await?;
-                    }
+                        Revocation::Revoked
+                    } else {
+                        let live: bool = sqlx::query_scalar(LIVE_TOKEN_EXISTS)
+                            .bind(digest.as_bytes())
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(backend_err)?;
+                        if live {
+                            Revocation::NotOwner
+                        } else {
+                            Revocation::Unknown
+                        }
+                    };
                     Db::commit(tx, self.caches()).await?;
-                    Ok(revoked)
+                    Ok(outcome)
                 }
 
                 async fn rotate_refresh_token(

@@ -375,3 +375,60 @@ conformance!(
         );
     }
 );
+
+conformance!(
+    an_api_user_revokes_the_tokens_of_its_keys_and_nothing_else,
+    |store| async move {
+        use grantry_core::store::{Revocation, TokenOwner};
+        let (org, _) = make_org(&*store, "acme").await;
+        let user = api_user_of(&*store, org.id, "feeder").await;
+        let other = api_user_of(&*store, org.id, "other").await;
+        let app = make_app(&*store, org.id, "Sync").await;
+        let digest = secret();
+        generate(&*store, &user, digest, T0).await;
+        let (key, _) = store.api_key_by_digest(&digest).await.unwrap().unwrap();
+        let token = fresh_token(T0);
+        store
+            .issue_key_token(
+                &key,
+                &user,
+                token.clone(),
+                audit(Some(org.id), T0, "access_token.issued"),
+            )
+            .await
+            .unwrap();
+        let revoke = || audit(Some(org.id), T0, "token.revoked");
+        for stranger in [
+            TokenOwner::ApiUser(other.id),
+            TokenOwner::Application(app.id),
+        ] {
+            let r = store
+                .revoke_token(stranger, &token.digest, T0, revoke())
+                .await
+                .unwrap();
+            assert_eq!(r, Revocation::NotOwner);
+        }
+        assert!(
+            !store
+                .access_token(&token.digest)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked
+        );
+        let r = store
+            .revoke_token(TokenOwner::ApiUser(user.id), &token.digest, T0, revoke())
+            .await
+            .unwrap();
+        assert_eq!(r, Revocation::Revoked);
+        assert!(
+            store
+                .access_token(&token.digest)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked
+        );
+        assert_eq!(count_audit(&*store, org.id, "token.revoked").await, 1);
+    }
+);

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use grantry_core::credential::{self, Kind};
+use grantry_core::store::{Revocation, TokenOwner};
 use grantry_core::GrantSet;
 
 use crate::harness::*;
@@ -83,15 +84,17 @@ conformance_twins!(
         let g = granted(&*a).await;
         let (digest, _) = issue_from(&*a, g.org.id, g.refresh_id, T0).await;
         assert!(!b.access_token(&digest).await.unwrap().unwrap().revoked);
-        assert!(a
-            .revoke_token(
-                g.org.id,
+        assert!(
+            a.revoke_token(
+                TokenOwner::Application(g.app.id),
                 &digest,
                 T0,
                 audit(Some(g.org.id), T0, "token.revoked")
             )
             .await
-            .unwrap());
+            .unwrap()
+                == Revocation::Revoked
+        );
         within_a_second("the revoked access token", || async {
             b.access_token(&digest).await.unwrap().unwrap().revoked
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use grantry_core::credential::{self, Digest, Kind};
 use grantry_core::model::{AccessTokenRecord, AppId, OrgId};
-use grantry_core::store::{Redemption, RefreshOutcome, Reissue};
+use grantry_core::store::{Redemption, RefreshOutcome, Reissue, Revocation, TokenOwner};
 use grantry_core::{GrantSet, Store, Timestamp};
 
 use crate::harness::*;
@@ -98,15 +98,18 @@ conformance!(
     |store| async move {
         let g = granted(&*store).await;
         let at = T0.plus(HOUR);
-        assert!(store
-            .revoke_token(
-                g.org.id,
-                &g.refresh_token,
-                at,
-                audit(Some(g.org.id), at, "token.revoked")
-            )
-            .await
-            .unwrap());
+        assert!(
+            store
+                .revoke_token(
+                    TokenOwner::Application(g.app.id),
+                    &g.refresh_token,
+                    at,
+                    audit(Some(g.org.id), at, "token.revoked")
+                )
+                .await
+                .unwrap()
+                == Revocation::Revoked
+        );
         assert_eq!(store.refresh_token(&g.refresh_token).await.unwrap(), None);
         // The account access itself stays.
         assert_eq!(
@@ -238,22 +241,29 @@ conformance!(
 // ----- RFC 7009 revocation -----
 
 conformance!(
-    revoke_token_revokes_an_access_token_of_its_org,
+    revoke_token_revokes_an_access_token_of_its_client,
     |store| async move {
         let g = granted(&*store).await;
         let (digest, _) = issue_from(&*store, g.org.id, g.refresh_id, T0).await;
         let at = T0.plus(MINUTE);
         let revoke = || audit(Some(g.org.id), at, "token.revoked");
-        assert!(store
-            .revoke_token(g.org.id, &digest, at, revoke())
-            .await
-            .unwrap());
+        let owner = TokenOwner::Application(g.app.id);
+        assert_eq!(
+            store
+                .revoke_token(owner, &digest, at, revoke())
+                .await
+                .unwrap(),
+            Revocation::Revoked
+        );
         assert!(revoked(&*store, &digest).await);
         // Already revoked: nothing left to revoke, and nothing recorded.
-        assert!(!store
-            .revoke_token(g.org.id, &digest, at, revoke())
-            .await
-            .unwrap());
+        assert_eq!(
+            store
+                .revoke_token(owner, &digest, at, revoke())
+                .await
+                .unwrap(),
+            Revocation::Unknown
+        );
         assert_eq!(count_audit(&*store, g.org.id, "token.revoked").await, 1);
         // The refresh token it came from is untouched.
         assert!(store
@@ -265,22 +275,35 @@ conformance!(
 );
 
 conformance!(
-    revoke_token_refuses_another_orgs_tokens,
+    revoke_token_leaves_the_tokens_of_other_clients_alone,
     |store| async move {
+        // RFC 7009 §2.1: another application of the same org, an application of another org
+        // and an API user of the same org may not revoke this application's tokens.
         let g = granted(&*store).await;
-        let (other, _) = make_org(&*store, "globex").await;
+        let sibling = make_app(&*store, g.org.id, "Sibling").await;
+        let (other_org, _) = make_org(&*store, "globex").await;
+        let stranger = make_app(&*store, other_org.id, "Stranger").await;
+        let bot = make_user(&*store, g.org.id, "bot").await;
         let (digest, _) = issue_from(&*store, g.org.id, g.refresh_id, T0).await;
         let at = T0.plus(MINUTE);
-        for presented in [digest, g.refresh_token] {
-            assert!(!store
-                .revoke_token(
-                    other.id,
-                    &presented,
-                    at,
-                    audit(Some(other.id), at, "token.revoked")
-                )
-                .await
-                .unwrap());
+        for owner in [
+            TokenOwner::Application(sibling.id),
+            TokenOwner::Application(stranger.id),
+            TokenOwner::ApiUser(bot.id),
+            TokenOwner::ApiUser(g.user.id),
+        ] {
+            for presented in [digest, g.refresh_token] {
+                let r = store
+                    .revoke_token(
+                        owner,
+                        &presented,
+                        at,
+                        audit(Some(g.org.id), at, "token.revoked"),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r, Revocation::NotOwner, "{owner:?}");
+            }
         }
         assert!(!revoked(&*store, &digest).await);
         assert!(store
@@ -288,7 +311,7 @@ conformance!(
             .await
             .unwrap()
             .is_some());
-        assert_eq!(count_audit(&*store, other.id, "token.revoked").await, 0);
+        assert_eq!(count_audit(&*store, other_org.id, "token.revoked").await, 0);
         assert_eq!(count_audit(&*store, g.org.id, "token.revoked").await, 0);
     }
 );
@@ -309,15 +332,18 @@ conformance!(
         let (b1, _) = issue_from(&*store, g.org.id, sibling_id, T0).await;
 
         let at = T0.plus(HOUR);
-        assert!(store
-            .revoke_token(
-                g.org.id,
-                &g.refresh_token,
-                at,
-                audit(Some(g.org.id), at, "token.revoked")
-            )
-            .await
-            .unwrap());
+        assert!(
+            store
+                .revoke_token(
+                    TokenOwner::Application(g.app.id),
+                    &g.refresh_token,
+                    at,
+                    audit(Some(g.org.id), at, "token.revoked")
+                )
+                .await
+                .unwrap()
+                == Revocation::Revoked
+        );
         assert_eq!(store.refresh_token(&g.refresh_token).await.unwrap(), None);
         assert!(revoked(&*store, &a1).await);
         assert!(revoked(&*store, &a2).await);
@@ -331,22 +357,28 @@ conformance!(
 );
 
 conformance!(
-    revoke_token_of_an_unknown_digest_is_false_and_unrecorded,
+    revoke_token_of_an_unknown_digest_is_unknown_and_unrecorded,
     |store| async move {
         let g = granted(&*store).await;
         for unknown in [
             credential::mint(Kind::AccessToken, "test").digest,
             refresh_digest(),
         ] {
-            assert!(!store
-                .revoke_token(
-                    g.org.id,
-                    &unknown,
-                    T0,
-                    audit(Some(g.org.id), T0, "token.revoked")
-                )
-                .await
-                .unwrap());
+            for owner in [
+                TokenOwner::Application(g.app.id),
+                TokenOwner::ApiUser(g.user.id),
+            ] {
+                let r = store
+                    .revoke_token(
+                        owner,
+                        &unknown,
+                        T0,
+                        audit(Some(g.org.id), T0, "token.revoked"),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r, Revocation::Unknown);
+            }
         }
         assert_eq!(count_audit(&*store, g.org.id, "token.revoked").await, 0);
     }
@@ -660,15 +692,18 @@ conformance!(
 conformance!(revoked_token_does_not_rotate, |store| async move {
     let g = granted(&*store).await;
     let at = T0.plus(MINUTE);
-    assert!(store
-        .revoke_token(
-            g.org.id,
-            &g.refresh_token,
-            at,
-            audit(Some(g.org.id), at, "token.revoked")
-        )
-        .await
-        .unwrap());
+    assert!(
+        store
+            .revoke_token(
+                TokenOwner::Application(g.app.id),
+                &g.refresh_token,
+                at,
+                audit(Some(g.org.id), at, "token.revoked")
+            )
+            .await
+            .unwrap()
+            == Revocation::Revoked
+    );
     let digest = refresh_digest();
     assert_eq!(
         store
@@ -851,15 +886,18 @@ conformance!(
             .unwrap();
         let (token, _) = issue_from(&*store, g.org.id, new_id, at).await;
         // Revoking the old (rotated) token ends its successor and the successor's tokens.
-        assert!(store
-            .revoke_token(
-                g.org.id,
-                &g.refresh_token,
-                at,
-                audit(Some(g.org.id), at, "token.revoked")
-            )
-            .await
-            .unwrap());
+        assert!(
+            store
+                .revoke_token(
+                    TokenOwner::Application(g.app.id),
+                    &g.refresh_token,
+                    at,
+                    audit(Some(g.org.id), at, "token.revoked")
+                )
+                .await
+                .unwrap()
+                == Revocation::Revoked
+        );
         assert_eq!(store.refresh_token(&successor).await.unwrap(), None);
         assert!(store.access_token(&token).await.unwrap().unwrap().revoked);
     }

@@ -77,10 +77,7 @@ async fn unknown_key(store: &dyn Store, client: &ClientAuth) -> Result<OAuthErro
             "applications do not use client_credentials: trade a refresh token with grant_type=refresh_token",
         ));
     }
-    Ok(client.refused(format!(
-        "Unable to find matching client for {}",
-        client.client_id
-    )))
+    Ok(client.unknown())
 }
 
 fn issued_audit(user: &User, now: Timestamp, scopes: GrantSet) -> NewAudit {
