@@ -34,6 +34,9 @@ pub struct BearerError {
     pub description: String,
     /// For `insufficient_scope`: the grant that was missing.
     pub scope: Option<Grant>,
+    /// The caller authenticated with HTTP Basic: a refusal also challenges for Basic
+    /// (RFC 7617 §2), so a client sees the scheme it used is the one that failed.
+    pub basic: bool,
     pub cause: Option<String>,
 }
 
@@ -43,7 +46,16 @@ impl BearerError {
             code,
             description: d.into(),
             scope: None,
+            basic: false,
             cause: None,
+        }
+    }
+
+    /// The same refusal, of a request that authenticated with HTTP Basic.
+    pub fn of_basic(self) -> Self {
+        BearerError {
+            basic: true,
+            ..self
         }
     }
 

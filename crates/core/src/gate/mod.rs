@@ -56,10 +56,12 @@ async fn basic(
     settings: &Settings,
     value: &str,
 ) -> Result<Principal, BearerError> {
-    let (username, secret) =
-        apikeys::parse_basic(value).ok_or_else(|| BearerError::invalid_token(BASIC_HELP))?;
+    let (username, secret) = apikeys::parse_basic(value)
+        .ok_or_else(|| BearerError::invalid_token(BASIC_HELP).of_basic())?;
     let owner = KeyOwner::Username(&username);
-    key_principal(store, now, settings, owner, &secret, AuthMethod::Basic).await
+    key_principal(store, now, settings, owner, &secret, AuthMethod::Basic)
+        .await
+        .map_err(BearerError::of_basic)
 }
 
 /// `Bearer <value>`: told apart by the credential's shape before any lookup.

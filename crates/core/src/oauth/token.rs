@@ -72,6 +72,17 @@ fn required(params: &Params, name: &str) -> Result<SecretString, OAuthError> {
         .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
 }
 
+/// The redirect URI of a code redemption, sent as `redirect_uri` or as its synonym
+/// `callback_uri` (which the authorization endpoint accepts too), at most once.
+fn redirect_uri(params: &Params) -> Result<Option<String>, OAuthError> {
+    match (params.get("redirect_uri"), params.get("callback_uri")) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "send the redirect URI once (redirect_uri or callback_uri)",
+        )),
+        (uri, synonym) => Ok(uri.or(synonym).map(str::to_string)),
+    }
+}
+
 impl TokenRequest {
     /// Reads the request from its parameters and the `Authorization` header.
     pub fn parse(params: &Params, authorization: Option<&str>) -> Result<Self, OAuthError> {
@@ -85,7 +96,7 @@ impl TokenRequest {
             },
             Some("authorization_code") => GrantRequest::AuthorizationCode {
                 code: required(params, "code")?,
-                redirect_uri: params.get("redirect_uri").map(str::to_string),
+                redirect_uri: redirect_uri(params)?,
                 code_verifier: params.get("code_verifier").map(str::to_string),
             },
             Some("client_credentials") => GrantRequest::ClientCredentials { scope: scope() },

@@ -31,8 +31,17 @@ fn param(s: &str) -> String {
         .collect()
 }
 
-/// The RFC 6750 §3 challenge for a refused protected request.
+/// The RFC 6750 §3 challenge for a refused protected request; when the request used HTTP
+/// Basic and is answered 401, a Basic challenge follows it (RFC 7235 §4.1 allows several).
 pub fn challenge(e: &BearerError) -> String {
+    let mut c = bearer_challenge(e);
+    if e.basic && status(e) == StatusCode::UNAUTHORIZED {
+        c.push_str(&format!(", Basic realm=\"{REALM}\", charset=\"UTF-8\""));
+    }
+    c
+}
+
+fn bearer_challenge(e: &BearerError) -> String {
     let mut c = format!("Bearer realm=\"{REALM}\"");
     if let Some(code) = e.code {
         c.push_str(&format!(
@@ -57,6 +66,7 @@ mod tests {
             code,
             description: "why \"not\"\n".into(),
             scope: None,
+            basic: false,
             cause: None,
         }
     }

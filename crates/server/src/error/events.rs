@@ -46,6 +46,7 @@ mod tests {
                 code: c,
                 description: "d".into(),
                 scope: None,
+                basic: false,
                 cause: None,
             })
         };

@@ -43,6 +43,7 @@ mod tests {
             code,
             description: "why".into(),
             scope: None,
+            basic: false,
             cause: None,
         })
     }

@@ -292,7 +292,7 @@ both!(
 both!(
     rfc9700_4_1_3_redirect_uri_matches_exactly_and_callback_uri_is_a_synonym,
     |app: TestApp| async move {
-        let (id, _) = setup(&app).await;
+        let (id, secret) = setup(&app).await;
         let q = query(&[
             ("response_type", "code"),
             ("client_id", &id),
@@ -300,8 +300,45 @@ both!(
             ("code_challenge", CHALLENGE),
             ("code_challenge_method", "S256"),
         ]);
+        // The token endpoint takes callback_uri where it takes redirect_uri, and compares it
+        // the same way (RFC 6749 §4.1.3).
+        for (uri, status) in [(CB, 200), ("https://evil.example/", 400)] {
+            let loc = consent(&app, &q, "alice", "allow").await;
+            let code = param(&loc, "code").unwrap();
+            let (s, v) = redeem(
+                &app,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("callback_uri", uri),
+                    ("code_verifier", VERIFIER),
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                ],
+            )
+            .await;
+            assert_eq!(s, status, "{uri}: {v}");
+        }
         let loc = consent(&app, &q, "alice", "allow").await;
-        assert!(loc.starts_with(&format!("{CB}?code=")));
+        let code = param(&loc, "code").unwrap();
+        let (s, v) = redeem(
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CB),
+                ("callback_uri", CB),
+                ("code_verifier", VERIFIER),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{v}"
+        );
     }
 );
 

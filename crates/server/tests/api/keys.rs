@@ -470,3 +470,63 @@ both!(
         assert!(!principal.disabled);
     }
 );
+
+both!(
+    a_refused_basic_request_is_challenged_for_basic_too,
+    |app: TestApp| async move {
+        // RFC 7617 §2 / RFC 7235 §4.1: the scheme the client used is among the challenges.
+        app.org("acme").await;
+        let k = app.api_user("acme", "bot", "lists:read").await;
+        let basic_challenge = "Basic realm=\"grantry\", charset=\"UTF-8\"";
+        for auth in [basic("bot", "gsk_test-1_wrong"), "Basic !!!".to_string()] {
+            let r = app
+                .http
+                .get(app.url("/rest/databases"))
+                .header("authorization", &auth)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 401);
+            let ch = r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                ch.starts_with("Bearer realm=\"grantry\", error=\"invalid_token\""),
+                "{ch}"
+            );
+            assert!(ch.ends_with(basic_challenge), "{ch}");
+            let (s, _, ch) = app
+                .xml_with(Some(&auth), "<Envelope><Body><GetLists/></Body></Envelope>")
+                .await;
+            assert_eq!(s, 401);
+            assert!(ch.unwrap().ends_with(basic_challenge));
+        }
+        // A Bearer refusal stays a Bearer challenge alone; a Basic caller lacking a grant is
+        // 403, which challenges for nothing new.
+        let r = app
+            .http
+            .get(app.url("/rest/databases"))
+            .bearer_auth("gat_test-1_unknownunknownunknownunknownunknownunkno")
+            .send()
+            .await
+            .unwrap();
+        assert!(!r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("Basic"));
+        let r = app
+            .http
+            .post(app.url("/rest/databases"))
+            .header("authorization", basic("bot", &k.secret))
+            .json(&serde_json::json!({"name": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(!r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("Basic"));
+    }
+);

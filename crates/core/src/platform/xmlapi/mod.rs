@@ -235,6 +235,7 @@ mod tests {
             code,
             description: "why".into(),
             scope: None,
+            basic: false,
             cause: Some("db down".into()),
         }
     }
