@@ -123,7 +123,9 @@ pub async fn add_user(cx: &Ctx<'_>, org: &str, input: UserInput) -> Result<Added
     })
 }
 
-/// Gives (`on`) or takes away a grant; takes effect on the user's next request.
+/// Gives (`on`) or takes away a grant, in place (a concurrent change of another grant is
+/// kept); takes effect on the user's next request. Org admins hold every grant: none can be
+/// taken from one.
 pub async fn set_grant(
     cx: &Ctx<'_>,
     org: &str,
@@ -133,11 +135,11 @@ pub async fn set_grant(
 ) -> Result<User> {
     let org = cx.org(org).await?;
     let mut user = cx.user(&org, username).await?;
-    let mut grants = user.grants;
-    if on {
-        grants.insert(grant);
-    } else {
-        grants.remove(grant);
+    if !on && user.role == Role::OrgAdmin {
+        return Err(AdminError::Invalid(format!(
+            "{username} is an org admin of {}, and org admins hold every grant: {grant} cannot be taken from them",
+            org.name
+        )));
     }
     let action = if on {
         "user.grant_added"
@@ -147,8 +149,10 @@ pub async fn set_grant(
     let audit = cx
         .audit(Some(org.id), action, format!("user:{username}"))
         .with_detail(serde_json::json!({"grant": grant.name()}));
-    cx.store.set_user_grants(user.id, grants, audit).await?;
-    user.grants = grants;
+    user.grants = cx
+        .store
+        .change_user_grant(user.id, grant, on, audit)
+        .await?;
     Ok(user)
 }
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::{NewAudit, Result};
 use crate::clock::Timestamp;
 use crate::model::{Org, OrgId, Role, User, UserId, UserKind};
-use crate::permissions::GrantSet;
+use crate::permissions::{Grant, GrantSet};
 
 /// A user to create.
 #[derive(Clone, Debug)]
@@ -40,6 +40,15 @@ pub trait DirectoryStore: Send + Sync {
     async fn principal_admin(&self, org: OrgId) -> Result<Option<User>>;
     /// Replaces the user's grants. `NotFound("user")` if gone.
     async fn set_user_grants(&self, user: UserId, grants: GrantSet, audit: NewAudit) -> Result<()>;
+    /// Adds (`on`) or removes one grant in one statement, so concurrent changes of different
+    /// grants all hold; returns the grants after the change. `NotFound("user")` if gone.
+    async fn change_user_grant(
+        &self,
+        user: UserId,
+        grant: Grant,
+        on: bool,
+        audit: NewAudit,
+    ) -> Result<GrantSet>;
     /// Disables (`true`) or re-enables a user; a disabled user's credentials stop at once.
     /// `NotFound("user")` if gone.
     async fn set_user_disabled(

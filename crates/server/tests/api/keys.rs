@@ -530,3 +530,46 @@ both!(
             .contains("Basic"));
     }
 );
+
+both!(
+    grant_changes_made_at_once_all_hold_and_org_admins_keep_every_grant,
+    |app: TestApp| async move {
+        app.org("acme").await;
+        app.api_user("acme", "bot", "lists:read lists:write").await;
+        let app = std::sync::Arc::new(app);
+        let changes = [
+            (Grant::ContactsRead, true),
+            (Grant::ContactsWrite, true),
+            (Grant::EventsWrite, true),
+            (Grant::ListsRead, false),
+            (Grant::ListsWrite, false),
+        ];
+        let tasks: Vec<_> = changes
+            .into_iter()
+            .map(|(g, on)| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    admin::set_grant(&app.cx(), "acme", "bot", g, on)
+                        .await
+                        .unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let bot = app.store.user_by_username(1, "bot").await.unwrap().unwrap();
+        assert_eq!(
+            bot.grants.to_scope(),
+            "contacts:read contacts:write events:write"
+        );
+
+        match admin::set_grant(&app.cx(), "acme", "admin", Grant::ListsRead, false).await {
+            Err(admin::AdminError::Invalid(m)) => {
+                assert!(m.contains("org admins hold every grant"), "{m}")
+            }
+            other => panic!("revoking from an org admin: {:?}", other.map(|u| u.grants)),
+        }
+        assert_eq!(app.audit_count("acme", "user.grant_revoked").await, 2);
+    }
+);

@@ -35,6 +35,14 @@ pub(crate) const PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE id
 
 pub(crate) const SET_GRANTS: &str = "UPDATE users SET grants = $2 WHERE id = $1";
 
+/// Adds the grant bits `$2` to a user's, in place.
+pub(crate) const ADD_GRANT: &str =
+    "UPDATE users SET grants = grants | $2 WHERE id = $1 RETURNING grants";
+
+/// Takes the grant bits `$2` from a user's, in place.
+pub(crate) const REMOVE_GRANT: &str =
+    "UPDATE users SET grants = grants & ~$2 WHERE id = $1 RETURNING grants";
+
 /// `$2` is the time of disabling, or `NULL` to enable.
 pub(crate) const SET_DISABLED: &str = "UPDATE users SET disabled_at = $2 WHERE id = $1";
 
@@ -71,7 +79,7 @@ macro_rules! impl_directory_store {
             use grantry_core::model::{Org, OrgId, User, UserId};
             use grantry_core::store::audit::NewAudit;
             use grantry_core::store::{DirectoryStore, NewUser, Result};
-            use grantry_core::{GrantSet, StoreError, Timestamp};
+            use grantry_core::{Grant, GrantSet, StoreError, Timestamp};
 
             use $crate::cache::cached;
             use $crate::sql::directory::*;
@@ -230,6 +238,29 @@ macro_rules! impl_directory_store {
                 ) -> Result<()> {
                     let change = sqlx::query(SET_GRANTS).bind(user).bind(grants.bits());
                     change_user(self, change, &audit).await
+                }
+
+                async fn change_user_grant(
+                    &self,
+                    user: UserId,
+                    grant: Grant,
+                    on: bool,
+                    audit: NewAudit,
+                ) -> Result<GrantSet> {
+                    let sql = if on { ADD_GRANT } else { REMOVE_GRANT };
+                    let mut tx = self.begin_write().await?;
+                    let bits: Option<i64> = sqlx::query_scalar(sql)
+                        .bind(user)
+                        .bind(GrantSet::from_iter([grant]).bits())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    let Some(bits) = bits else {
+                        return Err(StoreError::NotFound("user"));
+                    };
+                    Db::insert_audit(&mut tx, &audit).await?;
+                    Db::commit(tx, self.caches()).await?;
+                    Ok(GrantSet::from_bits(bits))
                 }
 
                 async fn set_user_disabled(

@@ -325,3 +325,67 @@ conformance!(
         );
     }
 );
+
+conformance!(concurrent_grant_changes_all_hold, |store| async move {
+    // Each change is made in place: none reads the set and writes it back over another.
+    use grantry_core::Grant;
+    let (org, _) = make_org(&*store, "acme").await;
+    let user = store
+        .create_user(
+            org.id,
+            api_user(
+                "feeder",
+                GrantSet::parse_scope("lists:read lists:write").unwrap(),
+            ),
+            audit(Some(org.id), T0, "user.created"),
+        )
+        .await
+        .unwrap();
+    for round in 0..8 {
+        let changes = [
+            (Grant::ContactsRead, true),
+            (Grant::ContactsWrite, true),
+            (Grant::EventsWrite, true),
+            (Grant::ListsRead, false),
+            (Grant::ListsWrite, false),
+        ];
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(changes.len()));
+        let tasks: Vec<_> = changes
+            .into_iter()
+            .map(|(g, on)| {
+                let (store, start) = (store.clone(), start.clone());
+                let on = if round % 2 == 0 { on } else { !on };
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let a = audit(Some(org.id), T0, "user.grant_changed");
+                    store.change_user_grant(user.id, g, on, a).await.unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let want = if round % 2 == 0 {
+            "contacts:read contacts:write events:write"
+        } else {
+            "lists:read lists:write"
+        };
+        let stored = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.grants,
+            GrantSet::parse_scope(want).unwrap(),
+            "round {round}"
+        );
+    }
+    assert_eq!(count_audit(&*store, org.id, "user.grant_changed").await, 40);
+    let err = store
+        .change_user_grant(
+            user.id + 1000,
+            Grant::ListsRead,
+            true,
+            audit(Some(org.id), T0, "x"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("user")), "{err:?}");
+});
