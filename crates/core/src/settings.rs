@@ -77,8 +77,27 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The issuer identifier (RFC 8414 §2, RFC 9207): the public URL without a trailing
+    /// slash, the one string in the metadata, the authorization response, JWT `iss` and
+    /// introspection alike.
+    pub fn issuer(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
     /// Checks the rules the settings must follow, with a message that says what to change.
     pub fn validate(&self) -> Result<(), String> {
+        let url_ok = url::Url::parse(&self.public_url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none()
+        });
+        if !url_ok {
+            return Err(format!(
+                "pod.public_url {:?} must be the http(s) URL clients reach this pod at, without a query or fragment, e.g. https://api.example.com",
+                self.public_url
+            ));
+        }
         let pod_ok = !self.pod_id.is_empty()
             && self.pod_id.len() <= 32
             && self

@@ -352,15 +352,28 @@ impl Config {
         self.mail.smtp_url.as_ref().map(|u| u.expose_secret())
     }
 
+    /// The URL clients reach this pod at (the issuer): `pod.public_url`, else the listen
+    /// address, which must then be one clients can use.
+    fn public_url(&self) -> Result<String, ConfigError> {
+        if let Some(u) = &self.pod.public_url {
+            return Ok(u.trim_end_matches('/').to_string());
+        }
+        let listen = &self.server.listen;
+        let host = listen.rsplit_once(':').map_or(listen.as_str(), |(h, _)| h);
+        if matches!(host, "0.0.0.0" | "[::]" | "::" | "") {
+            return Err(ConfigError::Settings(format!(
+                "server.listen {listen:?} listens on every interface, so it is not a URL clients can use: \
+                 set pod.public_url to the URL clients reach this pod at (e.g. https://api.example.com)"
+            )));
+        }
+        Ok(format!("http://{listen}"))
+    }
+
     /// The protocol settings, validated.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let s = Settings {
             pod_id: self.pod.id.clone(),
-            public_url: self
-                .pod
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", self.server.listen)),
+            public_url: self.public_url()?,
             tokens: TokenSettings {
                 access_ttl: self.tokens.access_ttl.0,
                 reissue_after: self.tokens.reissue_after.0,
@@ -534,5 +547,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("reissue_after"));
+    }
+
+    #[test]
+    fn one_issuer_without_a_trailing_slash_and_none_from_every_interface() {
+        let mut c = Config::default();
+        assert_eq!(c.settings().unwrap().issuer(), "http://127.0.0.1:8080");
+        c.pod.public_url = Some("https://api.example.com/".into());
+        assert_eq!(c.settings().unwrap().public_url, "https://api.example.com");
+        for listen in ["0.0.0.0:8080", "[::]:8080"] {
+            let mut c = Config::default();
+            c.server.listen = listen.into();
+            let err = c.settings().unwrap_err().to_string();
+            assert!(err.contains("set pod.public_url"), "{listen}: {err}");
+            c.pod.public_url = Some("https://api.example.com".into());
+            assert_eq!(c.settings().unwrap().issuer(), "https://api.example.com");
+        }
+        let mut c = Config::default();
+        c.pod.public_url = Some("api.example.com".into());
+        assert!(c
+            .settings()
+            .unwrap_err()
+            .to_string()
+            .contains("pod.public_url"));
     }
 }

@@ -47,6 +47,12 @@ async fn signed_in(
     Ok(user.map(|u| (u, sid)))
 }
 
+/// The authorization request carried in `query`, checked again.
+async fn validate(state: &AppState, query: &str) -> Result<AuthorizeRequest, AuthorizeError> {
+    let pairs = form_pairs(query.as_bytes());
+    authorize::validate(&*state.store, state.settings.issuer(), &pairs).await
+}
+
 fn login_page(req: &AuthorizeRequest, query: &str, error: Option<&str>) -> Response {
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
@@ -97,7 +103,7 @@ pub async fn start(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = q.unwrap_or_default();
-    let req = authorize::validate(&*state.store, &form_pairs(query.as_bytes())).await?;
+    let req = validate(&state, &query).await?;
     next_page(&state, now, &jar, &req, &query).await
 }
 
@@ -131,7 +137,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let form = form_pairs(&body);
     let query = field(&form, "query");
-    let req = authorize::validate(&*state.store, &form_pairs(query.as_bytes())).await?;
+    let req = validate(&state, &query).await?;
     let password = SecretString::from(field(&form, "password"));
     let username = field(&form, "username");
     let org = req.app.org_id;
@@ -166,7 +172,7 @@ pub async fn decide(
 ) -> Result<Response, ApiError> {
     let form = form_pairs(&body);
     let query = field(&form, "query");
-    let req = authorize::validate(&*state.store, &form_pairs(query.as_bytes())).await?;
+    let req = validate(&state, &query).await?;
     let Some((user, sid)) = signed_in(&state, now, &jar).await? else {
         return Ok(login_page(
             &req,

@@ -23,7 +23,7 @@ pub async fn token(
     let token_req = TokenRequest::parse(&req.params, req.authorization.as_deref())?;
     let resp = oauth::exchange(&*state.store, now, &state.settings, token_req).await?;
     let form = wants_form(&headers);
-    Ok(token_response(&resp, &state.settings.public_url, form))
+    Ok(token_response(&resp, state.settings.issuer(), form))
 }
 
 /// Whether the client prefers a form-encoded token response over JSON.

@@ -23,7 +23,7 @@ pub fn no_store(resp: &mut Response) {
 ///
 /// A client that asks `Accept: application/x-www-form-urlencoded` (and not JSON) gets the
 /// fields form-encoded, as the original platform's older clients expect.
-pub fn token_response(t: &TokenResponse, public_url: &str, form: bool) -> Response {
+pub fn token_response(t: &TokenResponse, issuer: &str, form: bool) -> Response {
     let mut resp = if form {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in t.fields() {
@@ -48,8 +48,7 @@ pub fn token_response(t: &TokenResponse, public_url: &str, form: bool) -> Respon
         let h = resp.headers_mut();
         h.insert("deprecation", HeaderValue::from_static(DEPRECATED_SINCE));
         if let Ok(link) = HeaderValue::from_str(&format!(
-            "<{}/docs/api-keys>; rel=\"deprecation\"; type=\"text/html\"",
-            public_url.trim_end_matches('/')
+            "<{issuer}/docs/api-keys>; rel=\"deprecation\"; type=\"text/html\""
         )) {
             h.insert(header::LINK, link);
         }

@@ -106,10 +106,7 @@ async fn notify(
         to.push((p.username, p.email));
     }
     let mailed_to = to.iter().map(|(_, e)| e.clone()).collect();
-    let token_url = format!(
-        "{}/oauth/token",
-        cx.settings.public_url.trim_end_matches('/')
-    );
+    let token_url = format!("{}/oauth/token", cx.settings.issuer());
     let notice = mail::AccountAccessNotice {
         org: &org.name,
         application: &app.name,

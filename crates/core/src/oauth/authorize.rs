@@ -28,12 +28,13 @@ pub const CODE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 pub enum AuthorizeError {
     /// Shown to the user: the client or its redirect URI cannot be trusted.
     Render { description: String },
-    /// Sent to the client's redirect URI.
+    /// Sent to the client's redirect URI, with this server's issuer (RFC 9207 §2).
     Redirect {
         redirect_uri: String,
         error: &'static str,
         description: String,
         state: Option<String>,
+        iss: String,
     },
     /// The store failed.
     Server(String),
@@ -55,6 +56,8 @@ pub struct AuthorizeRequest {
     pub scopes: GrantSet,
     pub state: Option<String>,
     pub code_challenge: Option<String>,
+    /// This server's issuer, returned with every response (RFC 9207 §2).
+    pub iss: String,
 }
 
 type Pairs<'a> = &'a [(String, String)];
@@ -124,9 +127,11 @@ fn check_redirect_uri(app: &Application, q: Pairs<'_>) -> Result<(String, bool),
 /// description.
 type Refusal = (&'static str, String);
 
-/// Parses and checks an authorization request, step by step.
+/// Parses and checks an authorization request, step by step; `issuer` is this server's
+/// (`Settings::issuer`).
 pub async fn validate(
     store: &dyn ClientStore,
+    issuer: &str,
     q: Pairs<'_>,
 ) -> Result<AuthorizeRequest, AuthorizeError> {
     let app = check_client(store, q).await?;
@@ -143,6 +148,7 @@ pub async fn validate(
             error,
             description,
             state: state.clone(),
+            iss: issuer.to_string(),
         })?;
     Ok(AuthorizeRequest {
         app,
@@ -151,6 +157,7 @@ pub async fn validate(
         scopes,
         state,
         code_challenge,
+        iss: issuer.to_string(),
     })
 }
 
@@ -208,7 +215,7 @@ pub fn may_consent(req: &AuthorizeRequest, user: &User) -> bool {
 }
 
 /// The user allowed the request: mints a code bound to it and returns the redirect with
-/// `code` and `state` (RFC 6749 §4.1.2).
+/// `code`, `state` (RFC 6749 §4.1.2) and `iss` (RFC 9207 §2).
 pub async fn approve(
     store: &dyn AccountAccessStore,
     now: Timestamp,
@@ -235,6 +242,7 @@ pub async fn approve(
     if let Some(s) = &req.state {
         params.push(("state", s.clone()));
     }
+    params.push(("iss", req.iss.clone()));
     Ok(with_query(&req.redirect_uri, &params))
 }
 
@@ -258,15 +266,18 @@ pub async fn deny(
         "access_denied",
         "the user denied the request",
         req.state.as_deref(),
+        &req.iss,
     ))
 }
 
-/// The redirect carrying an error to the client.
+/// The redirect carrying an error to the client, with `state` and `iss` (RFC 6749
+/// §4.1.2.1, RFC 9207 §2).
 pub fn error_redirect(
     redirect_uri: &str,
     error: &str,
     description: &str,
     state: Option<&str>,
+    iss: &str,
 ) -> String {
     let mut params = vec![
         ("error", error.to_string()),
@@ -275,6 +286,7 @@ pub fn error_redirect(
     if let Some(s) = state {
         params.push(("state", s.to_string()));
     }
+    params.push(("iss", iss.to_string()));
     with_query(redirect_uri, &params)
 }
 
@@ -299,9 +311,11 @@ mod tests {
                 "https://a.example/cb?x=1",
                 "access_denied",
                 "no",
-                Some("s 1")
+                Some("s 1"),
+                "https://as.example"
             ),
-            "https://a.example/cb?x=1&error=access_denied&error_description=no&state=s+1"
+            "https://a.example/cb?x=1&error=access_denied&error_description=no&state=s+1\
+             &iss=https%3A%2F%2Fas.example"
         );
     }
 }

@@ -163,7 +163,7 @@ fn access_token(
         "exp": t.expires_at.millis() / 1000,
         "iat": t.issued_at.millis() / 1000,
         "sub": t.user.username,
-        "iss": settings.public_url,
+        "iss": settings.issuer(),
     })
 }
 
@@ -197,6 +197,6 @@ async fn refresh_token(
         "token_type": "refresh_token",
         "iat": r.created_at.millis() / 1000,
         "sub": r.username,
-        "iss": settings.public_url,
+        "iss": settings.issuer(),
     }))
 }

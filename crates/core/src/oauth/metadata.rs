@@ -7,7 +7,7 @@ use crate::settings::Settings;
 
 /// RFC 8414 metadata: exactly what this server supports.
 pub fn metadata(settings: &Settings) -> Value {
-    let base = settings.public_url.trim_end_matches('/');
+    let base = settings.issuer();
     let scopes: Vec<&str> = GrantSet::all().iter().map(Grant::name).collect();
     json!({
         "issuer": base,
@@ -24,6 +24,7 @@ pub fn metadata(settings: &Settings) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
         "service_documentation": format!("{base}/docs/api-keys"),
     })
 }

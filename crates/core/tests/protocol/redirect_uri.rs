@@ -11,6 +11,7 @@ use grantry_core::GrantSet;
 use crate::fixtures::*;
 
 const CB: &str = "https://partner.example/callback";
+const ISS: &str = "https://as.example";
 
 async fn validate(
     registered: &[&str],
@@ -19,7 +20,7 @@ async fn validate(
     let registry = Registry(app(registered));
     let mut all = vec![("client_id", "c-1"), ("response_type", "code")];
     all.extend_from_slice(q);
-    authorize::validate(&registry, &pairs(&all)).await
+    authorize::validate(&registry, ISS, &pairs(&all)).await
 }
 
 fn rendered(r: Result<authorize::AuthorizeRequest, AuthorizeError>) -> String {
@@ -81,18 +82,18 @@ async fn errors_after_the_uri_is_trusted_go_back_to_it_with_state() {
             redirect_uri,
             error,
             state,
+            iss,
             ..
         }) => {
             assert_eq!((redirect_uri.as_str(), error), (CB, "invalid_scope"));
             assert_eq!(state.as_deref(), Some("s 1"));
+            assert_eq!(iss, ISS, "RFC 9207 §2");
         }
         other => panic!("expected a redirect, got {other:?}"),
     }
-    let url = authorize::error_redirect(CB, "access_denied", "no", Some("s 1"));
-    assert_eq!(
-        url,
-        format!("{CB}?error=access_denied&error_description=no&state=s+1")
-    );
+    let url = authorize::error_redirect(CB, "access_denied", "no", Some("s 1"), ISS);
+    let want = "error=access_denied&error_description=no&state=s+1&iss=https%3A%2F%2Fas.example";
+    assert_eq!(url, format!("{CB}?{want}"));
 }
 
 fn code(redirect_uri_given: bool) -> AuthCode {

@@ -57,11 +57,13 @@ pub(super) fn authorize_response(e: AuthorizeError) -> Response {
             error,
             description,
             state,
+            iss,
         } => pages::see_other(&authorize::error_redirect(
             &redirect_uri,
             error,
             &description,
             state.as_deref(),
+            &iss,
         )),
         AuthorizeError::Server(cause) => {
             tracing::error!(%cause, "authorization request failed");

@@ -151,6 +151,7 @@ both!(
         let loc = consent(&app, &std_query(&id), "alice", "allow").await;
         assert!(loc.starts_with(&format!("{CB}?code=gac_test-1_")), "{loc}");
         assert_eq!(param(&loc, "state").as_deref(), Some("af0ifjsldkj"));
+        assert_eq!(param(&loc, "iss").as_deref(), Some(app.settings.issuer()));
         let code = param(&loc, "code").unwrap();
         let (s, v) = redeem(
             &app,
@@ -393,6 +394,8 @@ both!(
             assert!(loc.starts_with(CB), "{loc}");
             assert_eq!(param(&loc, "error").as_deref(), Some(error), "{loc}");
             assert_eq!(param(&loc, "state").as_deref(), Some("s1"));
+            // RFC 9207 §2: the issuer goes with error responses too.
+            assert_eq!(param(&loc, "iss").as_deref(), Some(app.settings.issuer()));
         }
     }
 );
@@ -854,6 +857,8 @@ both!(
             v["code_challenge_methods_supported"],
             serde_json::json!(["S256"])
         );
+        assert_eq!(v["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(v["issuer"], app.settings.issuer());
         assert_eq!(v["response_types_supported"], serde_json::json!(["code"]));
         assert!(v["grant_types_supported"]
             .as_array()

@@ -61,8 +61,8 @@ impl<'a> Minter<'a> {
             ));
         };
         let claims = AccessClaims {
-            issuer: &self.settings.public_url,
-            audience: &self.settings.public_url,
+            issuer: self.settings.issuer(),
+            audience: self.settings.issuer(),
             subject: self.user.to_string(),
             client_id: &self.app.client_id,
             scopes,
