@@ -22,6 +22,7 @@ mod oauth;
 mod pages;
 mod respond;
 mod rest;
+pub mod tasks;
 mod xmlapi;
 
 /// Largest request body any endpoint accepts.
@@ -88,13 +89,21 @@ fn loggable_path(uri: &axum::http::Uri) -> &str {
     path.split(';').next().unwrap_or(path)
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests;
+/// the scheduled work of [`tasks`] runs alongside.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    let keys = tokio::spawn(tasks::keep_signing_keys(
+        state.store.clone(),
+        state.clock.clone(),
+        state.settings.tokens.key_rotation,
+    ));
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    keys.abort();
+    served
 }

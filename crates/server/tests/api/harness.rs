@@ -88,6 +88,15 @@ impl TestApp {
         start_with_clock(self.store.clone(), settings, self.clock.clone()).await
     }
 
+    /// One round of the server's signing-key schedule (`grantry_server::tasks`) at the
+    /// test's time, as the running server would make it.
+    pub async fn keep_keys(&self) {
+        let rotation = self.settings.tokens.key_rotation;
+        grantry_core::oauth::jwt::ensure_keys(&*self.store, self.clock.now(), rotation)
+            .await
+            .unwrap();
+    }
+
     pub fn advance(&self, d: Duration) {
         self.clock.advance(d);
     }
@@ -361,6 +370,11 @@ async fn start_with_clock(
     settings: Settings,
     clock: Arc<ManualClock>,
 ) -> TestApp {
+    // As `grantry serve` does before it listens: the JWT signing keys are ready.
+    let rotation = settings.tokens.key_rotation;
+    grantry_core::oauth::jwt::ensure_keys(&*store, clock.now(), rotation)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = AppState::new(store.clone(), clock.clone(), settings.clone());

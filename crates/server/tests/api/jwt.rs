@@ -143,9 +143,13 @@ both!(
             .find(|k| *k != kid1)
             .unwrap();
 
-        // 30 days later the successor, published all along, signs.
+        // 30 days later the successor, published all along, signs. The token request makes
+        // no key: the schedule's next round publishes the successor's successor.
         app.advance(Duration::from_secs(30 * 24 * 3600));
         let second = app.access_token(&i).await;
+        assert_eq!(app.store.signing_keys().await.unwrap().len(), 2);
+        app.keep_keys().await;
+        assert_eq!(app.store.signing_keys().await.unwrap().len(), 3);
         assert_eq!(
             jsonwebtoken::decode_header(&second).unwrap().kid.unwrap(),
             kid2

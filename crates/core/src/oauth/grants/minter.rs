@@ -5,7 +5,7 @@
 use crate::clock::Timestamp;
 use crate::credential::{self, Minted};
 use crate::model::{Application, TokenFormat, UserId};
-use crate::oauth::jwt::{self, active_key, ensure_keys, AccessClaims};
+use crate::oauth::jwt::{self, active_key, AccessClaims};
 use crate::oauth::OAuthError;
 use crate::permissions::GrantSet;
 use crate::settings::Settings;
@@ -20,8 +20,9 @@ pub(crate) struct Minter<'a> {
 }
 
 impl<'a> Minter<'a> {
-    /// A minter for `app`'s tokens from `refresh_token`; JWT applications get the signing
-    /// keys made ready (docs/architecture.md, OAuth 2.0 surface).
+    /// A minter for `app`'s tokens from `refresh_token`. JWT applications sign with the
+    /// keys the server made ready ahead (at start and on its schedule): no key is ever made
+    /// inside a token request, so every key is published before it signs.
     pub(crate) async fn new(
         store: &dyn SigningKeyStore,
         now: Timestamp,
@@ -31,7 +32,15 @@ impl<'a> Minter<'a> {
         user: UserId,
     ) -> Result<Minter<'a>, OAuthError> {
         let keys = match app.token_format {
-            TokenFormat::Jwt => ensure_keys(store, now, settings.tokens.key_rotation).await?,
+            TokenFormat::Jwt => {
+                let keys = store.signing_keys().await?;
+                if active_key(&keys, now).is_none() {
+                    return Err(OAuthError::server(
+                        "no JWT signing key is active; keys are made at start and on schedule",
+                    ));
+                }
+                keys
+            }
             TokenFormat::Opaque => Vec::new(),
         };
         Ok(Minter {
