@@ -59,6 +59,8 @@ pub enum Redemption {
     Fresh(AuthCode),
     /// Already used: whatever it issued has been revoked (RFC 6749 §4.1.2, RFC 9700 §4.5).
     Reused(AuthCode),
+    /// Issued to another application: left unspent, and nothing was revoked.
+    WrongClient,
     Unknown,
 }
 
@@ -101,10 +103,17 @@ pub trait AccountAccessStore: Send + Sync {
         audit: NewAudit,
     ) -> Result<bool>;
     async fn create_auth_code(&self, code: NewAuthCode) -> Result<()>;
-    /// Spends the code in one conditional statement. A code that was already spent is
-    /// reported `Reused` and marked so, and the refresh tokens it issued — the first and its
-    /// rotated successors — are revoked with their access tokens, in the same transaction. A
-    /// reuse that arrives before the first redemption's grant committed finds nothing to
-    /// revoke, so concurrent duplicates of one request leave exactly one success.
-    async fn redeem_auth_code(&self, digest: &Digest, now: Timestamp) -> Result<Redemption>;
+    /// Spends the code of application `app` in one conditional statement. A code that was
+    /// already spent is reported `Reused` and marked so, and the refresh tokens it issued —
+    /// the first and its rotated successors — are revoked with their access tokens, in the
+    /// same transaction. A reuse that arrives before the first redemption's grant committed
+    /// finds nothing to revoke, so concurrent duplicates of one request leave exactly one
+    /// success. A code of another application is `WrongClient` and changes nothing, so a
+    /// leaked code cannot be used to revoke its rightful client's tokens.
+    async fn redeem_auth_code(
+        &self,
+        digest: &Digest,
+        app: AppId,
+        now: Timestamp,
+    ) -> Result<Redemption>;
 }

@@ -1157,3 +1157,54 @@ both!(
         assert_eq!(introspect(new).await["active"], true);
     }
 );
+
+both!(
+    rfc6749_4_1_3_a_code_of_another_client_is_refused_before_it_is_spent,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let (thief, thief_secret) = app.client("acme", "Thief", CB, false).await;
+        let thief_secret = thief_secret.unwrap();
+        let loc = consent(&app, &std_query(&id), "alice", "allow").await;
+        let code = param(&loc, "code").unwrap();
+        let by = |client: &str, secret: &str| {
+            vec![
+                ("grant_type".to_string(), "authorization_code".to_string()),
+                ("code".into(), code.clone()),
+                ("redirect_uri".into(), CB.into()),
+                ("code_verifier".into(), VERIFIER.into()),
+                ("client_id".into(), client.into()),
+                ("client_secret".into(), secret.into()),
+            ]
+        };
+        let post = |form: Vec<(String, String)>| {
+            let app = &app;
+            async move {
+                let r = app
+                    .http
+                    .post(app.url("/oauth/token"))
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        let (s, v) = post(by(&thief, &thief_secret)).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+        assert!(
+            v["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("another client"),
+            "{v}"
+        );
+        // The rightful client still redeems it, and the thief's second try revokes nothing.
+        let (s, v) = post(by(&id, &secret)).await;
+        assert_eq!(s, 200, "{v}");
+        let at = v["access_token"].as_str().unwrap().to_string();
+        let (s, _) = post(by(&thief, &thief_secret)).await;
+        assert_eq!(s, 400);
+        let (s, _) = app.rest(Method::GET, "/rest/databases", &at, None).await;
+        assert_eq!(s, 200);
+    }
+);

@@ -36,19 +36,24 @@ pub(crate) const INSERT_CODE: &str = "INSERT INTO auth_codes (digest, org_id, ap
     redirect_uri, redirect_uri_given, scopes, code_challenge, created_at, expires_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-/// Spends a code in one conditional statement: only the first redemption gets a row
-/// (RFC 6749 §4.1.2, codes are single use).
+/// Spends a code of application `$3` in one conditional statement: only the first
+/// redemption gets a row (RFC 6749 §4.1.2, codes are single use).
 pub(crate) const SPEND_CODE: &str = concat!(
-    "UPDATE auth_codes SET used_at = $2 WHERE digest = $1 AND used_at IS NULL RETURNING ",
+    "UPDATE auth_codes SET used_at = $2 WHERE digest = $1 AND app_id = $3 AND used_at IS NULL \
+     RETURNING ",
     code_cols!()
 );
 
 /// Records the reuse of a spent code (and takes its row lock while what it issued is revoked,
 /// RFC 6749 §4.1.2).
 pub(crate) const MARK_CODE_REUSED: &str = concat!(
-    "UPDATE auth_codes SET reused_at = COALESCE(reused_at, $2) WHERE digest = $1 RETURNING ",
+    "UPDATE auth_codes SET reused_at = COALESCE(reused_at, $2) WHERE digest = $1 \
+     AND app_id = $3 RETURNING ",
     code_cols!()
 );
+
+/// Whether any code has the digest `$1`.
+pub(crate) const CODE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM auth_codes WHERE digest = $1)";
 
 pub(crate) const LIVE_ACCESS: &str = concat!(
     "SELECT ",
@@ -161,11 +166,13 @@ macro_rules! impl_account_access_store {
                 conn: &mut Conn,
                 statement: &'static str,
                 digest: &Digest,
+                app: AppId,
                 now: Timestamp,
             ) -> Result<Option<CodeRow>> {
                 sqlx::query_as::<_, CodeRow>(statement)
                     .bind(digest.as_bytes())
                     .bind(now.0)
+                    .bind(app)
                     .fetch_optional(&mut *conn)
                     .await
                     .map_err(backend_err)
@@ -274,16 +281,26 @@ macro_rules! impl_account_access_store {
                 async fn redeem_auth_code(
                     &self,
                     digest: &Digest,
+                    app: AppId,
                     now: Timestamp,
                 ) -> Result<Redemption> {
                     let mut tx = self.begin_write().await?;
-                    if let Some(row) = code_update(&mut tx, SPEND_CODE, digest, now).await? {
+                    if let Some(row) = code_update(&mut tx, SPEND_CODE, digest, app, now).await? {
                         Db::commit(tx, self.caches()).await?;
                         return Ok(Redemption::Fresh(row.into()));
                     }
-                    let Some(row) = code_update(&mut tx, MARK_CODE_REUSED, digest, now).await?
-                    else {
-                        return Ok(Redemption::Unknown);
+                    let reused = code_update(&mut tx, MARK_CODE_REUSED, digest, app, now).await?;
+                    let Some(row) = reused else {
+                        let exists: bool = sqlx::query_scalar(CODE_EXISTS)
+                            .bind(digest.as_bytes())
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(backend_err)?;
+                        return Ok(if exists {
+                            Redemption::WrongClient
+                        } else {
+                            Redemption::Unknown
+                        });
                     };
                     if let Some(rid) = row.refresh_id {
                         // The code's refresh token heads its rotation family: its successors

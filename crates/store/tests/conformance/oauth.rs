@@ -401,7 +401,10 @@ conformance!(
         for code in [with_pkce, without] {
             store.create_auth_code(code.clone()).await.unwrap();
             let now = code.created_at.plus(MINUTE);
-            let redeemed = store.redeem_auth_code(&code.digest, now).await.unwrap();
+            let redeemed = store
+                .redeem_auth_code(&code.digest, code.app_id, now)
+                .await
+                .unwrap();
             let Redemption::Fresh(fresh) = redeemed else {
                 panic!("expected Fresh, got {redeemed:?}");
             };
@@ -415,7 +418,10 @@ conformance!(
             assert_eq!(fresh.created_at, code.created_at);
             assert_eq!(fresh.expires_at, code.expires_at);
 
-            let again = store.redeem_auth_code(&code.digest, now).await.unwrap();
+            let again = store
+                .redeem_auth_code(&code.digest, code.app_id, now)
+                .await
+                .unwrap();
             assert_eq!(again, Redemption::Reused(fresh));
         }
     }
@@ -429,10 +435,56 @@ conformance!(unknown_code_is_unknown, |store| async move {
         .unwrap();
     let unknown = credential::mint(Kind::AuthorizationCode, "test").digest;
     assert_eq!(
-        store.redeem_auth_code(&unknown, T0).await.unwrap(),
+        store
+            .redeem_auth_code(&unknown, g.app.id, T0)
+            .await
+            .unwrap(),
         Redemption::Unknown
     );
 });
+
+conformance!(
+    another_clients_code_is_refused_unspent_and_revokes_nothing,
+    |store| async move {
+        // A leaked code presented by another client changes nothing: its rightful client still
+        // redeems it, and what that redemption issued is not revoked by the attempt.
+        let g = granted(&*store).await;
+        let thief = make_app(&*store, g.org.id, "Thief").await;
+        let code = new_auth_code(g.org.id, g.app.id, g.user.id, T0);
+        store.create_auth_code(code.clone()).await.unwrap();
+        assert_eq!(
+            store
+                .redeem_auth_code(&code.digest, thief.id, T0)
+                .await
+                .unwrap(),
+            Redemption::WrongClient
+        );
+        let Redemption::Fresh(spent) = store
+            .redeem_auth_code(&code.digest, g.app.id, T0)
+            .await
+            .unwrap()
+        else {
+            panic!("the rightful client's redemption");
+        };
+        let c = consent(g.org.id, g.app.id, g.user.id, "lists:read", Some(spent.id));
+        let issued = c.refresh_token;
+        store
+            .grant_account_access(c, audit(Some(g.org.id), T0, "account_access.granted"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .redeem_auth_code(&code.digest, thief.id, T0)
+                .await
+                .unwrap(),
+            Redemption::WrongClient
+        );
+        assert!(
+            store.refresh_token(&issued).await.unwrap().is_some(),
+            "not revoked"
+        );
+    }
+);
 
 conformance!(
     reused_code_revokes_the_refresh_token_it_issued,
@@ -452,7 +504,10 @@ conformance!(
         let code = new_auth_code(org.id, app.id, bob.id, T0);
         store.create_auth_code(code.clone()).await.unwrap();
         let at = T0.plus(MINUTE);
-        let Redemption::Fresh(spent) = store.redeem_auth_code(&code.digest, at).await.unwrap()
+        let Redemption::Fresh(spent) = store
+            .redeem_auth_code(&code.digest, app.id, at)
+            .await
+            .unwrap()
         else {
             panic!("expected Fresh");
         };
@@ -467,7 +522,10 @@ conformance!(
         assert!(store.refresh_token(&issued).await.unwrap().is_some());
 
         let later = at.plus(2 * MINUTE);
-        let again = store.redeem_auth_code(&code.digest, later).await.unwrap();
+        let again = store
+            .redeem_auth_code(&code.digest, app.id, later)
+            .await
+            .unwrap();
         assert_eq!(again, Redemption::Reused(spent));
         assert_eq!(store.refresh_token(&issued).await.unwrap(), None);
         assert!(revoked(&*store, &a1).await);
@@ -492,7 +550,10 @@ conformance!(
         let bob = make_user(&*store, org.id, "bob").await;
         let code = new_auth_code(org.id, app.id, bob.id, T0);
         store.create_auth_code(code.clone()).await.unwrap();
-        let Redemption::Fresh(spent) = store.redeem_auth_code(&code.digest, T0).await.unwrap()
+        let Redemption::Fresh(spent) = store
+            .redeem_auth_code(&code.digest, app.id, T0)
+            .await
+            .unwrap()
         else {
             panic!("expected Fresh");
         };
@@ -511,7 +572,10 @@ conformance!(
         let (token, _) = issue_from(&*store, org.id, next, at).await;
 
         let later = at.plus(MINUTE);
-        let again = store.redeem_auth_code(&code.digest, later).await.unwrap();
+        let again = store
+            .redeem_auth_code(&code.digest, app.id, later)
+            .await
+            .unwrap();
         assert_eq!(again, Redemption::Reused(spent));
         assert_eq!(
             store.refresh_token(&successor).await.unwrap(),

@@ -31,14 +31,15 @@ pub async fn redeem(
     req: CodeRedemption<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = spend(store, now, app, req.code).await?;
-    check_client(&code, app)?;
     check_expiry(&code, now)?;
     check_redirect_uri(&code, req.redirect_uri)?;
     pkce::check_verifier(code.code_challenge.as_deref(), req.code_verifier)?;
     issue(store, now, settings, app, &code).await
 }
 
-/// Spends the code; a reused one has had its tokens revoked by the store, and is audited.
+/// Spends the code, which must be the client's own (RFC 6749 §4.1.3): another client's code
+/// is refused before it is spent; a reused one has had its tokens revoked by the store, and
+/// is audited.
 async fn spend(
     store: &dyn Store,
     now: Timestamp,
@@ -46,10 +47,13 @@ async fn spend(
     code: &SecretString,
 ) -> Result<AuthCode, OAuthError> {
     match store
-        .redeem_auth_code(&Digest::of(code.expose_secret()), now)
+        .redeem_auth_code(&Digest::of(code.expose_secret()), app.id, now)
         .await?
     {
         Redemption::Fresh(c) => Ok(c),
+        Redemption::WrongClient => Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        )),
         Redemption::Unknown => Err(OAuthError::invalid_grant(
             "the authorization code is unknown",
         )),
@@ -62,17 +66,6 @@ async fn spend(
                 "the authorization code was already used; the tokens it issued have been revoked",
             ))
         }
-    }
-}
-
-/// RFC 6749 §4.1.3: the code was issued to the authenticated client.
-fn check_client(code: &AuthCode, app: &Application) -> Result<(), OAuthError> {
-    if code.app_id == app.id {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_grant(
-            "the authorization code was issued to another client",
-        ))
     }
 }
 
