@@ -458,6 +458,66 @@ both!(
             .await;
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["scope"], "lists:read");
+        let narrow = v["access_token"].as_str().unwrap().to_string();
+
+        // Inside the 3-hour window: the same scope (or none) gets the same token back; another
+        // scope is refused until the window ends, never answered with a different token.
+        let refresh = |scope: Option<&'static str>| {
+            let app = &app;
+            let (cid, secret, rt) = (cid.clone(), secret.clone(), rt.clone());
+            async move {
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_string()),
+                    ("client_id", cid),
+                    ("client_secret", secret),
+                    ("refresh_token", rt),
+                ];
+                if let Some(s) = scope {
+                    form.push(("scope", s.to_string()));
+                }
+                let r = app
+                    .http
+                    .post(app.url("/oauth/token"))
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        app.advance(Duration::from_secs(3600));
+        let (s, v) = refresh(Some("lists:read")).await;
+        assert_eq!(
+            (s, v["access_token"].as_str()),
+            (200, Some(narrow.as_str()))
+        );
+        let (s, v) = refresh(None).await;
+        assert_eq!(
+            (s, v["access_token"].as_str()),
+            (200, Some(narrow.as_str()))
+        );
+        for other in ["lists:read contacts:read", "contacts:read"] {
+            let (s, v) = refresh(Some(other)).await;
+            assert_eq!(
+                (s, v["error"].as_str()),
+                (400, Some("invalid_scope")),
+                "{other}: {v}"
+            );
+            assert!(v["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("another scope"));
+        }
+        assert_eq!(app.audit_count("acme", "access_token.issued").await, 1);
+        // After the window the other scope is issued.
+        app.advance(Duration::from_secs(2 * 3600));
+        let (s, v) = refresh(Some("contacts:read")).await;
+        assert_eq!(
+            (s, v["scope"].as_str()),
+            (200, Some("contacts:read")),
+            "{v}"
+        );
+        assert_ne!(v["access_token"].as_str(), Some(narrow.as_str()));
     }
 );
 

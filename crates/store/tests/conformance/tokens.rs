@@ -135,7 +135,7 @@ conformance!(
         let outcome = store
             .refresh_access_token(
                 g.refresh_id,
-                &|newest: Option<&AccessTokenRecord>| reissue_rule(newest, at, &settings),
+                &|newest: Option<&AccessTokenRecord>| reissue_rule(newest, None, at, &settings),
                 fresh.clone(),
                 audit(Some(g.org.id), at, "access_token.issued"),
             )

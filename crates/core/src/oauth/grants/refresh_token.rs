@@ -14,11 +14,15 @@ use crate::permissions::GrantSet;
 use crate::settings::{ReissuePolicy, Settings};
 use crate::store::{NewAudit, RefreshOutcome, RefreshTokenRecord, Reissue, Store};
 
-/// The re-issue rule of docs/architecture.md, token rules: a new token only once the newest has been valid for
-/// `reissue_after` (or has expired); before that, the same token (`reuse`) or a refusal
-/// until the window ends (`reject`).
+/// The re-issue rule (docs/architecture.md, token rules): a new token only once the newest
+/// has been valid for `reissue_after` (or has expired); before that, the same token
+/// (`reuse`) or a refusal until the window ends (`reject`). A request that names a scope
+/// (`requested`) other than the newest token's is refused until the window ends under both
+/// policies: the window is never a way to get a broader token back silently, nor to mint
+/// tokens by alternating scopes.
 pub fn reissue_rule(
     newest: Option<&AccessTokenRecord>,
+    requested: Option<GrantSet>,
     now: Timestamp,
     settings: &Settings,
 ) -> Reissue {
@@ -28,6 +32,11 @@ pub fn reissue_rule(
     let window_ends = t.issued_at.plus(settings.tokens.reissue_after);
     if now >= window_ends || now >= t.expires_at {
         return Reissue::Issue;
+    }
+    if requested.is_some_and(|r| r != t.scopes) {
+        return Reissue::Reject {
+            retry_at: window_ends,
+        };
     }
     match settings.tokens.reissue_policy {
         ReissuePolicy::Reuse => Reissue::Reuse,
@@ -78,10 +87,11 @@ pub(crate) async fn refresh(
         .intersect(rt.access.scopes)
         .intersect(rt.scopes);
     let scopes = narrow_scope(granted, scope)?;
+    let requested = scope.map(|_| scopes);
     if app.rotate_refresh_tokens {
         return rotate(store, now, settings, app, presented, &rt, scopes).await;
     }
-    let issue = Issue::of(&rt, rt.id, scopes, false);
+    let issue = Issue::of(&rt, rt.id, scopes, false).asking(requested);
     issue_from_refresh(store, now, settings, app, presented, issue).await
 }
 
@@ -143,6 +153,8 @@ struct Issue {
     user: UserId,
     /// Answering a replay of a lost response: hand back the newest token whatever the policy.
     replay: bool,
+    /// The scope the client named, if it named one.
+    requested: Option<GrantSet>,
 }
 
 impl Issue {
@@ -153,7 +165,12 @@ impl Issue {
             scopes,
             user: rt.access.user_id,
             replay,
+            requested: None,
         }
+    }
+
+    fn asking(self, requested: Option<GrantSet>) -> Issue {
+        Issue { requested, ..self }
     }
 }
 
@@ -181,12 +198,12 @@ async fn issue_from_refresh(
     );
     let decide = |newest: Option<&AccessTokenRecord>| match newest {
         Some(_) if issue.replay => Reissue::Reuse,
-        _ => reissue_rule(newest, now, settings),
+        _ => reissue_rule(newest, issue.requested, now, settings),
     };
     let outcome = store
         .refresh_access_token(issue.refresh_id, &decide, fresh, audit)
         .await?;
-    let (record, value) = issued_token(&minter, now, outcome, fresh_value)?;
+    let (record, value) = issued_token(&minter, now, settings, outcome, fresh_value)?;
     Ok(TokenResponse {
         access_token: value,
         refresh_token: Some(refresh_token.to_string().into()),
@@ -196,11 +213,13 @@ async fn issue_from_refresh(
     })
 }
 
-/// The token a refresh answers with: the fresh one, or the newest one made again; a
-/// `reject` inside the window is `slow_down` with the seconds to wait.
+/// The token a refresh answers with: the fresh one, or the newest one made again. A refusal
+/// inside the window is `slow_down` with the seconds to wait under the `reject` policy; under
+/// `reuse` it can only be a scope other than the current token's: `invalid_scope`.
 fn issued_token(
     minter: &Minter<'_>,
     now: Timestamp,
+    settings: &Settings,
     outcome: RefreshOutcome,
     fresh: Minted,
 ) -> Result<(AccessTokenRecord, SecretString), OAuthError> {
@@ -215,6 +234,15 @@ fn issued_token(
                 r.expires_at,
             )?;
             Ok((r, again.value))
+        }
+        RefreshOutcome::Rejected { retry_at } if settings.tokens.reissue_policy == ReissuePolicy::Reuse => {
+            Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!(
+                    "the current access token carries another scope; ask without scope (or for its scope) to get it again, or for this scope from {}",
+                    retry_at.to_rfc3339()
+                ),
+            ))
         }
         RefreshOutcome::Rejected { retry_at } => {
             let wait = now.seconds_until_ceil(retry_at);
