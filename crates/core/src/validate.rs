@@ -28,18 +28,36 @@ pub fn name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
 }
 
-/// A redirect URI (RFC 6749 §3.1.2): absolute, without a fragment or white space.
-pub fn redirect_uri(u: &str) -> bool {
-    let scheme_ok = u.split_once(':').is_some_and(|(s, rest)| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-            && rest.starts_with('/')
-    });
-    scheme_ok
-        && !u.contains('#')
-        && !u.chars().any(|c| c.is_whitespace() || c.is_control())
-        && url::Url::parse(u).is_ok()
+/// A redirect URI an application may register (RFC 6749 §3.1.2, RFC 9700 §2.1, RFC 8252
+/// §7.3): `https`, or `http` on a loopback address; no fragment, no credentials, and only
+/// visible ASCII, so what is registered is exactly what is compared. `Err` says why not.
+pub fn redirect_uri(u: &str) -> Result<(), &'static str> {
+    if !u.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be visible ASCII (percent-encode other characters; no spaces)");
+    }
+    if u.contains('#') {
+        return Err("must not have a fragment");
+    }
+    let url = url::Url::parse(u).map_err(|_| "must be an absolute URI")?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry a user name or password");
+    }
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => Ok(()),
+        ("http", Some(host)) if loopback(&host) => Ok(()),
+        ("http", Some(_)) => {
+            Err("must be https, or http only on a loopback address (127.0.0.1, [::1], localhost)")
+        }
+        _ => Err("must be an https URI (or http on a loopback address)"),
+    }
+}
+
+fn loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
 }
 
 #[cfg(test)]
@@ -65,17 +83,29 @@ mod tests {
     }
 
     #[test]
-    fn redirect_uris_are_absolute_without_fragment() {
-        assert!(redirect_uri("https://app.example.com/callback?x=1"));
-        assert!(redirect_uri("com.example.app:/oauth"));
+    fn redirect_uris_are_https_or_loopback_http() {
+        for ok in [
+            "https://app.example.com/callback?x=1",
+            "http://127.0.0.1:9/cb",
+            "http://[::1]:8080/cb",
+            "http://localhost/cb",
+        ] {
+            assert_eq!(redirect_uri(ok), Ok(()), "{ok}");
+        }
         for bad in [
             "/callback",
+            "callback",
             "https://a.example/cb#f",
             "https://a.example/c b",
-            "callback",
             "https://a.example/c\0b",
+            "http://a.example/cb",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "com.example.app:/oauth",
+            "https://user:pw@a.example/cb",
+            "https://bücher.example/cb",
         ] {
-            assert!(!redirect_uri(bad), "{bad}");
+            assert!(redirect_uri(bad).is_err(), "{bad}");
         }
     }
 }

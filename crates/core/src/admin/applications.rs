@@ -40,16 +40,14 @@ fn check_input(input: &AppInput) -> Result<()> {
             "the description must be at most 2000 characters".into(),
         ));
     }
-    match input
-        .redirect_uris
-        .iter()
-        .find(|u| !crate::validate::redirect_uri(u))
-    {
-        Some(u) => Err(AdminError::Invalid(format!(
-            "redirect URI {u:?} must be an absolute URI without a fragment, e.g. https://app.example.com/callback"
-        ))),
-        None => Ok(()),
+    for u in &input.redirect_uris {
+        if let Err(why) = crate::validate::redirect_uri(u) {
+            return Err(AdminError::Invalid(format!(
+                "redirect URI {u:?} {why}, e.g. https://app.example.com/callback"
+            )));
+        }
     }
+    Ok(())
 }
 
 /// Registers an application; the client secret (absent for public clients) is shown once.

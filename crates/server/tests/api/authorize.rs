@@ -1208,3 +1208,44 @@ both!(
         assert_eq!(s, 200);
     }
 );
+
+both!(
+    rfc9700_2_1_redirect_uris_at_registration_are_https_or_loopback_http,
+    |app: TestApp| async move {
+        app.org("acme").await;
+        let register = |uri: &str| grantry_core::admin::AppInput {
+            name: format!("App {uri}"),
+            description: String::new(),
+            redirect_uris: vec![uri.to_string()],
+            scopes: None,
+            public: false,
+            rotate_refresh_tokens: false,
+            token_format: grantry_core::model::TokenFormat::Opaque,
+        };
+        for bad in [
+            "http://partner.example/cb",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "https://partner.example/cb#frag",
+            "https://pärtner.example/cb",
+        ] {
+            let e = grantry_core::admin::add_application(&app.cx(), "acme", register(bad))
+                .await
+                .err();
+            assert!(
+                matches!(&e, Some(grantry_core::admin::AdminError::Invalid(m)) if m.contains(bad)),
+                "{bad}: {e:?}"
+            );
+        }
+        for good in [
+            "https://partner.example/cb",
+            "http://127.0.0.1:9/cb",
+            "http://[::1]/cb",
+        ] {
+            grantry_core::admin::add_application(&app.cx(), "acme", register(good))
+                .await
+                .unwrap();
+        }
+        assert_eq!(app.audit_count("acme", "application.created").await, 3);
+    }
+);
