@@ -35,7 +35,7 @@ pub use sessions::SessionStore;
 pub use signing_keys::{SigningKey, SigningKeyStore};
 pub use tokens::{
     BearerRecord, DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue,
-    Revocation, TokenOwner, TokenRefusal, TokenStore,
+    Revocation, Rotation, TokenOwner, TokenRefusal, TokenStore,
 };
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -143,6 +143,21 @@ pub struct RefreshTokenRecord {
     pub username: String,
 }
 
+/// A refresh token's successor under rotation and the first access token derived from it,
+/// stored together by [`TokenStore::rotate_refresh_token`].
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    /// The refresh token being exchanged.
+    pub old: i64,
+    /// The successor's digest, and the nonce it was derived from the old token with.
+    pub digest: Digest,
+    pub nonce: Vec<u8>,
+    pub at: Timestamp,
+    /// The successor's first access token, and the audit record of its issuance.
+    pub access_token: NewAccessToken,
+    pub audit: NewAudit,
+}
+
 /// Who a token was issued to, for revocation (RFC 7009 §2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenOwner {
@@ -203,15 +218,15 @@ pub trait TokenStore: Send + Sync {
         at: Timestamp,
         audit: NewAudit,
     ) -> Result<Revocation>;
-    /// Rotation (docs/architecture.md, token rules): marks `old` rotated and adds its successor, derived from it
-    /// with `nonce`, in one transaction. `None` if `old` was rotated or revoked meanwhile.
+    /// Rotation (docs/architecture.md, token rules): marks `rotation.old` rotated, adds its
+    /// successor and the successor's first access token with its audit record, in one
+    /// transaction, so an outage can never leave a successor the client did not hear of
+    /// without the token that answers a retry. Returns the successor's id and the stored
+    /// token; `None` if `old` was rotated or revoked meanwhile.
     async fn rotate_refresh_token(
         &self,
-        old: i64,
-        digest: Digest,
-        nonce: Vec<u8>,
-        now: Timestamp,
-    ) -> Result<Option<i64>>;
+        rotation: Rotation,
+    ) -> Result<Option<(i64, AccessTokenRecord)>>;
     /// The live successor of a rotated refresh token: its id and derivation nonce.
     async fn refresh_successor(&self, parent: i64) -> Result<Option<(i64, Vec<u8>)>>;
     /// Revokes every refresh token of a rotation family and their access tokens.

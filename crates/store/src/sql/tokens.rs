@@ -111,18 +111,18 @@ macro_rules! impl_token_store {
             use sqlx::{Database, FromRow};
 
             use grantry_core::credential::Digest;
-            use grantry_core::model::Application;
+            use grantry_core::model::{AccessTokenRecord, Application};
             use grantry_core::store::audit::NewAudit;
             use grantry_core::store::{
                 BearerRecord, DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord,
-                Reissue, Result, Revocation, TokenOwner, TokenStore,
+                Reissue, Result, Revocation, Rotation, TokenOwner, TokenStore,
             };
             use grantry_core::Timestamp;
 
             use $crate::cache::cached;
-            use $crate::sql::rows::{AppRow, BearerRow, RotatedRow};
+            use $crate::sql::rows::{AppRow, BearerRow, OwnerRow, RotatedRow};
             use $crate::sql::tokens::*;
-            use $crate::sql::{backend_err, Backend, SharedWrites};
+            use $crate::sql::{backend_err, naming_token, Backend, SharedWrites};
 
             type Db = <$store as Backend>::Db;
 
@@ -219,34 +219,53 @@ macro_rules! impl_token_store {
 
                 async fn rotate_refresh_token(
                     &self,
-                    old: i64,
-                    digest: Digest,
-                    nonce: Vec<u8>,
-                    now: Timestamp,
-                ) -> Result<Option<i64>> {
+                    r: Rotation,
+                ) -> Result<Option<(i64, AccessTokenRecord)>> {
                     let mut tx = self.begin_write().await?;
                     let Some(parent) = sqlx::query_as::<_, RotatedRow>(ROTATE_REFRESH)
-                        .bind(old)
-                        .bind(now.0)
+                        .bind(r.old)
+                        .bind(r.at.0)
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(backend_err)?
                     else {
                         return Ok(None);
                     };
-                    let id: i64 = sqlx::query_scalar(INSERT_SUCCESSOR)
+                    let successor: i64 = sqlx::query_scalar(INSERT_SUCCESSOR)
                         .bind(parent.access_id)
-                        .bind(digest.as_bytes())
+                        .bind(r.digest.as_bytes())
                         .bind(parent.scopes)
                         .bind(parent.family)
-                        .bind(old)
-                        .bind(&nonce)
-                        .bind(now.0)
+                        .bind(r.old)
+                        .bind(&r.nonce)
+                        .bind(r.at.0)
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(backend_err)?;
+                    let owner = sqlx::query_as::<_, OwnerRow>(ACCESS_OWNER)
+                        .bind(parent.access_id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    let t = &r.access_token;
+                    let id: i64 = sqlx::query_scalar(INSERT_REFRESHED_TOKEN)
+                        .bind(owner.org_id)
+                        .bind(owner.user_id)
+                        .bind(owner.app_id)
+                        .bind(parent.access_id)
+                        .bind(successor)
+                        .bind(t.digest.as_bytes())
+                        .bind(&t.nonce)
+                        .bind(t.scopes.bits())
+                        .bind(t.issued_at.0)
+                        .bind(t.expires_at.0)
+                        .bind(&t.kid)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    Db::insert_audit(&mut tx, &naming_token(r.audit, id)).await?;
                     Db::commit(tx, self.caches()).await?;
-                    Ok(Some(id))
+                    Ok(Some((successor, r.access_token.stored_as(id))))
                 }
 
                 async fn refresh_successor(&self, parent: i64) -> Result<Option<(i64, Vec<u8>)>> {

@@ -19,6 +19,7 @@ use grantry_core::model::{
 use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
     Consent, NewAccessToken, NewApplication, NewAuthCode, NewUser, RefreshOutcome, Reissue,
+    Rotation,
 };
 use grantry_core::{GrantSet, Store, Timestamp};
 use grantry_store::{PgStore, SqliteStore};
@@ -442,4 +443,29 @@ pub fn new_auth_code(org: OrgId, app: AppId, user: UserId, at: Timestamp) -> New
         created_at: at,
         expires_at: at.plus(Duration::from_secs(600)),
     }
+}
+
+/// Rotates refresh token `old` into the successor `digest` (derived with `nonce`) at `at`,
+/// with the successor's first access token; the successor's id, `None` if `old` no longer
+/// rotates.
+pub async fn rotate(
+    store: &dyn Store,
+    old: i64,
+    digest: Digest,
+    nonce: Vec<u8>,
+    at: Timestamp,
+) -> Option<i64> {
+    let rotation = Rotation {
+        old,
+        digest,
+        nonce,
+        at,
+        access_token: fresh_token(at),
+        audit: audit(None, at, "access_token.issued"),
+    };
+    store
+        .rotate_refresh_token(rotation)
+        .await
+        .unwrap()
+        .map(|(id, _)| id)
 }

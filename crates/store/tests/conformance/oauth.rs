@@ -564,10 +564,8 @@ conformance!(
             .unwrap();
         let at = T0.plus(MINUTE);
         let successor = refresh_digest();
-        let next = store
-            .rotate_refresh_token(rid, successor, credential::nonce().to_vec(), at)
+        let next = rotate(&*store, rid, successor, credential::nonce().to_vec(), at)
             .await
-            .unwrap()
             .expect("the token rotates");
         let (token, _) = issue_from(&*store, org.id, next, at).await;
 
@@ -680,10 +678,8 @@ conformance!(
         let at = T0.plus(HOUR);
         let digest = refresh_digest();
         let nonce = credential::nonce().to_vec();
-        let new_id = store
-            .rotate_refresh_token(g.refresh_id, digest, nonce.clone(), at)
+        let new_id = rotate(&*store, g.refresh_id, digest, nonce.clone(), at)
             .await
-            .unwrap()
             .expect("a live token rotates");
         assert_ne!(new_id, g.refresh_id);
 
@@ -713,10 +709,14 @@ conformance!(
         // Rotated once: a second rotation of the same token adds nothing.
         let loser = refresh_digest();
         assert_eq!(
-            store
-                .rotate_refresh_token(g.refresh_id, loser, credential::nonce().to_vec(), at)
-                .await
-                .unwrap(),
+            rotate(
+                &*store,
+                g.refresh_id,
+                loser,
+                credential::nonce().to_vec(),
+                at
+            )
+            .await,
             None
         );
         assert_eq!(store.refresh_token(&loser).await.unwrap(), None);
@@ -732,10 +732,8 @@ conformance!(
         for step in 1..=3 {
             let at = T0.plus(step * HOUR);
             let digest = refresh_digest();
-            let next = store
-                .rotate_refresh_token(parent, digest, credential::nonce().to_vec(), at)
+            let next = rotate(&*store, parent, digest, credential::nonce().to_vec(), at)
                 .await
-                .unwrap()
                 .expect("the newest token rotates");
             let record = store.refresh_token(&digest).await.unwrap().unwrap();
             assert_eq!(record.family_id, g.refresh_id, "step {step}");
@@ -770,10 +768,14 @@ conformance!(revoked_token_does_not_rotate, |store| async move {
     );
     let digest = refresh_digest();
     assert_eq!(
-        store
-            .rotate_refresh_token(g.refresh_id, digest, credential::nonce().to_vec(), at)
-            .await
-            .unwrap(),
+        rotate(
+            &*store,
+            g.refresh_id,
+            digest,
+            credential::nonce().to_vec(),
+            at
+        )
+        .await,
         None
     );
     assert_eq!(store.refresh_token(&digest).await.unwrap(), None);
@@ -800,10 +802,8 @@ conformance!(
             let (_, parent) = *family.last().unwrap();
             access_tokens.push(issue_from(&*store, g.org.id, parent, at).await.0);
             let digest = refresh_digest();
-            let next = store
-                .rotate_refresh_token(parent, digest, credential::nonce().to_vec(), at)
+            let next = rotate(&*store, parent, digest, credential::nonce().to_vec(), at)
                 .await
-                .unwrap()
                 .unwrap();
             family.push((digest, next));
         }
@@ -943,11 +943,15 @@ conformance!(
         let g = granted(&*store).await;
         let at = T0.plus(HOUR);
         let successor = refresh_digest();
-        let new_id = store
-            .rotate_refresh_token(g.refresh_id, successor, credential::nonce().to_vec(), at)
-            .await
-            .unwrap()
-            .unwrap();
+        let new_id = rotate(
+            &*store,
+            g.refresh_id,
+            successor,
+            credential::nonce().to_vec(),
+            at,
+        )
+        .await
+        .unwrap();
         let (token, _) = issue_from(&*store, g.org.id, new_id, at).await;
         // Revoking the old (rotated) token ends its successor and the successor's tokens.
         assert!(
@@ -964,5 +968,62 @@ conformance!(
         );
         assert_eq!(store.refresh_token(&successor).await.unwrap(), None);
         assert!(store.access_token(&token).await.unwrap().unwrap().revoked);
+    }
+);
+
+conformance!(
+    rotation_stores_the_successor_and_its_first_access_token_together,
+    |store| async move {
+        let g = granted(&*store).await;
+        let at = T0.plus(HOUR);
+        let successor = refresh_digest();
+        let first = fresh_token(at);
+        let rotation = grantry_core::store::Rotation {
+            old: g.refresh_id,
+            digest: successor,
+            nonce: credential::nonce().to_vec(),
+            at,
+            access_token: first.clone(),
+            audit: audit(Some(g.org.id), at, "access_token.issued"),
+        };
+        let (id, stored) = store.rotate_refresh_token(rotation).await.unwrap().unwrap();
+        assert_eq!(stored.scopes, first.scopes);
+        assert_eq!(stored.expires_at, first.expires_at);
+        let bearer = store.access_token(&first.digest).await.unwrap().unwrap();
+        assert_eq!(bearer.token_id, stored.id);
+        assert!(!bearer.revoked);
+        assert_eq!(bearer.app.map(|a| a.id), Some(g.app.id));
+        // The successor's newest token is that one: a retry inside the window gets it back.
+        let outcome = store
+            .refresh_access_token(
+                id,
+                &|newest: Option<&AccessTokenRecord>| match newest {
+                    Some(_) => Reissue::Reuse,
+                    None => Reissue::Issue,
+                },
+                fresh_token(at),
+                audit(Some(g.org.id), at, "access_token.issued"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome, RefreshOutcome::Reused(stored));
+        assert_eq!(
+            count_audit(&*store, g.org.id, "access_token.issued").await,
+            1
+        );
+        // Rotating the old token again finds it rotated, and stores nothing.
+        let again = grantry_core::store::Rotation {
+            old: g.refresh_id,
+            digest: refresh_digest(),
+            nonce: credential::nonce().to_vec(),
+            at,
+            access_token: fresh_token(at),
+            audit: audit(Some(g.org.id), at, "access_token.issued"),
+        };
+        assert_eq!(store.rotate_refresh_token(again).await.unwrap(), None);
+        assert_eq!(
+            count_audit(&*store, g.org.id, "access_token.issued").await,
+            1
+        );
     }
 );

@@ -55,10 +55,7 @@ conformance!(
                     let digest = credential::mint(Kind::RefreshToken, "test").digest;
                     let nonce = credential::nonce().to_vec();
                     start.wait().await;
-                    let rotated = store
-                        .rotate_refresh_token(old, digest, nonce.clone(), T0)
-                        .await
-                        .unwrap();
+                    let rotated = rotate(&*store, old, digest, nonce.clone(), T0).await;
                     (digest, nonce, rotated)
                 })
             })

@@ -12,7 +12,7 @@ use crate::oauth::scope::{granted_scopes, narrow_scope};
 use crate::oauth::{ErrorCode, OAuthError, TokenResponse};
 use crate::permissions::GrantSet;
 use crate::settings::{ReissuePolicy, Settings};
-use crate::store::{NewAudit, RefreshOutcome, RefreshTokenRecord, Reissue, Store};
+use crate::store::{NewAudit, RefreshOutcome, RefreshTokenRecord, Reissue, Rotation, Store};
 
 /// The re-issue rule (docs/architecture.md, token rules): a new token only once the newest
 /// has been valid for `reissue_after` (or has expired); before that, the same token
@@ -110,17 +110,8 @@ async fn rotate(
     let pod = &settings.pod_id;
     let mut rotated_at = rt.rotated_at;
     if rotated_at.is_none() {
-        let nonce = credential::nonce();
-        let next = credential::derive_refresh_token(pod, presented, &nonce);
-        match store
-            .rotate_refresh_token(rt.id, next.digest, nonce.to_vec(), now)
-            .await?
-        {
-            Some(id) => {
-                let value = next.value.expose_secret().to_string();
-                let issue = Issue::of(rt, id, scopes, false);
-                return issue_from_refresh(store, now, settings, app, &value, issue).await;
-            }
+        match rotate_once(store, now, settings, app, presented, rt, scopes).await? {
+            Some(answer) => return Ok(answer),
             // Rotated by a concurrent request a moment ago.
             None => rotated_at = Some(now),
         }
@@ -142,6 +133,55 @@ async fn rotate(
     Err(OAuthError::invalid_grant(
         "this refresh token was already used; as a precaution every token issued from it has been revoked: authorize again",
     ))
+}
+
+/// Exchanges the refresh token for its successor and the successor's first access token,
+/// stored in one transaction; `None` if a concurrent request rotated it first.
+async fn rotate_once(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    app: &Application,
+    presented: &str,
+    rt: &RefreshTokenRecord,
+    scopes: GrantSet,
+) -> Result<Option<TokenResponse>, OAuthError> {
+    let nonce = credential::nonce();
+    let next = credential::derive_refresh_token(&settings.pod_id, presented, &nonce);
+    let successor = next.value.expose_secret();
+    let user = rt.access.user_id;
+    let minter = Minter::new(store, now, settings, app, successor, user).await?;
+    let (access, record) = minter.fresh(now, scopes)?;
+    let rotation = Rotation {
+        old: rt.id,
+        digest: next.digest,
+        nonce: nonce.to_vec(),
+        at: now,
+        access_token: record,
+        audit: issued_audit(app, rt.access.org_id, now, scopes),
+    };
+    let Some((_, stored)) = store.rotate_refresh_token(rotation).await? else {
+        return Ok(None);
+    };
+    Ok(Some(TokenResponse {
+        access_token: access.value,
+        refresh_token: Some(successor.to_string().into()),
+        expires_in: now.whole_seconds_until(stored.expires_at),
+        scope: stored.scopes.to_scope(),
+        deprecated: false,
+    }))
+}
+
+/// The audit record of an access token issued from a refresh token.
+fn issued_audit(app: &Application, org: OrgId, now: Timestamp, scopes: GrantSet) -> NewAudit {
+    NewAudit::new(
+        Some(org),
+        now,
+        app.client_id.clone(),
+        "access_token.issued",
+        format!("application:{}", app.client_id),
+    )
+    .with_detail(serde_json::json!({"grant_type": "refresh_token", "scope": scopes.to_scope()}))
 }
 
 /// What [`issue_from_refresh`] issues under.
@@ -186,16 +226,7 @@ async fn issue_from_refresh(
 ) -> Result<TokenResponse, OAuthError> {
     let minter = Minter::new(store, now, settings, app, refresh_token, issue.user).await?;
     let (fresh_value, fresh) = minter.fresh(now, issue.scopes)?;
-    let audit = NewAudit::new(
-        Some(issue.org),
-        now,
-        app.client_id.clone(),
-        "access_token.issued",
-        format!("application:{}", app.client_id),
-    )
-    .with_detail(
-        serde_json::json!({"grant_type": "refresh_token", "scope": issue.scopes.to_scope()}),
-    );
+    let audit = issued_audit(app, issue.org, now, issue.scopes);
     let decide = |newest: Option<&AccessTokenRecord>| match newest {
         Some(_) if issue.replay => Reissue::Reuse,
         _ => reissue_rule(newest, issue.requested, now, settings),
