@@ -9,6 +9,7 @@ GRANTRY_TEST_SKIP_POSTGRES=1) against a fresh server.
 from __future__ import annotations
 
 import base64
+import html
 import hashlib
 import re
 import secrets
@@ -366,8 +367,11 @@ def _sign_in(grantry, client_id: str, username: str, password: str) -> tuple[req
     page = browser.get(grantry.url(f"/oauth/authorize?{query}"), allow_redirects=False, timeout=HTTP_TIMEOUT)
     assert page.status_code == 200, (page.status_code, page.text[:2000])
     assert re.search(r'<form[^>]*action="/oauth/authorize/login"', page.text), page.text[:2000]
+    csrf = re.search(r'name="csrf" value="([^"]*)"', page.text)
+    assert csrf, page.text[:2000]
     signed_in = browser.post(grantry.url("/oauth/authorize/login"), allow_redirects=False, timeout=HTTP_TIMEOUT,
-                             data={"username": username, "password": password, "query": query})
+                             data={"username": username, "password": password, "query": query,
+                                   "csrf": html.unescape(csrf.group(1))})
     browser.close()
     return signed_in, query
 

@@ -27,7 +27,8 @@
 //! - [`credential`]: minting, digests, derivation, prefixes and pods; human passwords.
 //!
 //! Top-level modules hold what every folder uses: [`model`] (domain records),
-//! [`permissions`] (API grants, also the OAuth scopes), [`clock`], [`settings`], [`mail`]
+//! [`permissions`] (API grants, also the OAuth scopes), [`clock`], [`settings`], [`limits`]
+//! (limits on guessing secrets), [`mail`]
 //! (messages and the [`mail::Mailer`] trait), [`validate`] (shared input rules).
 //!
 //! The design, how a request flows and where to add a new API, grant type or credential
@@ -38,6 +39,7 @@ pub mod apikeys;
 pub mod clock;
 pub mod credential;
 pub mod gate;
+pub mod limits;
 pub mod mail;
 pub mod model;
 pub mod oauth;

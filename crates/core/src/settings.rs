@@ -54,6 +54,53 @@ impl Default for ApiKeySettings {
     }
 }
 
+/// Limits on guessing (docs/architecture.md, limits): failed authentications are counted per
+/// source address and door in memory, and per account, client or key in the store, where
+/// they hold across instances.
+#[derive(Clone, Debug)]
+pub struct LimitSettings {
+    /// Failed authentications one source address may make at one door in a burst...
+    pub source_failures: u32,
+    /// ...and the time in which that many are allowed again.
+    pub source_period: Duration,
+    /// Failures of one account, client or key before it is locked.
+    pub lockout_after: u32,
+    /// The first lockout; each further failure doubles it...
+    pub lockout_base: Duration,
+    /// ...up to this cap, so a victim's sign-in is delayed, never barred for good.
+    pub lockout_max: Duration,
+    /// Failures older than this are forgotten: the count starts again.
+    pub failure_memory: Duration,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            source_failures: 20,
+            source_period: Duration::from_secs(60),
+            lockout_after: 5,
+            lockout_base: Duration::from_secs(1),
+            lockout_max: Duration::from_secs(15 * 60),
+            failure_memory: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl LimitSettings {
+    /// How long a subject with `failures` counted failures is locked for: nothing below
+    /// `lockout_after`, then `lockout_base` doubled per further failure, capped at
+    /// `lockout_max`.
+    pub fn lockout(&self, failures: u32) -> Option<Duration> {
+        let over = failures.checked_sub(self.lockout_after)?;
+        let factor = 1u32.checked_shl(over.min(31)).unwrap_or(u32::MAX);
+        Some(
+            self.lockout_base
+                .checked_mul(factor)
+                .map_or(self.lockout_max, |d| d.min(self.lockout_max)),
+        )
+    }
+}
+
 /// Everything the protocol logic is configured by.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -63,6 +110,7 @@ pub struct Settings {
     pub public_url: String,
     pub tokens: TokenSettings,
     pub api_keys: ApiKeySettings,
+    pub limits: LimitSettings,
 }
 
 impl Default for Settings {
@@ -72,6 +120,7 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             tokens: TokenSettings::default(),
             api_keys: ApiKeySettings::default(),
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -120,6 +169,36 @@ impl Settings {
                 self.tokens.access_ttl.as_secs()
             ));
         }
+        let l = &self.limits;
+        if l.source_failures < 2 || l.source_period.is_zero() {
+            return Err(
+                "limits.source_failures must be at least 2 and limits.source_period above zero"
+                    .into(),
+            );
+        }
+        if l.lockout_after == 0 || l.lockout_base.is_zero() || l.lockout_max < l.lockout_base {
+            return Err(
+                "limits.lockout_after and limits.lockout_base must be above zero, and limits.lockout_max at least limits.lockout_base"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_doubles_from_the_threshold_and_stops_at_the_cap() {
+        let l = LimitSettings::default();
+        assert_eq!(l.lockout(0), None);
+        assert_eq!(l.lockout(4), None);
+        assert_eq!(l.lockout(5), Some(Duration::from_secs(1)));
+        assert_eq!(l.lockout(6), Some(Duration::from_secs(2)));
+        assert_eq!(l.lockout(9), Some(Duration::from_secs(16)));
+        assert_eq!(l.lockout(15), Some(Duration::from_secs(900)));
+        assert_eq!(l.lockout(u32::MAX), Some(Duration::from_secs(900)));
     }
 }

@@ -16,7 +16,9 @@ use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use grantry_core::settings::{ApiKeySettings, ReissuePolicy, Settings, TokenSettings};
+use grantry_core::settings::{
+    ApiKeySettings, LimitSettings, ReissuePolicy, Settings, TokenSettings,
+};
 
 /// A duration written as `"4h"`, `"300s"`, `"10m"`, or whole seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +105,32 @@ impl Default for ApiKeysSection {
     }
 }
 
+/// `[limits]`: the limits on guessing secrets (README, Security).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    pub source_failures: u32,
+    pub source_period: Dur,
+    pub lockout_after: u32,
+    pub lockout_base: Dur,
+    pub lockout_max: Dur,
+    pub failure_memory: Dur,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let d = LimitSettings::default();
+        LimitsSection {
+            source_failures: d.source_failures,
+            source_period: Dur(d.source_period),
+            lockout_after: d.lockout_after,
+            lockout_base: Dur(d.lockout_base),
+            lockout_max: Dur(d.lockout_max),
+            failure_memory: Dur(d.failure_memory),
+        }
+    }
+}
+
 /// `[sessions]`: reserved for the XML API's `Login` sessions, which are not served yet. The keys
 /// are accepted and checked so that a configuration written for them keeps working, but they
 /// have no effect today.
@@ -169,6 +197,7 @@ pub struct Config {
     pub server: ServerSection,
     pub tokens: TokensSection,
     pub api_keys: ApiKeysSection,
+    pub limits: LimitsSection,
     pub sessions: SessionsSection,
     pub database: DatabaseSection,
     pub pod: PodSection,
@@ -384,6 +413,14 @@ impl Config {
             api_keys: ApiKeySettings {
                 delete_grace: self.api_keys.delete_grace.0,
                 token_ttl: self.api_keys.token_ttl.0,
+            },
+            limits: LimitSettings {
+                source_failures: self.limits.source_failures,
+                source_period: self.limits.source_period.0,
+                lockout_after: self.limits.lockout_after,
+                lockout_base: self.limits.lockout_base.0,
+                lockout_max: self.limits.lockout_max.0,
+                failure_memory: self.limits.failure_memory.0,
             },
         };
         s.validate().map_err(ConfigError::Settings)?;

@@ -4,18 +4,19 @@
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use secrecy::{ExposeSecret, SecretString};
 
+use grantry_core::limits::Throttled;
 use grantry_core::model::User;
 use grantry_core::oauth::authorize::{self, AuthorizeError, AuthorizeRequest};
-use grantry_core::sessions;
+use grantry_core::sessions::{self, Login, LoginForm};
 use grantry_core::Timestamp;
 
 use crate::error::ApiError;
-use crate::extract::{form_pairs, Now};
+use crate::extract::{form_pairs, Now, Source};
 use crate::pages::{self, ConsentPage, LoginPage};
 use crate::AppState;
 
@@ -53,18 +54,75 @@ async fn validate(state: &AppState, query: &str) -> Result<AuthorizeRequest, Aut
     authorize::validate(&*state.store, state.settings.issuer(), &pairs).await
 }
 
-fn login_page(req: &AuthorizeRequest, query: &str, error: Option<&str>) -> Response {
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
+/// The cookie that binds the sign-in form to the browser it was shown in (login CSRF).
+pub const LOGIN_COOKIE: &str = "grantry_login";
+
+/// The sign-in form's binding: the browser's pre-session cookie (set when it has none) and
+/// the form's CSRF token derived from it and the request.
+struct LoginBinding {
+    jar: CookieJar,
+    csrf: String,
+}
+
+fn login_binding(state: &AppState, jar: CookieJar, query: &str) -> LoginBinding {
+    let (jar, value) = match jar.get(LOGIN_COOKIE).map(|c| c.value().to_string()) {
+        Some(v) => (jar, v),
+        None => {
+            let v = sessions::login_binding();
+            let cookie = Cookie::build((LOGIN_COOKIE, v.clone()))
+                .path("/oauth/authorize")
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .secure(state.settings.public_url.starts_with("https://"))
+                .build();
+            (jar.add(cookie), v)
+        }
     };
+    LoginBinding {
+        jar,
+        csrf: sessions::csrf_token(&value, &format!("login:{query}")),
+    }
+}
+
+/// Whether a posted sign-in came from a form this browser was shown.
+fn login_form_matches(jar: &CookieJar, query: &str, presented: &str) -> bool {
+    jar.get(LOGIN_COOKIE)
+        .is_some_and(|c| sessions::csrf_matches(c.value(), &format!("login:{query}"), presented))
+}
+
+fn login_page(
+    state: &AppState,
+    jar: CookieJar,
+    (req, query): (&AuthorizeRequest, &str),
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let binding = login_binding(state, jar, query);
     let p = LoginPage {
         app_name: &req.app.name,
         query,
         error,
+        csrf: &binding.csrf,
     };
-    pages::page(status, &p)
+    (binding.jar, pages::page(status, &p)).into_response()
+}
+
+/// The sign-in page again after a throttled attempt: 429 with `Retry-After` (RFC 6585 §4),
+/// saying how long to wait; the password was not checked.
+fn throttled_page(
+    state: &AppState,
+    jar: CookieJar,
+    form: (&AuthorizeRequest, &str),
+    t: &Throttled,
+) -> Response {
+    let why = format!(
+        "Too many failed sign-ins. Wait {} seconds, then try again.",
+        t.retry_after_secs()
+    );
+    let mut resp = login_page(state, jar, form, StatusCode::TOO_MANY_REQUESTS, Some(&why));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after_secs()));
+    resp
 }
 
 /// The sign-in page, or the consent page for a signed-in user of the application's org.
@@ -91,7 +149,13 @@ async fn next_page(
             };
             Ok(pages::page(StatusCode::OK, &p))
         }
-        _ => Ok(login_page(req, query, None)),
+        _ => Ok(login_page(
+            state,
+            jar.clone(),
+            (req, query),
+            StatusCode::OK,
+            None,
+        )),
     }
 }
 
@@ -132,31 +196,44 @@ fn session_cookie(state: &AppState, sid: &SecretString) -> Cookie<'static> {
 pub async fn login(
     State(state): State<AppState>,
     Now(now): Now,
+    source: Source,
     jar: CookieJar,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let form = form_pairs(&body);
     let query = field(&form, "query");
     let req = validate(&state, &query).await?;
+    if !login_form_matches(&jar, &query, &field(&form, "csrf")) {
+        // Not from a form this browser was shown: nothing is checked or counted.
+        let why = "The sign-in form was out of date; sign in again.";
+        return Ok(login_page(
+            &state,
+            jar,
+            (&req, &query),
+            StatusCode::FORBIDDEN,
+            Some(why),
+        ));
+    }
     let password = SecretString::from(field(&form, "password"));
     let username = field(&form, "username");
-    let org = req.app.org_id;
-    let signed = sessions::login(
-        &*state.store,
-        now,
-        &state.settings,
-        org,
-        &username,
-        &password,
-    )
-    .await
-    .map_err(server_error)?;
-    let Some((_, sid)) = signed else {
-        return Ok(login_page(
-            &req,
-            &query,
-            Some("Wrong username or password."),
-        ));
+    let login = LoginForm {
+        org: req.app.org_id,
+        username: &username,
+        password: &password,
+    };
+    let (store, settings) = (&*state.store, &state.settings);
+    let attempt = state.attempt(source);
+    let signed = sessions::login(store, now, settings, attempt, &*state.passwords, login)
+        .await
+        .map_err(server_error)?;
+    let sid = match signed {
+        Login::SignedIn(_, sid) => sid,
+        Login::Refused => {
+            let why = "Wrong username or password.";
+            let status = StatusCode::UNAUTHORIZED;
+            return Ok(login_page(&state, jar, (&req, &query), status, Some(why)));
+        }
+        Login::Throttled(t) => return Ok(throttled_page(&state, jar, (&req, &query), &t)),
     };
     let jar = jar.add(session_cookie(&state, &sid));
     Ok((jar, pages::see_other(&format!("/oauth/authorize?{query}"))).into_response())
@@ -174,15 +251,14 @@ pub async fn decide(
     let query = field(&form, "query");
     let req = validate(&state, &query).await?;
     let Some((user, sid)) = signed_in(&state, now, &jar).await? else {
-        return Ok(login_page(
-            &req,
-            &query,
-            Some("Your session ended; sign in again."),
-        ));
+        let why = "Your session ended; sign in again.";
+        let status = StatusCode::UNAUTHORIZED;
+        return Ok(login_page(&state, jar, (&req, &query), status, Some(why)));
     };
     if !authorize::may_consent(&req, &user) {
         let why = "Sign in as a user of the application's organization.";
-        return Ok(login_page(&req, &query, Some(why)));
+        let status = StatusCode::UNAUTHORIZED;
+        return Ok(login_page(&state, jar, (&req, &query), status, Some(why)));
     }
     if !sessions::csrf_matches(&sid, &query, &field(&form, "csrf")) {
         return Err(render(

@@ -3,14 +3,17 @@
 //! the request's body.
 
 use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::Extensions;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 
 use grantry_core::gate::{self, BearerError, Principal};
+use grantry_core::limits::Attempt;
 use grantry_core::oauth::{OAuthError, Params};
 use grantry_core::Timestamp;
 
@@ -35,6 +38,37 @@ impl FromRequestParts<AppState> for Now {
         let now = Now(state.clock.now());
         parts.extensions.insert(now);
         Ok(now)
+    }
+}
+
+/// Where a request came from: the TCP peer's address, which the limits on guessing count
+/// failures against (docs/architecture.md, limits). `None` when the router is driven without
+/// a listener (tests).
+#[derive(Clone, Copy, Debug)]
+pub struct Source(pub Option<IpAddr>);
+
+impl Source {
+    pub fn of(extensions: &Extensions) -> Source {
+        Source(
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        )
+    }
+}
+
+impl FromRequestParts<AppState> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Source::of(&parts.extensions))
+    }
+}
+
+impl AppState {
+    /// One request's attempt at a door that checks a secret.
+    pub fn attempt(&self, source: Source) -> Attempt<'_> {
+        Attempt::new(&*self.guard, source.0)
     }
 }
 
@@ -80,6 +114,7 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
 pub struct OAuthRequest {
     pub params: Params,
     pub authorization: Option<String>,
+    pub source: Source,
 }
 
 impl FromRequest<AppState> for OAuthRequest {
@@ -90,6 +125,7 @@ impl FromRequest<AppState> for OAuthRequest {
         let form =
             content_type(req.headers()).as_deref() == Some("application/x-www-form-urlencoded");
         let authorization = authorization(req.headers()).map(|a| a.map(str::to_string));
+        let source = Source::of(req.extensions());
         let body = Bytes::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -104,6 +140,7 @@ impl FromRequest<AppState> for OAuthRequest {
         Ok(OAuthRequest {
             params,
             authorization,
+            source,
         })
     }
 }
@@ -112,10 +149,12 @@ impl FromRequest<AppState> for OAuthRequest {
 pub async fn principal(
     state: &AppState,
     now: Timestamp,
+    source: Source,
     headers: &HeaderMap,
 ) -> Result<Principal, BearerError> {
     let auth = authorization(headers)?;
-    gate::authenticate(&*state.store, now, &state.settings, auth).await
+    let attempt = state.attempt(source);
+    gate::authenticate(&*state.store, now, &state.settings, attempt, auth).await
 }
 
 /// How a protected API answers a refused credential.
@@ -153,7 +192,8 @@ impl<F: RefusalFormat> FromRequestParts<AppState> for Caller<F> {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Ok(Now(now)) = Now::from_request_parts(parts, state).await;
-        let p = principal(state, now, &parts.headers)
+        let source = Source::of(&parts.extensions);
+        let p = principal(state, now, source, &parts.headers)
             .await
             .map_err(F::refuse)?;
         Ok(Caller(p, PhantomData))
@@ -172,14 +212,22 @@ impl<F: RefusalFormat, B: FromRequest<AppState> + Send> FromRequest<AppState> fo
         let (mut parts, body) = req.into_parts();
         let Ok(Now(now)) = Now::from_request_parts(&mut parts, state).await;
         let auth = authorization(&parts.headers).map(|a| a.map(str::to_string));
+        let source = Source::of(&parts.extensions);
         let read = B::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(IntoResponse::into_response)?;
         let refuse = |e| F::refuse(e).into_response();
         let auth = auth.map_err(refuse)?;
-        let p = gate::authenticate(&*state.store, now, &state.settings, auth.as_deref())
-            .await
-            .map_err(refuse)?;
+        let attempt = state.attempt(source);
+        let p = gate::authenticate(
+            &*state.store,
+            now,
+            &state.settings,
+            attempt,
+            auth.as_deref(),
+        )
+        .await
+        .map_err(refuse)?;
         Ok(CallerWith(p, read, PhantomData))
     }
 }

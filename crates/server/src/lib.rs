@@ -18,6 +18,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod health;
+pub mod limits;
 mod oauth;
 mod pages;
 mod respond;
@@ -28,20 +29,26 @@ mod xmlapi;
 /// Largest request body any endpoint accepts.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// What every handler is given: the store, the clock and the validated settings.
+/// What every handler is given: the store, the clock, the validated settings, the limits
+/// on guessing secrets and the pool passwords are checked on.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    pub guard: Arc<limits::Guard>,
+    pub passwords: Arc<limits::PasswordPool>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        let guard = limits::Guard::new(store.clone(), clock.clone(), settings.limits.clone());
         AppState {
             store,
             clock,
             settings: Arc::new(settings),
+            guard: Arc::new(guard),
+            passwords: Arc::new(limits::PasswordPool::per_core()),
         }
     }
 }
@@ -53,7 +60,8 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::with_security_headers(
             Router::new()
                 .route("/oauth/authorize", get(authorize::start).post(authorize::decide))
-                .route("/oauth/authorize/login", post(authorize::login)),
+                .route("/oauth/authorize/login", post(authorize::login))
+                .route("/docs/api-keys", get(docs::api_keys)),
         ))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
@@ -65,7 +73,6 @@ pub fn app(state: AppState) -> Router {
             post(events::submit)
                 .layer(DefaultBodyLimit::max(grantry_core::platform::events::MAX_BODY)),
         )
-        .route("/docs/api-keys", get(docs::api_keys))
         .nest("/rest", rest::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -101,9 +108,12 @@ pub async fn serve(
         state.clock.clone(),
         state.settings.tokens.key_rotation,
     ));
-    let served = axum::serve(listener, app(state))
+    let lockouts = tokio::spawn(tasks::mirror_lockouts(state.guard.clone()));
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
     keys.abort();
+    lockouts.abort();
     served
 }

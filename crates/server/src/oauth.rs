@@ -21,7 +21,8 @@ pub async fn token(
     req: OAuthRequest,
 ) -> Result<Response, ApiError> {
     let token_req = TokenRequest::parse(&req.params, req.authorization.as_deref())?;
-    let resp = oauth::exchange(&*state.store, now, &state.settings, token_req).await?;
+    let attempt = state.attempt(req.source);
+    let resp = oauth::exchange(&*state.store, now, &state.settings, attempt, token_req).await?;
     let form = wants_form(&headers);
     Ok(token_response(&resp, state.settings.issuer(), form))
 }
@@ -64,9 +65,9 @@ async fn token_query(
     req: &OAuthRequest,
     allow_public: bool,
 ) -> Result<introspect::TokenQuery, OAuthError> {
-    let auth = req.authorization.as_deref();
-    let (store, settings) = (&*state.store, &state.settings);
-    introspect::authenticate(store, now, settings, &req.params, auth, allow_public).await
+    let request = (&req.params, req.authorization.as_deref());
+    let (store, settings, attempt) = (&*state.store, &state.settings, state.attempt(req.source));
+    introspect::authenticate(store, now, settings, attempt, request, allow_public).await
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).

@@ -13,6 +13,8 @@ pub struct LoginPage<'a> {
     pub app_name: &'a str,
     pub query: &'a str,
     pub error: Option<&'a str>,
+    /// Bound to the browser's pre-session cookie (login CSRF).
+    pub csrf: &'a str,
 }
 
 #[derive(Template)]

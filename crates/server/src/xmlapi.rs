@@ -10,13 +10,14 @@ use axum::response::Response;
 use grantry_core::platform::xmlapi;
 
 use crate::error::ApiError;
-use crate::extract::{content_type, form_pairs, principal, Now};
+use crate::extract::{content_type, form_pairs, principal, Now, Source};
 use crate::respond::xml_response;
 use crate::AppState;
 
 pub async fn call(
     State(state): State<AppState>,
     Now(now): Now,
+    source: Source,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -30,7 +31,7 @@ pub async fn call(
         body.to_vec()
     };
     let req = xmlapi::parse(&xml)?;
-    let p = principal(&state, now, &headers)
+    let p = principal(&state, now, source, &headers)
         .await
         .map_err(|e| ApiError::xml_bearer(&e))?;
     if let Some(g) = xmlapi::required_grant(&req.op) {

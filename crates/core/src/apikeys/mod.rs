@@ -12,11 +12,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::Timestamp;
 use crate::credential::{self, Digest};
+use crate::limits::{Attempt, Door, Subject, Throttled};
 use crate::model::{ApiKey, User, UserKind};
 use crate::settings::Settings;
 use crate::store::{NewAudit, Store, StoreError};
 
 /// How the caller named the API user a secret key belongs to.
+#[derive(Clone, Copy)]
 pub enum KeyOwner<'a> {
     KeyId(&'a str),
     Username(&'a str),
@@ -32,6 +34,8 @@ pub enum KeyRefusal {
     /// Deleted, and its grace period is over.
     Stopped(Timestamp),
     Disabled,
+    /// Too many failures for this key or from this address: the secret was not checked.
+    Throttled(Throttled),
 }
 
 impl KeyRefusal {
@@ -46,20 +50,57 @@ impl KeyRefusal {
                 t.to_rfc3339()
             ),
             KeyRefusal::Disabled => "the API user is disabled".into(),
+            KeyRefusal::Throttled(t) => t.describe(),
         }
     }
 }
 
-/// Checks an API secret key presented with its owner's Key ID or username at `now`. A
-/// refusal of a known key is audited.
+/// Checks an API secret key presented with its owner's Key ID or username at `now`, under
+/// the limits of `attempt` (docs/architecture.md, limits). A refusal of a known key is
+/// audited; a secret that matches nothing counts against the source and the named owner.
 pub async fn check_key(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
+    attempt: Attempt<'_>,
     owner: KeyOwner<'_>,
     secret: &SecretString,
 ) -> Result<Result<(ApiKey, User), KeyRefusal>, StoreError> {
-    let secret = secret.expose_secret();
+    let subject = match owner {
+        KeyOwner::KeyId(id) => Subject::key_id(id),
+        KeyOwner::Username(name) => Subject::basic(name),
+    };
+    if let Err(t) = attempt.admit(Door::ApiKey, &subject) {
+        return Ok(Err(KeyRefusal::Throttled(t)));
+    }
+    let found = find_key(store, settings, owner, secret.expose_secret()).await?;
+    let (key, user) = match found {
+        Ok(found) => found,
+        Err(refusal) => {
+            if refusal == KeyRefusal::Unknown {
+                attempt.failed(Door::ApiKey, Some(&subject)).await?;
+            }
+            return Ok(Err(refusal));
+        }
+    };
+    attempt.succeeded(Door::ApiKey, &subject).await?;
+    let (refusal, reason) = match refusal(&key, &user, now) {
+        None => return Ok(Ok((key, user))),
+        Some(r) => r,
+    };
+    let target = format!("user:{}", user.username);
+    let audit = NewAudit::auth_failed(user.org_id, now, &user.username, target, reason);
+    store.record_audit(audit).await?;
+    Ok(Err(refusal))
+}
+
+/// The key a secret is and its API user, if the secret is one of `owner`'s keys.
+async fn find_key(
+    store: &dyn Store,
+    settings: &Settings,
+    owner: KeyOwner<'_>,
+    secret: &str,
+) -> Result<Result<(ApiKey, User), KeyRefusal>, StoreError> {
     if let Some(shape) = credential::shape(secret) {
         if shape.pod != settings.pod_id {
             return Ok(Err(KeyRefusal::ForeignPod(shape.pod.to_string())));
@@ -75,14 +116,7 @@ pub async fn check_key(
     if !owner_matches || user.kind != UserKind::Api {
         return Ok(Err(KeyRefusal::Unknown));
     }
-    let (refusal, reason) = match refusal(&key, &user, now) {
-        None => return Ok(Ok((key, user))),
-        Some(r) => r,
-    };
-    let target = format!("user:{}", user.username);
-    let audit = NewAudit::auth_failed(user.org_id, now, &user.username, target, reason);
-    store.record_audit(audit).await?;
-    Ok(Err(refusal))
+    Ok(Ok((key, user)))
 }
 
 /// Whether a key of its owner stops working at `now` (a deleted key works until

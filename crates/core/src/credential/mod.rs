@@ -97,7 +97,7 @@ impl std::fmt::Debug for Minted {
     }
 }
 
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut b);
     b

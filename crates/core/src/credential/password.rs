@@ -4,6 +4,7 @@
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Hashing a password failed (argon2 refused its parameters or input).
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,25 @@ pub fn verify(password: &str, phc: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// Where passwords are verified: argon2id takes tens of milliseconds of one core, so the
+/// server runs it on a bounded pool of blocking threads rather than on the workers that
+/// serve every other request (docs/architecture.md, limits).
+#[async_trait::async_trait]
+pub trait Verifier: Send + Sync {
+    /// [`verify`], run where this verifier runs it.
+    async fn verify(&self, password: SecretString, phc: String) -> bool;
+}
+
+/// Verifies on the calling task: for the command line and tests.
+pub struct Inline;
+
+#[async_trait::async_trait]
+impl Verifier for Inline {
+    async fn verify(&self, password: SecretString, phc: String) -> bool {
+        verify(password.expose_secret(), &phc)
+    }
 }
 
 /// A random 20-character password from an unambiguous alphabet (about 115 bits).

@@ -1,6 +1,7 @@
 //! Why a protected request was refused, in RFC 6750 §3 terms. The HTTP status and the
 //! `WWW-Authenticate` challenge are chosen from these in `grantry-server`.
 
+use crate::limits::Throttled;
 use crate::permissions::Grant;
 use crate::store::StoreError;
 
@@ -11,6 +12,9 @@ pub enum BearerErrorCode {
     InvalidRequest,
     InvalidToken,
     InsufficientScope,
+    /// Too many failed attempts from the source or for the key (docs/architecture.md,
+    /// limits): answered 429 with `Retry-After`.
+    TooManyAttempts,
     /// A storage failure; never a client's fault.
     ServerError,
 }
@@ -21,6 +25,7 @@ impl BearerErrorCode {
             BearerErrorCode::InvalidRequest => "invalid_request",
             BearerErrorCode::InvalidToken => "invalid_token",
             BearerErrorCode::InsufficientScope => "insufficient_scope",
+            BearerErrorCode::TooManyAttempts => "too_many_attempts",
             BearerErrorCode::ServerError => "server_error",
         }
     }
@@ -37,6 +42,8 @@ pub struct BearerError {
     /// The caller authenticated with HTTP Basic: a refusal also challenges for Basic
     /// (RFC 7617 §2), so a client sees the scheme it used is the one that failed.
     pub basic: bool,
+    /// Seconds to wait, for [`BearerErrorCode::TooManyAttempts`] (`Retry-After`).
+    pub retry_after: Option<u64>,
     pub cause: Option<String>,
 }
 
@@ -47,6 +54,7 @@ impl BearerError {
             description: d.into(),
             scope: None,
             basic: false,
+            retry_after: None,
             cause: None,
         }
     }
@@ -82,6 +90,15 @@ impl BearerError {
                 Some(BearerErrorCode::InsufficientScope),
                 format!("this call needs the {g} grant, which the credential does not carry"),
             )
+        }
+    }
+}
+
+impl From<Throttled> for BearerError {
+    fn from(t: Throttled) -> Self {
+        BearerError {
+            retry_after: Some(t.retry_after_secs()),
+            ..Self::with_code(Some(BearerErrorCode::TooManyAttempts), t.describe())
         }
     }
 }

@@ -17,6 +17,7 @@ pub use principal::{AuthMethod, Principal};
 use crate::apikeys::{self, KeyOwner, KeyRefusal};
 use crate::clock::Timestamp;
 use crate::credential::{self, Kind};
+use crate::limits::Attempt;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -29,6 +30,7 @@ pub async fn authenticate(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
+    attempt: Attempt<'_>,
     authorization: Option<&str>,
 ) -> Result<Principal, BearerError> {
     let Some(header) = authorization else {
@@ -39,14 +41,14 @@ pub async fn authenticate(
     let (scheme, value) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
     let value = value.trim();
     if scheme.eq_ignore_ascii_case("basic") {
-        return basic(store, now, settings, value).await;
+        return basic(store, now, settings, attempt, value).await;
     }
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(BearerError::invalid_token(format!(
             "the {scheme} scheme is not accepted here: send Authorization: Bearer <access token or API key>"
         )));
     }
-    bearer(store, now, settings, value).await
+    bearer(store, now, settings, attempt, value).await
 }
 
 /// `Basic base64(<API user's username>:<secret key>)` (desktop and mobile tools).
@@ -54,14 +56,23 @@ async fn basic(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
+    attempt: Attempt<'_>,
     value: &str,
 ) -> Result<Principal, BearerError> {
     let (username, secret) = apikeys::parse_basic(value)
         .ok_or_else(|| BearerError::invalid_token(BASIC_HELP).of_basic())?;
     let owner = KeyOwner::Username(&username);
-    key_principal(store, now, settings, owner, &secret, AuthMethod::Basic)
-        .await
-        .map_err(BearerError::of_basic)
+    key_principal(
+        store,
+        now,
+        settings,
+        attempt,
+        owner,
+        &secret,
+        AuthMethod::Basic,
+    )
+    .await
+    .map_err(BearerError::of_basic)
 }
 
 /// `Bearer <value>`: told apart by the credential's shape before any lookup.
@@ -69,6 +80,7 @@ async fn bearer(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
+    attempt: Attempt<'_>,
     value: &str,
 ) -> Result<Principal, BearerError> {
     if value.is_empty() {
@@ -91,7 +103,16 @@ async fn bearer(
         _ => match apikeys::parse_bearer(value) {
             Some((key_id, secret)) => {
                 let owner = KeyOwner::KeyId(&key_id);
-                key_principal(store, now, settings, owner, &secret, AuthMethod::ApiKey).await
+                key_principal(
+                    store,
+                    now,
+                    settings,
+                    attempt,
+                    owner,
+                    &secret,
+                    AuthMethod::ApiKey,
+                )
+                .await
             }
             None => Err(BearerError::invalid_token("the access token is unknown")),
         },
@@ -103,11 +124,12 @@ async fn key_principal(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
+    attempt: Attempt<'_>,
     owner: KeyOwner<'_>,
     secret: &SecretString,
     method: AuthMethod,
 ) -> Result<Principal, BearerError> {
-    match apikeys::check_key(store, now, settings, owner, secret).await? {
+    match apikeys::check_key(store, now, settings, attempt, owner, secret).await? {
         Ok((_, user)) => {
             let grants = user.effective_grants();
             Ok(Principal::of_user(user, grants, method))
@@ -115,6 +137,7 @@ async fn key_principal(
         Err(KeyRefusal::Unknown) if method == AuthMethod::Basic => {
             Err(BearerError::invalid_token(BASIC_HELP))
         }
+        Err(KeyRefusal::Throttled(t)) => Err(t.into()),
         Err(r) => Err(BearerError::invalid_token(r.describe())),
     }
 }

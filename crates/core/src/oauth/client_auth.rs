@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{OAuthError, Params};
 use crate::clock::Timestamp;
 use crate::credential::Digest;
+use crate::limits::{Attempt, Door, Subject};
 use crate::model::Application;
 use crate::store::{NewAudit, Store};
 
@@ -101,20 +102,31 @@ fn form_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Authenticates the client against its stored secret digests, in constant time. A wrong
-/// secret for a known client is audited.
+/// Authenticates the client against its stored secret digests, in constant time, under the
+/// limits of `attempt` (docs/architecture.md, limits). A wrong secret for a known client is
+/// audited; an unknown client id or a wrong secret counts against the source and the client.
 pub async fn authenticate_client(
     store: &dyn Store,
     now: Timestamp,
+    attempt: Attempt<'_>,
     client: &ClientAuth,
 ) -> Result<Application, OAuthError> {
+    attempt.admit(Door::Client, &client.subject())?;
     let Some(app) = store.application_by_client_id(&client.client_id).await? else {
+        attempt
+            .failed(Door::Client, Some(&client.subject()))
+            .await?;
         return Err(client.unknown());
     };
-    verify_client(store, now, client, app).await
+    verify_client(store, now, attempt, client, app).await
 }
 
 impl ClientAuth {
+    /// What the limits count this client's failures against.
+    pub(crate) fn subject(&self) -> Subject {
+        Subject::client(&self.client_id)
+    }
+
     /// `invalid_client` for a client id nobody has.
     pub(crate) fn unknown(&self) -> OAuthError {
         self.refused(format!(
@@ -128,9 +140,12 @@ impl ClientAuth {
 pub(crate) async fn verify_client(
     store: &dyn Store,
     now: Timestamp,
+    attempt: Attempt<'_>,
     client: &ClientAuth,
     app: Application,
 ) -> Result<Application, OAuthError> {
+    let subject = client.subject();
+    attempt.admit(Door::Client, &subject)?;
     match (&client.secret, app.public) {
         (None, true) => Ok(app),
         (None, false) => Err(client.refused("client_secret is required for this client")),
@@ -145,8 +160,10 @@ pub(crate) async fn verify_client(
                 .iter()
                 .fold(false, |acc, d| d.matches(&presented) | acc);
             if ok {
+                attempt.succeeded(Door::Client, &subject).await?;
                 return Ok(app);
             }
+            attempt.failed(Door::Client, Some(&subject)).await?;
             let target = format!("application:{}", app.client_id);
             let reason = "wrong client_secret";
             let audit = NewAudit::auth_failed(app.org_id, now, &app.client_id, target, reason);

@@ -1,9 +1,11 @@
 //! The token endpoint family's errors (RFC 6749 §5.2): introspection and revocation answer
 //! in the same form. The HTTP status is chosen from [`ErrorCode`] in `grantry-server`.
 
+use crate::limits::Throttled;
 use crate::store::StoreError;
 
-/// RFC 6749 §5.2 error codes (plus `slow_down` for the `reject` re-issue policy).
+/// RFC 6749 §5.2 error codes (plus `slow_down`, RFC 8628 §3.5, for the `reject` re-issue
+/// policy and for throttled client authentication).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidRequest,
@@ -39,7 +41,7 @@ pub struct OAuthError {
     /// The client tried HTTP Basic, so a refusal of the client carries a `Basic` challenge
     /// (RFC 6749 §5.2).
     pub basic_challenge: bool,
-    /// Seconds to wait, for `slow_down`.
+    /// Seconds to wait, for `slow_down` (`Retry-After`).
     pub retry_after: Option<u64>,
     pub cause: Option<String>,
 }
@@ -78,6 +80,16 @@ impl OAuthError {
                 ErrorCode::ServerError,
                 "the server could not complete the request; try again",
             )
+        }
+    }
+}
+
+/// A throttled attempt (docs/architecture.md, limits): 429 `slow_down` with `Retry-After`.
+impl From<Throttled> for OAuthError {
+    fn from(t: Throttled) -> Self {
+        OAuthError {
+            retry_after: Some(t.retry_after_secs()),
+            ..Self::new(ErrorCode::SlowDown, t.describe())
         }
     }
 }

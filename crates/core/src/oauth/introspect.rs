@@ -10,6 +10,7 @@ use super::{OAuthError, Params};
 use crate::apikeys::{self, KeyOwner, KeyRefusal};
 use crate::clock::Timestamp;
 use crate::credential::{self, Digest, Kind};
+use crate::limits::Attempt;
 use crate::model::{Application, OrgId, User};
 use crate::settings::Settings;
 use crate::store::{BearerRecord, RefreshTokenRecord, Store, TokenOwner};
@@ -62,14 +63,17 @@ pub async fn authenticate(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
-    params: &Params,
-    authorization: Option<&str>,
+    attempt: Attempt<'_>,
+    request: (&Params, Option<&str>),
     allow_public: bool,
 ) -> Result<TokenQuery, OAuthError> {
+    let (params, authorization) = request;
     let auth = ClientAuth::from_request(params, authorization)?;
     let client = match store.application_by_client_id(&auth.client_id).await? {
-        Some(app) => TokenClient::Application(verify_client(store, now, &auth, app).await?),
-        None => TokenClient::ApiUser(api_user(store, now, settings, &auth).await?),
+        Some(app) => {
+            TokenClient::Application(verify_client(store, now, attempt, &auth, app).await?)
+        }
+        None => TokenClient::ApiUser(api_user(store, now, settings, attempt, &auth).await?),
     };
     if matches!(&client, TokenClient::Application(a) if a.public && !allow_public) {
         return Err(OAuthError::invalid_client(
@@ -89,15 +93,17 @@ async fn api_user(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
+    attempt: Attempt<'_>,
     auth: &ClientAuth,
 ) -> Result<User, OAuthError> {
     let Some(secret) = &auth.secret else {
         return Err(auth.unknown());
     };
     let owner = KeyOwner::KeyId(&auth.client_id);
-    match apikeys::check_key(store, now, settings, owner, secret).await? {
+    match apikeys::check_key(store, now, settings, attempt, owner, secret).await? {
         Ok((_, user)) => Ok(user),
         Err(KeyRefusal::Unknown) => Err(auth.unknown()),
+        Err(KeyRefusal::Throttled(t)) => Err(t.into()),
         Err(r) => Err(auth.refused(r.describe())),
     }
 }

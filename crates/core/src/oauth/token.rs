@@ -10,6 +10,7 @@ use super::client_auth::{authenticate_client, ClientAuth};
 use super::grants::{authorization_code, client_credentials, refresh_token};
 use super::{ErrorCode, OAuthError, Params};
 use crate::clock::Timestamp;
+use crate::limits::Attempt;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -118,6 +119,7 @@ pub async fn exchange(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
+    attempt: Attempt<'_>,
     req: TokenRequest,
 ) -> Result<TokenResponse, OAuthError> {
     match req.grant {
@@ -125,7 +127,7 @@ pub async fn exchange(
             refresh_token,
             scope,
         } => {
-            let app = authenticate_client(store, now, &req.client).await?;
+            let app = authenticate_client(store, now, attempt, &req.client).await?;
             let scope = scope.as_deref();
             refresh_token::refresh(store, now, settings, &app, &refresh_token, scope).await
         }
@@ -134,7 +136,7 @@ pub async fn exchange(
             redirect_uri,
             code_verifier,
         } => {
-            let app = authenticate_client(store, now, &req.client).await?;
+            let app = authenticate_client(store, now, attempt, &req.client).await?;
             let redeem = authorization_code::CodeRedemption {
                 code: &code,
                 redirect_uri: redirect_uri.as_deref(),
@@ -143,7 +145,8 @@ pub async fn exchange(
             authorization_code::redeem(store, now, settings, &app, redeem).await
         }
         GrantRequest::ClientCredentials { scope } => {
-            client_credentials::key_token(store, now, settings, &req.client, scope.as_deref()).await
+            let scope = scope.as_deref();
+            client_credentials::key_token(store, now, settings, attempt, &req.client, scope).await
         }
     }
 }

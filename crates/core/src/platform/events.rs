@@ -28,6 +28,7 @@ pub mod code {
     pub const UNSUPPORTED_MEDIA_TYPE: u32 = 1005;
     pub const UNAUTHORIZED: u32 = 2001;
     pub const FORBIDDEN: u32 = 2003;
+    pub const TOO_MANY_ATTEMPTS: u32 = 2029;
     pub const SERVER_ERROR: u32 = 5000;
 }
 
@@ -45,6 +46,8 @@ pub enum EventErrorKind {
     Unauthenticated,
     /// The credential lacks `events:write`.
     Forbidden,
+    /// Too many failed attempts from the source or for the key (docs/architecture.md, limits).
+    TooManyAttempts,
     /// The server failed; the client may send the event again.
     Server,
 }
@@ -96,6 +99,7 @@ impl From<&BearerError> for EventError {
             Some(BearerErrorCode::InsufficientScope) => (Forbidden, code::FORBIDDEN),
             Some(BearerErrorCode::ServerError) => (Server, code::SERVER_ERROR),
             Some(BearerErrorCode::InvalidRequest) => (BadRequest, code::UNAUTHORIZED),
+            Some(BearerErrorCode::TooManyAttempts) => (TooManyAttempts, code::TOO_MANY_ATTEMPTS),
             _ => (Unauthenticated, code::UNAUTHORIZED),
         };
         EventError {

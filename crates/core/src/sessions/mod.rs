@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::clock::Timestamp;
 use crate::credential::{self, hmac_sha256, password, Digest, Kind};
+use crate::limits::{Attempt, Door, Subject, Throttled};
 use crate::model::{OrgId, User, UserKind};
 use crate::settings::Settings;
 use crate::store::{NewAudit, SessionStore, Store, StoreError};
@@ -20,37 +21,68 @@ pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 /// takes as long as a wrong password.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1X7kEhJ0vZ0pBvP3fTqk6c1Fq0m0S7o4b2y0Hq3iQxI";
 
-/// Checks a UI user's username and password in `org`. On success returns the user and a new
-/// session id (for the cookie); a failure is audited when the user exists.
+/// What the sign-in page was sent.
+pub struct LoginForm<'a> {
+    pub org: OrgId,
+    pub username: &'a str,
+    pub password: &'a SecretString,
+}
+
+/// How a sign-in ended.
+pub enum Login {
+    /// The user, and a new session id for the cookie.
+    SignedIn(User, SecretString),
+    /// Wrong username or password (the answer does not say which).
+    Refused,
+    /// Too many failures from this address or for this account (docs/architecture.md,
+    /// limits): the password was not checked.
+    Throttled(Throttled),
+}
+
+/// Checks a UI user's username and password in the form's org, under the limits of
+/// `attempt`, hashing on `passwords` (a bounded pool, never the request's worker). A failure
+/// is counted against the source and the account, and audited when the user exists; a
+/// success clears the account's failures.
 pub async fn login(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
-    org: OrgId,
-    username: &str,
-    password: &SecretString,
-) -> Result<Option<(User, SecretString)>, StoreError> {
-    if !crate::validate::storable(username) {
-        // No user has such a name: refused like a wrong one, without a lookup.
-        return Ok(None);
+    attempt: Attempt<'_>,
+    passwords: &dyn password::Verifier,
+    form: LoginForm<'_>,
+) -> Result<Login, StoreError> {
+    let LoginForm {
+        org,
+        username,
+        password,
+    } = form;
+    let subject = Subject::user(org, username);
+    if let Err(t) = attempt.admit(Door::Login, &subject) {
+        return Ok(Login::Throttled(t));
     }
-    let user = store.user_by_username(org, username).await?;
+    let user = if crate::validate::storable(username) {
+        store.user_by_username(org, username).await?
+    } else {
+        // No user has such a name: refused like a wrong one, without a lookup.
+        None
+    };
     let hash = match &user {
         Some(u) if u.kind == UserKind::Ui && !u.disabled => store.password_hash(u.id).await?,
         _ => None,
     };
-    let ok = password::verify(
-        password.expose_secret(),
-        hash.as_deref().unwrap_or(DUMMY_HASH),
-    ) && hash.is_some();
+    let phc = hash.clone().unwrap_or_else(|| DUMMY_HASH.to_string());
+    let ok = passwords.verify(password.clone(), phc).await && hash.is_some();
+    let exists = user.is_some();
     let Some(user) = user.filter(|_| ok) else {
-        if let Some(u) = store.user_by_username(org, username).await? {
-            let target = format!("user:{}", u.username);
+        attempt.failed(Door::Login, Some(&subject)).await?;
+        if exists {
+            let target = format!("user:{username}");
             let audit = NewAudit::auth_failed(org, now, username, target, "wrong password");
             store.record_audit(audit).await?;
         }
-        return Ok(None);
+        return Ok(Login::Refused);
     };
+    attempt.succeeded(Door::Login, &subject).await?;
     let session = credential::mint(Kind::Session, &settings.pod_id);
     store
         .create_session(session.digest, user.id, now, now.plus(SESSION_TTL))
@@ -58,7 +90,7 @@ pub async fn login(
     let target = format!("user:{username}");
     let audit = NewAudit::new(Some(org), now, username, "user.signed_in", target);
     store.record_audit(audit).await?;
-    Ok(Some((user, session.value)))
+    Ok(Login::SignedIn(user, session.value))
 }
 
 /// The user signed in with this session id, if the session is live at `now`.
@@ -68,6 +100,13 @@ pub async fn current_user(
     session: &str,
 ) -> Result<Option<User>, StoreError> {
     store.session_user(&Digest::of(session), now).await
+}
+
+/// A random value for the pre-session cookie of the sign-in form: the form's CSRF token is
+/// [`csrf_token`] keyed by it, so a page on another site cannot post a sign-in into the
+/// user's browser (login CSRF, which would sign the victim into the attacker's account).
+pub fn login_binding() -> String {
+    URL_SAFE_NO_PAD.encode(credential::random_bytes::<32>())
 }
 
 /// A CSRF token for a form shown to a signed-in user: base64url(HMAC-SHA256(key = session id,

@@ -1,7 +1,7 @@
 //! RFC 6750 §3: the status and `WWW-Authenticate` challenge of a refused protected request,
 //! shared by the REST API, the XML API and the Event API.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use grantry_core::gate::{BearerError, BearerErrorCode};
 
@@ -15,7 +15,41 @@ pub fn status(e: &BearerError) -> StatusCode {
         None | Some(BearerErrorCode::InvalidToken) => StatusCode::UNAUTHORIZED,
         Some(BearerErrorCode::InvalidRequest) => StatusCode::BAD_REQUEST,
         Some(BearerErrorCode::InsufficientScope) => StatusCode::FORBIDDEN,
+        Some(BearerErrorCode::TooManyAttempts) => StatusCode::TOO_MANY_REQUESTS,
         Some(BearerErrorCode::ServerError) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The headers of a refused protected request, whatever API it came in on: the RFC 6750
+/// challenge, or for a throttled attempt `Retry-After` (RFC 6585 §4) instead.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    challenge: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl Refusal {
+    pub fn of(e: &BearerError) -> Refusal {
+        match e.retry_after {
+            Some(secs) => Refusal {
+                challenge: None,
+                retry_after: Some(secs),
+            },
+            None => Refusal {
+                challenge: Some(challenge(e)),
+                retry_after: None,
+            },
+        }
+    }
+
+    /// Adds these headers to a response's.
+    pub fn apply(self, headers: &mut HeaderMap) {
+        if let Some(v) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
     }
 }
 
@@ -67,6 +101,7 @@ mod tests {
             description: "why \"not\"\n".into(),
             scope: None,
             basic: false,
+            retry_after: None,
             cause: None,
         }
     }

@@ -1,13 +1,14 @@
 //! Event API failures: `{"code", "description"}`, with the RFC 6750 challenge
 //! when a credential was refused.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
 use grantry_core::platform::events::{EventError, EventErrorKind};
 
+use super::bearer::Refusal;
 use super::log_cause;
 
 pub fn status(kind: EventErrorKind) -> StatusCode {
@@ -17,17 +18,18 @@ pub fn status(kind: EventErrorKind) -> StatusCode {
         EventErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         EventErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         EventErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        EventErrorKind::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         EventErrorKind::Server => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-pub(super) fn response(e: EventError, challenge: Option<String>) -> Response {
+pub(super) fn response(e: EventError, refusal: Option<Refusal>) -> Response {
     let status = status(e.kind);
     log_cause(status, &e.cause);
     let body = json!({"code": e.code, "description": e.description});
     let mut resp = (status, Json(body)).into_response();
-    if let Some(ch) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, ch);
+    if let Some(r) = refusal {
+        r.apply(resp.headers_mut());
     }
     resp
 }
@@ -47,6 +49,7 @@ mod tests {
                 description: "d".into(),
                 scope: None,
                 basic: false,
+                retry_after: None,
                 cause: None,
             })
         };

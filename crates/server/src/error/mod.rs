@@ -28,7 +28,7 @@ pub enum ApiError {
     /// Token endpoint family: RFC 6749 §5.2.
     OAuth(OAuthError),
     /// XML API: a `Fault` envelope, with the RFC 6750 challenge when authentication failed.
-    Xml(Fault, Option<String>),
+    Xml(Fault, Option<bearer::Refusal>),
     /// REST API: `meta.generalErrors` / `meta.fieldErrors`.
     Rest(RestError),
     /// Authorization endpoint: rendered to the user, or redirected to the client
@@ -36,18 +36,18 @@ pub enum ApiError {
     Authorize(AuthorizeError),
     /// Event API: `{"code", "description"}`, with the RFC 6750 challenge when authentication
     /// failed.
-    Event(EventError, Option<String>),
+    Event(EventError, Option<bearer::Refusal>),
 }
 
 impl ApiError {
     /// An Event API authentication or grant failure, with the RFC 6750 challenge.
     pub fn event_bearer(e: &BearerError) -> Self {
-        ApiError::Event(EventError::from(e), Some(bearer::challenge(e)))
+        ApiError::Event(EventError::from(e), Some(bearer::Refusal::of(e)))
     }
 
     /// An XML API authentication or grant failure: a Fault plus the RFC 6750 challenge.
     pub fn xml_bearer(e: &BearerError) -> Self {
-        ApiError::Xml(Fault::from_bearer(e), Some(bearer::challenge(e)))
+        ApiError::Xml(Fault::from_bearer(e), Some(bearer::Refusal::of(e)))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -19,7 +19,7 @@ pub struct RestError {
     pub status: StatusCode,
     pub general: Vec<String>,
     pub fields: BTreeMap<String, String>,
-    pub challenge: Option<String>,
+    pub refusal: Option<bearer::Refusal>,
     pub cause: Option<String>,
 }
 
@@ -29,7 +29,7 @@ impl RestError {
             status,
             general: vec![msg.into()],
             fields: BTreeMap::new(),
-            challenge: None,
+            refusal: None,
             cause: None,
         }
     }
@@ -39,7 +39,7 @@ impl RestError {
             status: StatusCode::BAD_REQUEST,
             general: vec![],
             fields: BTreeMap::from([(field.to_string(), msg.into())]),
-            challenge: None,
+            refusal: None,
             cause: None,
         }
     }
@@ -51,7 +51,7 @@ impl From<BearerError> for RestError {
             status: bearer::status(&e),
             general: vec![e.description.clone()],
             fields: BTreeMap::new(),
-            challenge: Some(bearer::challenge(&e)),
+            refusal: Some(bearer::Refusal::of(&e)),
             cause: e.cause,
         }
     }
@@ -89,8 +89,8 @@ pub(super) fn response(e: RestError) -> Response {
         "data": null,
     });
     let mut resp = (e.status, Json(body)).into_response();
-    if let Some(ch) = e.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, ch);
+    if let Some(r) = e.refusal {
+        r.apply(resp.headers_mut());
     }
     resp
 }

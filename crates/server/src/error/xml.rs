@@ -1,11 +1,12 @@
 //! XML API failures: a `Fault` envelope (docs/architecture.md, protected APIs), with the RFC 6750 challenge when a
 //! credential was refused.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use grantry_core::platform::xmlapi::{Fault, FaultKind};
 
+use super::bearer::Refusal;
 use super::log_cause;
 use crate::respond::xml_response;
 
@@ -16,17 +17,18 @@ pub fn status(kind: FaultKind) -> StatusCode {
         FaultKind::BadRequest => StatusCode::BAD_REQUEST,
         FaultKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         FaultKind::Forbidden => StatusCode::FORBIDDEN,
+        FaultKind::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         FaultKind::Server => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-pub(super) fn response(f: Fault, challenge: Option<String>) -> Response {
+pub(super) fn response(f: Fault, refusal: Option<Refusal>) -> Response {
     let status = status(f.kind);
     log_cause(status, &f.cause);
     let mut resp = xml_response(f.render());
     *resp.status_mut() = status;
-    if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    if let Some(r) = refusal {
+        r.apply(resp.headers_mut());
     }
     resp
 }
@@ -44,6 +46,7 @@ mod tests {
             description: "why".into(),
             scope: None,
             basic: false,
+            retry_after: None,
             cause: None,
         })
     }

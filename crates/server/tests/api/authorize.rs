@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use grantry_core::GrantSet;
+use grantry_core::{Clock, GrantSet};
 
 use crate::both;
 use crate::harness::TestApp;
@@ -54,6 +54,16 @@ fn param(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The `grantry_login=...` pre-session cookie a sign-in page set.
+fn pre_session_cookie(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("grantry_login="))
+        .expect("the sign-in page sets its pre-session cookie")
+}
+
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
@@ -92,14 +102,17 @@ pub async fn consent(app: &TestApp, q: &str, username: &str, decision: &str) -> 
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let r_login = r.headers().clone();
     let login = r.text().await.unwrap();
     assert!(login.contains("name=\"username\"") && login.contains("name=\"password\""));
     let r = b
         .post(app.url("/oauth/authorize/login"))
+        .header("cookie", pre_session_cookie(&r_login))
         .form(&[
             ("username", username),
             ("password", PASSWORD),
             ("query", &hidden(&login, "query")),
+            ("csrf", &hidden(&login, "csrf")),
         ])
         .send()
         .await
@@ -651,14 +664,13 @@ both!(
             ("bot", PASSWORD),
             ("nobody", PASSWORD),
         ] {
-            let r = b
-                .post(app.url("/oauth/authorize/login"))
-                .form(&[("username", user), ("password", pw), ("query", &q)])
-                .send()
-                .await
-                .unwrap();
+            let r = app.post_login(&q, user, pw).await;
             assert_eq!(r.status(), 401, "{user}");
-            assert!(r.headers().get("set-cookie").is_none());
+            let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().collect();
+            assert!(
+                !format!("{cookies:?}").contains("grantry_session"),
+                "{cookies:?}"
+            );
             assert!(r
                 .text()
                 .await
@@ -667,23 +679,11 @@ both!(
         }
         assert!(app.audit_count("acme", "authentication.failed").await >= 1);
         // A consent POST without the session's CSRF token changes nothing.
-        let r = b
-            .post(app.url("/oauth/authorize/login"))
-            .form(&[("username", "alice"), ("password", PASSWORD), ("query", &q)])
-            .send()
-            .await
-            .unwrap();
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        assert!(r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .contains("HttpOnly"));
+        let r = app.post_login(&q, "alice", PASSWORD).await;
+        assert_eq!(r.status(), 303);
+        let session = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(session.starts_with("grantry_session=") && session.contains("HttpOnly"));
+        let cookie = session.split(';').next().unwrap().to_string();
         let r = b
             .post(app.url("/oauth/authorize"))
             .header("cookie", &cookie)
@@ -697,6 +697,90 @@ both!(
             .unwrap();
         assert_eq!(r.status(), 400);
         assert!(r.headers().get("location").is_none());
+    }
+);
+
+both!(
+    a_sign_in_posted_from_another_site_is_refused_unchecked,
+    |app: TestApp| async move {
+        let (id, _) = setup(&app).await;
+        let q = std_query(&id);
+        let (cookie, csrf) = app.login_form(&q).await;
+        let (other_cookie, other_csrf) = app.login_form(&q).await;
+        let other_query = q.replace("af0ifjsldkj", "other-state");
+        // login CSRF: no pre-session cookie, a token of another browser, a token for
+        // another request, no token at all.
+        let cases: [(Option<&str>, &str, &str); 4] = [
+            (None, &csrf, &q),
+            (Some(&cookie), &other_csrf, &q),
+            (Some(&other_cookie), &csrf, &q),
+            (Some(&cookie), &csrf, &other_query),
+        ];
+        for (n, (cookie, csrf, query)) in cases.into_iter().enumerate() {
+            let mut req = app.browser().post(app.url("/oauth/authorize/login"));
+            if let Some(c) = cookie {
+                req = req.header("cookie", c);
+            }
+            let r = req
+                .form(&[
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                    ("query", query),
+                    ("csrf", csrf),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "case {n}");
+            let cookies = format!(
+                "{:?}",
+                r.headers().get_all("set-cookie").iter().collect::<Vec<_>>()
+            );
+            assert!(!cookies.contains("grantry_session"), "case {n}: {cookies}");
+            let page = r.text().await.unwrap();
+            assert!(
+                page.contains("out of date") && page.contains("name=\"csrf\""),
+                "{page}"
+            );
+        }
+        assert_eq!(app.audit_count("acme", "user.signed_in").await, 0);
+        assert_eq!(app.audit_count("acme", "authentication.failed").await, 0);
+        assert!(app
+            .store
+            .active_lockouts(app.clock.now())
+            .await
+            .unwrap()
+            .is_empty());
+        // The form as shown signs in.
+        let r = app
+            .browser()
+            .post(app.url("/oauth/authorize/login"))
+            .header("cookie", &cookie)
+            .form(&[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("query", &q),
+                ("csrf", &csrf),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let login_cookie = app
+            .browser()
+            .get(app.url(&format!("/oauth/authorize?{q}")))
+            .send()
+            .await
+            .unwrap()
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("grantry_login="))
+            .unwrap();
+        for attr in ["HttpOnly", "SameSite=Lax", "Path=/oauth/authorize"] {
+            assert!(login_cookie.contains(attr), "{login_cookie}");
+        }
     }
 );
 
@@ -1247,5 +1331,88 @@ both!(
                 .unwrap();
         }
         assert_eq!(app.audit_count("acme", "application.created").await, 3);
+    }
+);
+
+both!(
+    every_page_forbids_framing_referrers_and_caching,
+    |app: TestApp| async move {
+        let (id, _) = setup(&app).await;
+        let q = std_query(&id);
+        let b = app.browser();
+        let mut answers = vec![
+            (
+                "sign-in page",
+                b.get(app.url(&format!("/oauth/authorize?{q}")))
+                    .send()
+                    .await
+                    .unwrap(),
+            ),
+            (
+                "error page",
+                b.get(app.url("/oauth/authorize?client_id=nope"))
+                    .send()
+                    .await
+                    .unwrap(),
+            ),
+            (
+                "failed sign-in",
+                app.post_login(&q, "alice", "wrong password!").await,
+            ),
+            (
+                "api-keys docs",
+                b.get(app.url("/docs/api-keys")).send().await.unwrap(),
+            ),
+        ];
+        let signed_in = app.post_login(&q, "alice", PASSWORD).await;
+        let session = signed_in.headers()["set-cookie"].to_str().unwrap();
+        let session = session.split(';').next().unwrap().to_string();
+        let consent = b
+            .get(app.url(&format!("/oauth/authorize?{q}")))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        let consent_headers = consent.headers().clone();
+        let page = consent.text().await.unwrap();
+        let csrf = hidden(&page, "csrf");
+        answers.push(("sign-in redirect", signed_in));
+        // The redirect that carries the code back to the client.
+        let code_redirect = b
+            .post(app.url("/oauth/authorize"))
+            .header("cookie", &session)
+            .form(&[
+                ("query", q.as_str()),
+                ("csrf", csrf.as_str()),
+                ("decision", "allow"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(location(&code_redirect).contains("code="));
+        answers.push(("code redirect", code_redirect));
+        let mut all: Vec<(&str, reqwest::header::HeaderMap)> = answers
+            .into_iter()
+            .map(|(n, r)| (n, r.headers().clone()))
+            .collect();
+        all.push(("consent page", consent_headers));
+        for (name, h) in all {
+            let get = |k: &str| {
+                h.get(k)
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default()
+            };
+            assert!(
+                get("content-security-policy").contains("frame-ancestors 'none'"),
+                "{name}: {h:?}"
+            );
+            assert!(
+                get("content-security-policy").contains("default-src 'none'"),
+                "{name}"
+            );
+            assert_eq!(get("x-frame-options"), "DENY", "{name}");
+            assert_eq!(get("referrer-policy"), "no-referrer", "{name}");
+            assert_eq!(get("cache-control"), "no-store", "{name}");
+        }
     }
 );

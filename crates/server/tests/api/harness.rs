@@ -257,6 +257,51 @@ impl TestApp {
         (app.client_id, secret.map(|s| s.expose_secret().to_string()))
     }
 
+    /// Opens the sign-in page for `query` as a browser would: the pre-session cookie it sets
+    /// (`name=value`) and the form's hidden CSRF token bound to it.
+    pub async fn login_form(&self, query: &str) -> (String, String) {
+        let r = self
+            .browser()
+            .get(self.url(&format!("/oauth/authorize?{query}")))
+            .send()
+            .await
+            .unwrap();
+        let cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .find(|c| c.starts_with("grantry_login="))
+            .expect("the sign-in page sets its pre-session cookie");
+        let page = r.text().await.unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).expect("the sign-in form's csrf") + marker.len();
+        let end = page[start..].find('"').unwrap() + start;
+        (cookie, page[start..end].to_string())
+    }
+
+    /// Posts the sign-in form for `query` as a browser that was shown it.
+    pub async fn post_login(
+        &self,
+        query: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let (cookie, csrf) = self.login_form(query).await;
+        self.browser()
+            .post(self.url("/oauth/authorize/login"))
+            .header("cookie", cookie)
+            .form(&[
+                ("username", username),
+                ("password", password),
+                ("query", query),
+                ("csrf", &csrf),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A client that does not follow redirects, as a browser's address bar would show them.
     pub fn browser(&self) -> reqwest::Client {
         reqwest::Client::builder()

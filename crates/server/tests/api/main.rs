@@ -13,6 +13,7 @@ mod authorize;
 mod events;
 mod jwt;
 mod keys;
+mod limits;
 mod nul;
 mod protected;
 mod rest;

@@ -82,17 +82,7 @@ both!(
             .client("acme", "Partner", "https://partner.example/cb", false)
             .await;
         let query = format!("response_type=code&client_id={id}");
-        let r = app
-            .browser()
-            .post(app.url("/oauth/authorize/login"))
-            .form(&[
-                ("username", "ad\0min"),
-                ("password", "x"),
-                ("query", &query),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_login(&query, "ad\0min", "x").await;
         assert_eq!(r.status(), 401);
         assert!(r.headers().get("set-cookie").is_none());
         assert!(r

@@ -33,6 +33,7 @@ pub(crate) mod clients;
 pub(crate) mod data;
 pub(crate) mod directory;
 pub(crate) mod events;
+pub(crate) mod lockouts;
 pub(crate) mod rows;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;
@@ -223,6 +224,7 @@ macro_rules! impl_store {
         $crate::sql::events::impl_event_store!($store);
         $crate::sql::audit::impl_audit_store!($store);
         $crate::sql::signing_keys::impl_signing_key_store!($store);
+        $crate::sql::lockouts::impl_lockout_store!($store);
 
         const _: () = {
             use async_trait::async_trait;

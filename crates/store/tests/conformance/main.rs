@@ -80,6 +80,7 @@ mod cache;
 mod data;
 mod events;
 mod harness;
+mod lockouts;
 mod oauth;
 mod oauth_races;
 mod races;

@@ -6,6 +6,7 @@
 use crate::apikeys::{self, KeyOwner, KeyRefusal};
 use crate::clock::Timestamp;
 use crate::credential::{self, Kind};
+use crate::limits::Attempt;
 use crate::model::{ApiKey, User};
 use crate::oauth::client_auth::ClientAuth;
 use crate::oauth::scope::narrow_scope;
@@ -19,10 +20,11 @@ pub(crate) async fn key_token(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
+    attempt: Attempt<'_>,
     client: &ClientAuth,
     scope: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (key, user) = authenticate_key(store, now, settings, client).await?;
+    let (key, user) = authenticate_key(store, now, settings, attempt, client).await?;
     let scopes = narrow_scope(user.effective_grants(), scope)?;
     let minted = credential::mint(Kind::AccessToken, &settings.pod_id);
     let token = NewAccessToken {
@@ -51,6 +53,7 @@ async fn authenticate_key(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
+    attempt: Attempt<'_>,
     client: &ClientAuth,
 ) -> Result<(ApiKey, User), OAuthError> {
     let Some(secret) = &client.secret else {
@@ -59,9 +62,10 @@ async fn authenticate_key(
         ));
     };
     let owner = KeyOwner::KeyId(&client.client_id);
-    match apikeys::check_key(store, now, settings, owner, secret).await? {
+    match apikeys::check_key(store, now, settings, attempt, owner, secret).await? {
         Ok(found) => Ok(found),
         Err(KeyRefusal::Unknown) => Err(unknown_key(store, client).await?),
+        Err(KeyRefusal::Throttled(t)) => Err(t.into()),
         Err(r) => Err(client.refused(r.describe())),
     }
 }

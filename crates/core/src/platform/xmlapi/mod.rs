@@ -96,6 +96,8 @@ pub enum FaultKind {
     Unauthenticated,
     /// The credential lacks the operation's grant.
     Forbidden,
+    /// Too many failed attempts from the source or for the key (docs/architecture.md, limits).
+    TooManyAttempts,
     /// The server failed; the client may try again.
     Server,
 }
@@ -168,6 +170,11 @@ impl Fault {
             Some(BearerErrorCode::InsufficientScope) => {
                 Fault::new(ERR_GRANT, FaultKind::Forbidden, e.description.clone())
             }
+            Some(BearerErrorCode::TooManyAttempts) => Fault::new(
+                ERR_SESSION,
+                FaultKind::TooManyAttempts,
+                format!("Session expired or invalid: {}", e.description),
+            ),
             Some(BearerErrorCode::ServerError) => {
                 Fault::server(e.cause.as_deref().unwrap_or(&e.description))
             }
@@ -236,6 +243,7 @@ mod tests {
             description: "why".into(),
             scope: None,
             basic: false,
+            retry_after: None,
             cause: Some("db down".into()),
         }
     }
