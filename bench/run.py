@@ -22,6 +22,7 @@ import argparse
 import base64
 import datetime
 import hashlib
+import html
 import json
 import os
 import re
@@ -145,6 +146,39 @@ function done(summary, latency, requests)
   io.write(string.format("bodies wrapped: %d\\n", n))
 end
 """
+
+
+# A flood of wrong sign-ins: each request names another made-up user, so neither the account
+# lockout nor a cache spares it its argon2id verification.
+LUA_LOGIN_FLOOD = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Cookie"] = {cookie}
+local n = 0
+function request()
+  n = n + 1
+  local body = {prefix} .. "&username=flood" .. n .. "&password=wrong-password-" .. n
+  return wrk.format(nil, "/oauth/authorize/login", nil, body)
+end
+"""
+
+
+def login_flood_script(tmp, cookie, prefix):
+    path = os.path.join(tmp, "login-flood.lua")
+    with open(path, "w") as f:
+        f.write(LUA_LOGIN_FLOOD.format(cookie=json.dumps(cookie), prefix=json.dumps(prefix)))
+    return path
+
+
+def login_form(base, query):
+    """The sign-in page for `query` as a browser sees it: its pre-session cookie and the
+    form's CSRF token."""
+    with urllib.request.urlopen(f"{base}/oauth/authorize?{query}") as r:
+        cookie = next(v.split(";")[0] for k, v in r.headers.items()
+                      if k.lower() == "set-cookie" and v.startswith("grantry_login="))
+        page = r.read().decode()
+    csrf = re.search(r'name="csrf" value="([^"]*)"', page).group(1)
+    return cookie, html.unescape(csrf)
 
 
 def lua_script(tmp, name, method, body=None, headers=None):
@@ -422,7 +456,9 @@ def main():
         else:
             # The embedded database's file (crates/grantry/src/config.rs).
             database = Database(sqlite_path=os.path.join(data_dir, "grantry.db"))
-        env = dict(os.environ, GRANTRY_LOG="warn")
+        # The flood comes from one address; a real one would come from many, so the per-address
+        # limit is lifted for it to reach argon2id at all (README, Security).
+        env = dict(os.environ, GRANTRY_LOG="warn", GRANTRY_LIMITS__SOURCE_FAILURES="1000000000")
         start = time.time()
         g = subprocess.Popen([grantry, *glob, "serve", "--listen", f"127.0.0.1:{gport}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -444,6 +480,12 @@ def main():
         cli("user", "add", "--org", "default", "--username", "bot", "--email", "bot@example.com", "--kind", "api",
             "--grant", "lists:read", "--grant", "contacts:read", "--grant", "events:write")
         key = cli("key", "generate", "--org", "default", "--username", "bot")
+        web = cli("app", "add", "--org", "default", "--name", "bench-web", "--redirect-uri",
+                  "https://bench.example/cb")
+        login_query = urllib.parse.urlencode({"response_type": "code", "client_id": web["client_id"],
+                                              "redirect_uri": "https://bench.example/cb"})
+        login_cookie, login_csrf = login_form(base, login_query)
+        flood_prefix = urllib.parse.urlencode({"query": login_query, "csrf": login_csrf})
         tok = post(base + "/oauth/token", {"grant_type": "refresh_token", "client_id": app["client_id"],
                                             "client_secret": app["client_secret"], "refresh_token": rt})
         at = tok["access_token"]
@@ -517,6 +559,28 @@ def main():
                  lua_bodies_script(tmp, f"{phase}-after-window-run", "/oauth/token", files["run"]), g.pid),
             ]
 
+        def rest_under_login_flood():
+            """The API-key REST call while 8 connections flood the sign-in page with wrong
+            passwords; the flood's own figures are kept beside it."""
+            flood = login_flood_script(tmp, login_cookie, flood_prefix)
+            rest = lua_script(tmp, "flood-rest", "GET", None, {"Authorization": f"Bearer {key['bearer']}"})
+            total = args.warmup + args.duration + 2
+            wrk = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{total}s", "--latency", "-s", flood, base],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            try:
+                time.sleep(1)
+                run_wrk(f"{base}/rest/databases/{db}", rest, args.warmup, args.connections, g.pid)
+                r = run_wrk(f"{base}/rest/databases/{db}", rest, args.duration, args.connections, g.pid)
+            finally:
+                out, _ = wrk.communicate(timeout=total + 60)
+            logins = re.search(r"Requests/sec:\s+([\d.]+)", out)
+            bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+            r["flood_logins_per_s"] = float(logins.group(1)) if logins else None
+            r["flood_non_2xx"] = int(bad.group(1)) if bad else 0
+            print(f"  rest_under_login_flood: {r['rps']:.0f} req/s, p99 {r['p99_ms']} ms, "
+                  f"{r['flood_logins_per_s']} wrong sign-ins/s", file=sys.stderr)
+            return r
+
         def run_all(scenarios):
             results = {}
             for name, url, warm, script, pid in scenarios:
@@ -531,6 +595,7 @@ def main():
 
         print("running the scenarios ...", file=sys.stderr)
         results = run_all(grantry_scenarios("base"))
+        results["rest_under_login_flood"] = rest_under_login_flood()
         extra["grantry_rss_kib_after_load"] = rss_kib(g.pid)
 
         if args.peer:
