@@ -54,6 +54,25 @@ impl Default for ApiKeySettings {
     }
 }
 
+/// How the audit log is kept (docs/architecture.md, audit aggregation and the sweeper).
+#[derive(Clone, Debug)]
+pub struct AuditSettings {
+    /// Refused authentications of one credential inside this window share one audit event,
+    /// which counts them.
+    pub failure_window: Duration,
+    /// Audit events older than this are purged by the sweeper.
+    pub retention: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            failure_window: Duration::from_secs(3600),
+            retention: Duration::from_secs(400 * 24 * 3600),
+        }
+    }
+}
+
 /// Everything the protocol logic is configured by.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -63,6 +82,7 @@ pub struct Settings {
     pub public_url: String,
     pub tokens: TokenSettings,
     pub api_keys: ApiKeySettings,
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -72,6 +92,7 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             tokens: TokenSettings::default(),
             api_keys: ApiKeySettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -119,6 +140,12 @@ impl Settings {
                 self.tokens.reissue_after.as_secs(),
                 self.tokens.access_ttl.as_secs()
             ));
+        }
+        if self.audit.failure_window.is_zero() {
+            return Err("audit.failure_window must be longer than 0s, e.g. \"1h\"".into());
+        }
+        if self.audit.retention < Duration::from_secs(24 * 3600) {
+            return Err("audit.retention must be at least 1d, e.g. \"400d\"".into());
         }
         Ok(())
     }

@@ -101,9 +101,15 @@ pub async fn serve(
         state.clock.clone(),
         state.settings.tokens.key_rotation,
     ));
+    let sweeper = tokio::spawn(tasks::sweep_expired(
+        state.store.clone(),
+        state.clock.clone(),
+        state.settings.audit.retention,
+    ));
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
     keys.abort();
+    sweeper.abort();
     served
 }

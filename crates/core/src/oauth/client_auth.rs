@@ -10,6 +10,7 @@ use super::{OAuthError, Params};
 use crate::clock::Timestamp;
 use crate::credential::Digest;
 use crate::model::Application;
+use crate::settings::Settings;
 use crate::store::{NewAudit, Store};
 
 /// How the client authenticated (RFC 6749 §2.3).
@@ -106,12 +107,13 @@ fn form_decode(s: &str) -> String {
 pub async fn authenticate_client(
     store: &dyn Store,
     now: Timestamp,
+    settings: &Settings,
     client: &ClientAuth,
 ) -> Result<Application, OAuthError> {
     let Some(app) = store.application_by_client_id(&client.client_id).await? else {
         return Err(client.unknown());
     };
-    verify_client(store, now, client, app).await
+    verify_client(store, now, settings, client, app).await
 }
 
 impl ClientAuth {
@@ -128,6 +130,7 @@ impl ClientAuth {
 pub(crate) async fn verify_client(
     store: &dyn Store,
     now: Timestamp,
+    settings: &Settings,
     client: &ClientAuth,
     app: Application,
 ) -> Result<Application, OAuthError> {
@@ -149,7 +152,14 @@ pub(crate) async fn verify_client(
             }
             let target = format!("application:{}", app.client_id);
             let reason = "wrong client_secret";
-            let audit = NewAudit::auth_failed(app.org_id, now, &app.client_id, target, reason);
+            let audit = NewAudit::auth_failed(
+                app.org_id,
+                now,
+                &app.client_id,
+                target,
+                reason,
+                settings.audit.failure_window,
+            );
             store.record_audit(audit).await?;
             Err(client.refused("client authentication failed: wrong client_secret"))
         }

@@ -68,7 +68,9 @@ pub async fn authenticate(
 ) -> Result<TokenQuery, OAuthError> {
     let auth = ClientAuth::from_request(params, authorization)?;
     let client = match store.application_by_client_id(&auth.client_id).await? {
-        Some(app) => TokenClient::Application(verify_client(store, now, &auth, app).await?),
+        Some(app) => {
+            TokenClient::Application(verify_client(store, now, settings, &auth, app).await?)
+        }
         None => TokenClient::ApiUser(api_user(store, now, settings, &auth).await?),
     };
     if matches!(&client, TokenClient::Application(a) if a.public && !allow_public) {

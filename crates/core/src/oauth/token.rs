@@ -125,7 +125,7 @@ pub async fn exchange(
             refresh_token,
             scope,
         } => {
-            let app = authenticate_client(store, now, &req.client).await?;
+            let app = authenticate_client(store, now, settings, &req.client).await?;
             let scope = scope.as_deref();
             refresh_token::refresh(store, now, settings, &app, &refresh_token, scope).await
         }
@@ -134,7 +134,7 @@ pub async fn exchange(
             redirect_uri,
             code_verifier,
         } => {
-            let app = authenticate_client(store, now, &req.client).await?;
+            let app = authenticate_client(store, now, settings, &req.client).await?;
             let redeem = authorization_code::CodeRedemption {
                 code: &code,
                 redirect_uri: redirect_uri.as_deref(),

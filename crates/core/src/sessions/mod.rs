@@ -46,7 +46,8 @@ pub async fn login(
     let Some(user) = user.filter(|_| ok) else {
         if let Some(u) = store.user_by_username(org, username).await? {
             let target = format!("user:{}", u.username);
-            let audit = NewAudit::auth_failed(org, now, username, target, "wrong password");
+            let window = settings.audit.failure_window;
+            let audit = NewAudit::auth_failed(org, now, username, target, "wrong password", window);
             store.record_audit(audit).await?;
         }
         return Ok(None);

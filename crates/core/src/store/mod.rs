@@ -19,6 +19,7 @@ mod data;
 mod directory;
 pub mod error;
 mod events;
+pub mod retention;
 mod sessions;
 mod signing_keys;
 mod tokens;
@@ -31,6 +32,7 @@ pub use data::{ContactKey, DataStore};
 pub use directory::{DirectoryStore, NewUser};
 pub use error::StoreError;
 pub use events::EventStore;
+pub use retention::{RetentionStore, SweepReport};
 pub use sessions::SessionStore;
 pub use signing_keys::{SigningKey, SigningKeyStore};
 pub use tokens::{
@@ -53,6 +55,7 @@ pub trait Store:
     + EventStore
     + AuditStore
     + SigningKeyStore
+    + RetentionStore
     + Send
     + Sync
     + 'static

@@ -16,5 +16,6 @@ mod keys;
 mod nul;
 mod protected;
 mod rest;
+mod sweeper;
 mod token;
 mod xml;

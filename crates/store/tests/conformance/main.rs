@@ -83,4 +83,5 @@ mod harness;
 mod oauth;
 mod oauth_races;
 mod races;
+mod retention;
 mod tokens;
