@@ -377,6 +377,16 @@ impl Config {
         self.mail.smtp_url.as_ref().map(|u| u.expose_secret())
     }
 
+    /// The mailer of `[mail]`, its settings checked ([`crate::mailer`]).
+    pub fn mailer(&self) -> Result<crate::mailer::LettreMailer, crate::mailer::MailSetupError> {
+        crate::mailer::LettreMailer::new(
+            self.smtp_url(),
+            &self.mail.from,
+            self.mail.smtp_ca_file.as_deref(),
+            &self.data_dir(),
+        )
+    }
+
     /// The URL clients reach this pod at (the issuer): `pod.public_url`, else the listen
     /// address, which must then be one clients can use.
     fn public_url(&self) -> Result<String, ConfigError> {
