@@ -271,3 +271,33 @@ conformance_twins!(
         assert_eq!(left, ["kept"]);
     }
 );
+
+/// PostgreSQL: while another instance holds the sweeper's lock, a sweep skips its round and
+/// deletes nothing; once the lock is free it runs. (SQLite's single writer needs no lock.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_sweep_skips_the_round_another_instance_is_sweeping() {
+    use sqlx::{Connection, PgConnection};
+
+    with_postgres_url(|store, url| async move {
+        let (org, _) = make_org(&*store, "acme").await;
+        let mut other = PgConnection::connect(&url).await.unwrap();
+        let mut tx = other.begin().await.unwrap();
+        // The lock the sweeper takes: the contract between instances sharing the database.
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(1735549797, 0)")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert!(held);
+
+        let limit = T0.plus(HOUR);
+        assert_eq!(store.sweep(limit, limit).await.unwrap(), None);
+        assert_eq!(store.audit_events(org.id, None).await.unwrap().len(), 1);
+
+        tx.rollback().await.unwrap();
+        let report = store.sweep(limit, limit).await.unwrap().unwrap();
+        assert_eq!(report.audit_events, 1);
+        assert!(store.audit_events(org.id, None).await.unwrap().is_empty());
+        let _ = other.close().await;
+    })
+    .await;
+}
