@@ -24,9 +24,10 @@ pub struct NewAudit {
     pub target: String,
     /// Extra facts; never a secret.
     pub detail: serde_json::Value,
-    /// When set, an event of the same org, actor, action and target recorded less than this
-    /// long before `at` counts this one instead of a new event being appended
-    /// (docs/architecture.md, audit aggregation).
+    /// When set on a refusal (`authentication.failed` of an org), an event of the same org,
+    /// actor, action and target recorded less than this long before `at` counts this one
+    /// instead of a new event being appended (docs/architecture.md, audit aggregation). Other
+    /// events are always appended.
     pub merge_within: Option<Duration>,
 }
 
@@ -101,10 +102,10 @@ fn ser_time<S: serde::Serializer>(t: &Timestamp, s: S) -> std::result::Result<S:
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends one event on its own (events that record a change are written by the change's
-    /// own transaction instead). An event with [`NewAudit::merge_within`] is instead counted
+    /// own transaction instead). A refusal with [`NewAudit::merge_within`] is instead counted
     /// on the newest event of the same org, actor, action and target recorded less than that
-    /// long before it, when there is one: its `count` grows by one and its `last_at` becomes
-    /// the new event's time. Concurrent merges are counted exactly, onto one event.
+    /// long before it, when there is one: its `count` grows by one and its `last_at` is the
+    /// newest occurrence's time. Concurrent merges are counted exactly, onto one event.
     async fn record_audit(&self, audit: NewAudit) -> Result<()>;
     /// Events of `org`, oldest first, from `since` on.
     async fn audit_events(&self, org: OrgId, since: Option<Timestamp>) -> Result<Vec<AuditEvent>>;

@@ -182,7 +182,7 @@ macro_rules! impl_shared_writes {
             }
 
             async fn insert_audit(conn: &mut Self::Connection, a: &NewAudit) -> Result<()> {
-                if let Some(window) = a.merge_within {
+                if let Some(window) = audit::merges(a) {
                     let lock: Option<&str> = $merge_lock;
                     if let Some(lock) = lock {
                         sqlx::query(lock)
@@ -193,7 +193,6 @@ macro_rules! impl_shared_writes {
                     }
                     let merged = sqlx::query(audit::MERGE_AUDIT)
                         .bind(a.org_id)
-                        .bind(a.action)
                         .bind(&a.actor)
                         .bind(&a.target)
                         .bind(a.at.0)

@@ -142,6 +142,19 @@ conformance!(
             .unwrap();
         assert_eq!(failures(&*store, other.id).await.len(), 1);
         assert_eq!(failures(&*store, org.id).await[3].count, 2);
+        // Only refusals merge: other events are appended, whatever they ask.
+        for m in [1, 2] {
+            let mut signed_in = NewAudit::new(
+                Some(org.id),
+                minutes(m),
+                "app-1",
+                "user.signed_in",
+                "application:app-1",
+            );
+            signed_in.merge_within = Some(HOUR);
+            store.record_audit(signed_in).await.unwrap();
+        }
+        assert_eq!(count_audit(&*store, org.id, "user.signed_in").await, 2);
         // Every other event counts once.
         let created = store.audit_events(org.id, None).await.unwrap();
         assert_eq!(created[0].action, "organization.created");
