@@ -795,10 +795,16 @@ def test_audit_log_records_failed_authentication(grantry):
     grantry.token_request({"grant_type": "refresh_token", "client_id": integ.client_id,
                            "client_secret": integ.client_secret, "refresh_token": integ.refresh_token[:-5] + "WRONG"})
 
+    # Refusals of one credential inside audit.failure_window are one event that counts them.
     new = [e for e in grantry.audit() if e["id"] not in before]
-    assert [(e["action"], e["target"], e["actor"], e["detail"]) for e in new] == [
+    assert [(e["action"], e["target"], e["actor"], e["detail"], e["count"]) for e in new] == [
         ("authentication.failed", f"application:{integ.client_id}", integ.client_id,
-         {"reason": "wrong client_secret"}),
-        ("authentication.failed", f"application:{integ.client_id}", integ.client_id,
-         {"reason": "unknown or revoked refresh token"}),
+         {"reason": "wrong client_secret"}, 2),
     ], new
+    assert new[0]["last_at"] >= new[0]["at"], new
+
+    for _ in range(5):
+        grantry.token_request({"grant_type": "refresh_token", "client_id": integ.client_id,
+                               "client_secret": "WRONG", "refresh_token": integ.refresh_token})
+    new = [e for e in grantry.audit() if e["id"] not in before]
+    assert [(e["action"], e["count"]) for e in new] == [("authentication.failed", 7)], new

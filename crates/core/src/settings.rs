@@ -86,6 +86,25 @@ impl Default for LimitSettings {
     }
 }
 
+/// How the audit log is kept (docs/architecture.md, audit aggregation and the sweeper).
+#[derive(Clone, Debug)]
+pub struct AuditSettings {
+    /// Refused authentications of one credential inside this window share one audit event,
+    /// which counts them.
+    pub failure_window: Duration,
+    /// Audit events older than this are purged by the sweeper.
+    pub retention: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            failure_window: Duration::from_secs(3600),
+            retention: Duration::from_secs(400 * 24 * 3600),
+        }
+    }
+}
+
 impl LimitSettings {
     /// How long a subject with `failures` counted failures is locked for: nothing below
     /// `lockout_after`, then `lockout_base` doubled per further failure, capped at
@@ -111,6 +130,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub api_keys: ApiKeySettings,
     pub limits: LimitSettings,
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -121,6 +141,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             api_keys: ApiKeySettings::default(),
             limits: LimitSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -181,6 +202,12 @@ impl Settings {
                 "limits.lockout_after and limits.lockout_base must be above zero, and limits.lockout_max at least limits.lockout_base"
                     .into(),
             );
+        }
+        if self.audit.failure_window.is_zero() {
+            return Err("audit.failure_window must be longer than 0s, e.g. \"1h\"".into());
+        }
+        if self.audit.retention < Duration::from_secs(24 * 3600) {
+            return Err("audit.retention must be at least 1d, e.g. \"400d\"".into());
         }
         Ok(())
     }

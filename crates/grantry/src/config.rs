@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 use grantry_core::settings::{
-    ApiKeySettings, LimitSettings, ReissuePolicy, Settings, TokenSettings,
+    ApiKeySettings, AuditSettings, LimitSettings, ReissuePolicy, Settings, TokenSettings,
 };
 
 /// A duration written as `"4h"`, `"300s"`, `"10m"`, or whole seconds.
@@ -131,6 +131,24 @@ impl Default for LimitsSection {
     }
 }
 
+/// `[audit]`: how refused authentications are merged, and how long events are kept.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSection {
+    pub failure_window: Dur,
+    pub retention: Dur,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        let d = AuditSettings::default();
+        AuditSection {
+            failure_window: Dur(d.failure_window),
+            retention: Dur(d.retention),
+        }
+    }
+}
+
 /// `[sessions]`: reserved for the XML API's `Login` sessions, which are not served yet. The keys
 /// are accepted and checked so that a configuration written for them keeps working, but they
 /// have no effect today.
@@ -179,6 +197,9 @@ pub struct MailSection {
     /// `smtp://` or `smtps://user:pass@host`, which may carry a password.
     pub smtp_url: Option<SecretString>,
     pub from: String,
+    /// A PEM file of the certificate(s) to trust for the SMTP server, besides the system's
+    /// (a private or self-signed server).
+    pub smtp_ca_file: Option<PathBuf>,
 }
 
 impl Default for MailSection {
@@ -186,6 +207,7 @@ impl Default for MailSection {
         MailSection {
             smtp_url: None,
             from: "grantry <grantry@grantry.local>".into(),
+            smtp_ca_file: None,
         }
     }
 }
@@ -198,6 +220,7 @@ pub struct Config {
     pub tokens: TokensSection,
     pub api_keys: ApiKeysSection,
     pub limits: LimitsSection,
+    pub audit: AuditSection,
     pub sessions: SessionsSection,
     pub database: DatabaseSection,
     pub pod: PodSection,
@@ -381,6 +404,16 @@ impl Config {
         self.mail.smtp_url.as_ref().map(|u| u.expose_secret())
     }
 
+    /// The mailer of `[mail]`, its settings checked ([`crate::mailer`]).
+    pub fn mailer(&self) -> Result<crate::mailer::LettreMailer, crate::mailer::MailSetupError> {
+        crate::mailer::LettreMailer::new(
+            self.smtp_url(),
+            &self.mail.from,
+            self.mail.smtp_ca_file.as_deref(),
+            &self.data_dir(),
+        )
+    }
+
     /// The URL clients reach this pod at (the issuer): `pod.public_url`, else the listen
     /// address, which must then be one clients can use.
     fn public_url(&self) -> Result<String, ConfigError> {
@@ -421,6 +454,10 @@ impl Config {
                 lockout_base: self.limits.lockout_base.0,
                 lockout_max: self.limits.lockout_max.0,
                 failure_memory: self.limits.failure_memory.0,
+            },
+            audit: AuditSettings {
+                failure_window: self.audit.failure_window.0,
+                retention: self.audit.retention.0,
             },
         };
         s.validate().map_err(ConfigError::Settings)?;
@@ -463,6 +500,39 @@ mod tests {
             let c = Config::load(Some(Path::new("g.toml")), &Overrides::default())
                 .map_err(|e| e.to_string())?;
             assert_eq!(c.database_url(), "postgres://env/db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn audit_section_sets_the_failure_window_and_retention() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let s = c.settings().map_err(|e| e.to_string())?;
+            assert_eq!(s.audit.failure_window, Duration::from_secs(3600));
+            assert_eq!(s.audit.retention, Duration::from_secs(400 * 86400));
+            jail.create_file(
+                "g.toml",
+                "[audit]\nfailure_window = \"15m\"\nretention = \"30d\"\n[mail]\nsmtp_ca_file = \"ca.pem\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("g.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            let s = c.settings().map_err(|e| e.to_string())?;
+            assert_eq!(s.audit.failure_window, Duration::from_secs(900));
+            assert_eq!(s.audit.retention, Duration::from_secs(30 * 86400));
+            assert_eq!(c.mail.smtp_ca_file.as_deref(), Some(Path::new("ca.pem")));
+            jail.set_env("GRANTRY_AUDIT__RETENTION", "1h");
+            let c = Config::load(Some(Path::new("g.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            let err = c.settings().unwrap_err().to_string();
+            assert!(err.contains("audit.retention must be at least 1d"), "{err}");
+            jail.set_env("GRANTRY_AUDIT__RETENTON", "1h");
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("\"audit.retenton\""), "{err}");
+            assert!(err.contains("failure_window, retention"), "{err}");
             Ok(())
         });
     }

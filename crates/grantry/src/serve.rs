@@ -24,6 +24,9 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
 
+    // The mail settings are checked at start, so a server never runs with mail it cannot
+    // send safely (the CLI sends it).
+    cfg.mailer()?;
     let store = open_store(&cfg).await?;
     let clock = Arc::new(SystemClock);
     if store.count_orgs().await? == 0 {

@@ -223,7 +223,11 @@ fn json_fields_are_the_documented_ones() {
     let first = &audit.as_array().unwrap()[0];
     assert_eq!(
         keys(first),
-        ["id", "at", "actor", "action", "target", "detail"]
+        ["id", "at", "actor", "action", "target", "detail", "count", "last_at"]
+    );
+    assert_eq!(
+        (first["count"].as_i64(), &first["last_at"]),
+        (Some(1), &first["at"])
     );
     assert_eq!(first["action"], "organization.created");
     let future = d.json(&["audit", "--org", "acme", "--since", "2999-01-01T00:00:00Z"]);

@@ -109,11 +109,17 @@ pub async fn serve(
         state.settings.tokens.key_rotation,
     ));
     let lockouts = tokio::spawn(tasks::mirror_lockouts(state.guard.clone()));
+    let sweeper = tokio::spawn(tasks::sweep_expired(
+        state.store.clone(),
+        state.clock.clone(),
+        state.settings.audit.retention,
+    ));
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
     keys.abort();
     lockouts.abort();
+    sweeper.abort();
     served
 }

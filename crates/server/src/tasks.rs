@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grantry_core::oauth::jwt::ensure_keys;
+use grantry_core::store::{RetentionStore, SweepReport};
 use grantry_core::{Clock, Store};
 
 use crate::limits::Guard;
@@ -50,6 +51,55 @@ pub async fn mirror_lockouts(guard: Arc<Guard>) {
         round = round.wrapping_add(1);
         if let Err(e) = guard.refresh(purge).await {
             tracing::warn!(error = %e, "cannot read the lockouts; retrying next round");
+        }
+    }
+}
+
+/// How often expired state is purged.
+pub const SWEEP_ROUND: Duration = Duration::from_secs(600);
+
+/// Purges expired state once at start and then every [`SWEEP_ROUND`] (docs/architecture.md,
+/// the sweeper), reading the clock once per round: audit events older than `retention`, and
+/// the expired codes, sessions, access tokens and client secrets
+/// ([`RetentionStore::sweep`]). Instances sharing a PostgreSQL database skip a round another
+/// instance is sweeping.
+pub async fn sweep_expired(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Duration) {
+    let mut tick = tokio::time::interval(SWEEP_ROUND);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        sweep_once(&*store, &*clock, retention).await;
+    }
+}
+
+/// One round of [`sweep_expired`]; what it purged, when it ran and did not fail.
+pub async fn sweep_once(
+    store: &dyn RetentionStore,
+    clock: &dyn Clock,
+    retention: Duration,
+) -> Option<SweepReport> {
+    let now = clock.now();
+    match store.sweep(now, now.minus(retention)).await {
+        Ok(Some(r)) => {
+            if r.total() > 0 {
+                tracing::info!(
+                    audit_events = r.audit_events,
+                    auth_codes = r.auth_codes,
+                    sessions = r.sessions,
+                    access_tokens = r.access_tokens,
+                    client_secrets = r.client_secrets,
+                    "purged expired state"
+                );
+            }
+            Some(r)
+        }
+        Ok(None) => {
+            tracing::debug!("another instance is purging expired state; skipping this round");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot purge expired state; retrying next round");
+            None
         }
     }
 }

@@ -112,6 +112,12 @@ pub(crate) async fn insert_event(pool: &PgPool, event: Event) -> Result<()> {
 }
 
 pub(crate) async fn insert_audit_event(pool: &PgPool, audit: NewAudit) -> Result<()> {
+    if crate::sql::audit::merges(&audit).is_some() {
+        // The merge lock lasts until the transaction ends.
+        let mut tx = pool.begin().await.map_err(backend_err)?;
+        Postgres::insert_audit(&mut tx, &audit).await?;
+        return tx.commit().await.map_err(backend_err);
+    }
     let mut conn = pool.acquire().await.map_err(backend_err)?;
     Postgres::insert_audit(&mut conn, &audit).await
 }

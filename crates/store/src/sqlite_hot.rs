@@ -19,7 +19,26 @@ use crate::sql::rows::{AccessRow, ListRow, OwnerRow, RefreshRow, TokenRow};
 use crate::sql::{api_keys, audit, data, events, naming_token, tokens};
 use crate::sqlite_read::InlineReaders;
 
+/// Appends an audit record, or counts it on the event it merges with. The commit thread is
+/// SQLite's one writer, so merges of one key never race.
 fn insert_audit(conn: &Connection, a: &NewAudit) -> Result<()> {
+    if let Some(window) = audit::merges(a) {
+        let merged = conn
+            .prepare_cached(audit::MERGE_AUDIT)
+            .and_then(|mut st| {
+                st.execute(named_params! {
+                    "$1": a.org_id,
+                    "$2": a.actor,
+                    "$3": a.target,
+                    "$4": a.at.0,
+                    "$5": a.at.minus(window).0,
+                })
+            })
+            .map_err(sqlite_err)?;
+        if merged > 0 {
+            return Ok(());
+        }
+    }
     conn.prepare_cached(audit::INSERT_AUDIT)
         .and_then(|mut st| {
             st.execute(named_params! {

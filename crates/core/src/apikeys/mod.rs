@@ -89,7 +89,8 @@ pub async fn check_key(
         Some(r) => r,
     };
     let target = format!("user:{}", user.username);
-    let audit = NewAudit::auth_failed(user.org_id, now, &user.username, target, reason);
+    let window = settings.audit.failure_window;
+    let audit = NewAudit::auth_failed(user.org_id, now, &user.username, target, reason, window);
     store.record_audit(audit).await?;
     Ok(Err(refusal))
 }

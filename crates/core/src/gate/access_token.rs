@@ -5,12 +5,14 @@
 use super::{AuthMethod, BearerError, Principal};
 use crate::clock::Timestamp;
 use crate::credential::Digest;
+use crate::settings::Settings;
 use crate::store::{BearerRecord, NewAudit, Store, TokenRefusal};
 
 /// The principal of a live access token.
 pub(super) async fn principal(
     store: &dyn Store,
     now: Timestamp,
+    settings: &Settings,
     token: &str,
 ) -> Result<Principal, BearerError> {
     let digest = Digest::of(token);
@@ -19,7 +21,7 @@ pub(super) async fn principal(
     };
     if let Some(refusal) = rec.refusal(now) {
         store
-            .record_audit(refused_audit(&rec, now, refusal))
+            .record_audit(refused_audit(&rec, now, settings, refusal))
             .await?;
         return Err(BearerError::invalid_token(describe(&rec, refusal)));
     }
@@ -58,10 +60,16 @@ fn describe(rec: &BearerRecord, refusal: TokenRefusal) -> String {
     }
 }
 
-fn refused_audit(rec: &BearerRecord, now: Timestamp, refusal: TokenRefusal) -> NewAudit {
+fn refused_audit(
+    rec: &BearerRecord,
+    now: Timestamp,
+    settings: &Settings,
+    refusal: TokenRefusal,
+) -> NewAudit {
     let reason = refusal.reason();
     let target = format!("user:{}", rec.user.username);
-    NewAudit::auth_failed(rec.user.org_id, now, actor(rec), target, reason)
+    let window = settings.audit.failure_window;
+    NewAudit::auth_failed(rec.user.org_id, now, actor(rec), target, reason, window)
         .with_detail(serde_json::json!({"reason": reason, "token": rec.token_id}))
 }
 

@@ -95,10 +95,10 @@ async fn bearer(
             "this is a refresh token: trade it for an access token at POST /oauth/token",
         )),
         Some(shape) if shape.kind == Kind::AccessToken => {
-            access_token::principal(store, now, value).await
+            access_token::principal(store, now, settings, value).await
         }
         None if credential::looks_like_jwt(value) => {
-            access_token::principal(store, now, value).await
+            access_token::principal(store, now, settings, value).await
         }
         _ => match apikeys::parse_bearer(value) {
             Some((key_id, secret)) => {

@@ -11,6 +11,7 @@ use crate::clock::Timestamp;
 use crate::credential::Digest;
 use crate::limits::{Attempt, Door, Subject};
 use crate::model::Application;
+use crate::settings::Settings;
 use crate::store::{NewAudit, Store};
 
 /// How the client authenticated (RFC 6749 §2.3).
@@ -108,6 +109,7 @@ fn form_decode(s: &str) -> String {
 pub async fn authenticate_client(
     store: &dyn Store,
     now: Timestamp,
+    settings: &Settings,
     attempt: Attempt<'_>,
     client: &ClientAuth,
 ) -> Result<Application, OAuthError> {
@@ -118,7 +120,7 @@ pub async fn authenticate_client(
             .await?;
         return Err(client.unknown());
     };
-    verify_client(store, now, attempt, client, app).await
+    verify_client(store, now, settings, attempt, client, app).await
 }
 
 impl ClientAuth {
@@ -140,6 +142,7 @@ impl ClientAuth {
 pub(crate) async fn verify_client(
     store: &dyn Store,
     now: Timestamp,
+    settings: &Settings,
     attempt: Attempt<'_>,
     client: &ClientAuth,
     app: Application,
@@ -166,7 +169,14 @@ pub(crate) async fn verify_client(
             attempt.failed(Door::Client, Some(&subject)).await?;
             let target = format!("application:{}", app.client_id);
             let reason = "wrong client_secret";
-            let audit = NewAudit::auth_failed(app.org_id, now, &app.client_id, target, reason);
+            let audit = NewAudit::auth_failed(
+                app.org_id,
+                now,
+                &app.client_id,
+                target,
+                reason,
+                settings.audit.failure_window,
+            );
             store.record_audit(audit).await?;
             Err(client.refused("client authentication failed: wrong client_secret"))
         }

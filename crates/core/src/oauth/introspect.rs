@@ -70,9 +70,9 @@ pub async fn authenticate(
     let (params, authorization) = request;
     let auth = ClientAuth::from_request(params, authorization)?;
     let client = match store.application_by_client_id(&auth.client_id).await? {
-        Some(app) => {
-            TokenClient::Application(verify_client(store, now, attempt, &auth, app).await?)
-        }
+        Some(app) => TokenClient::Application(
+            verify_client(store, now, settings, attempt, &auth, app).await?,
+        ),
         None => TokenClient::ApiUser(api_user(store, now, settings, attempt, &auth).await?),
     };
     if matches!(&client, TokenClient::Application(a) if a.public && !allow_public) {

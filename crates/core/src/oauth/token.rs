@@ -127,7 +127,7 @@ pub async fn exchange(
             refresh_token,
             scope,
         } => {
-            let app = authenticate_client(store, now, attempt, &req.client).await?;
+            let app = authenticate_client(store, now, settings, attempt, &req.client).await?;
             let scope = scope.as_deref();
             refresh_token::refresh(store, now, settings, &app, &refresh_token, scope).await
         }
@@ -136,7 +136,7 @@ pub async fn exchange(
             redirect_uri,
             code_verifier,
         } => {
-            let app = authenticate_client(store, now, attempt, &req.client).await?;
+            let app = authenticate_client(store, now, settings, attempt, &req.client).await?;
             let redeem = authorization_code::CodeRedemption {
                 code: &code,
                 redirect_uri: redirect_uri.as_deref(),

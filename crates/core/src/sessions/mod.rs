@@ -77,7 +77,8 @@ pub async fn login(
         attempt.failed(Door::Login, Some(&subject)).await?;
         if exists {
             let target = format!("user:{username}");
-            let audit = NewAudit::auth_failed(org, now, username, target, "wrong password");
+            let window = settings.audit.failure_window;
+            let audit = NewAudit::auth_failed(org, now, username, target, "wrong password", window);
             store.record_audit(audit).await?;
         }
         return Ok(Login::Refused);

@@ -1,10 +1,15 @@
 //! The audit log: an append-only record of every admin change and credential event.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use super::Result;
 use crate::clock::Timestamp;
 use crate::model::OrgId;
+
+/// The action of a refused credential.
+pub const AUTH_FAILED: &str = "authentication.failed";
 
 /// An event to append; written in the same transaction as the change it records.
 #[derive(Clone, Debug)]
@@ -19,6 +24,11 @@ pub struct NewAudit {
     pub target: String,
     /// Extra facts; never a secret.
     pub detail: serde_json::Value,
+    /// When set on a refusal (`authentication.failed` of an org), an event of the same org,
+    /// actor, action and target recorded less than this long before `at` counts this one
+    /// instead of a new event being appended (docs/architecture.md, audit aggregation). Other
+    /// events are always appended.
+    pub merge_within: Option<Duration>,
 }
 
 impl NewAudit {
@@ -36,21 +46,26 @@ impl NewAudit {
             action,
             target: target.into(),
             detail: serde_json::Value::Null,
+            merge_within: None,
         }
     }
 
     /// A refused credential whose org is known (`authentication.failed`). Credentials that
     /// match nothing are not recorded: they name no org, and recording them would let anyone
-    /// fill the log.
+    /// fill the log. Refusals of one credential inside `window` (`audit.failure_window`) are
+    /// one event that counts them, so repeated refusals cannot flood the log either.
     pub fn auth_failed(
         org_id: OrgId,
         at: Timestamp,
         actor: impl Into<String>,
         target: impl Into<String>,
         reason: &str,
+        window: Duration,
     ) -> Self {
-        NewAudit::new(Some(org_id), at, actor, "authentication.failed", target)
-            .with_detail(serde_json::json!({ "reason": reason }))
+        let mut audit = NewAudit::new(Some(org_id), at, actor, AUTH_FAILED, target)
+            .with_detail(serde_json::json!({ "reason": reason }));
+        audit.merge_within = Some(window);
+        audit
     }
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
@@ -71,6 +86,12 @@ pub struct AuditEvent {
     pub action: String,
     pub target: String,
     pub detail: serde_json::Value,
+    /// How many occurrences this event stands for: 1, or more for refusals of one
+    /// credential merged inside `audit.failure_window`.
+    pub count: i64,
+    /// The newest occurrence (`at` when `count` is 1).
+    #[serde(serialize_with = "ser_time")]
+    pub last_at: Timestamp,
 }
 
 fn ser_time<S: serde::Serializer>(t: &Timestamp, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -81,7 +102,10 @@ fn ser_time<S: serde::Serializer>(t: &Timestamp, s: S) -> std::result::Result<S:
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends one event on its own (events that record a change are written by the change's
-    /// own transaction instead).
+    /// own transaction instead). A refusal with [`NewAudit::merge_within`] is instead counted
+    /// on the newest event of the same org, actor, action and target recorded less than that
+    /// long before it, when there is one: its `count` grows by one and its `last_at` is the
+    /// newest occurrence's time. Concurrent merges are counted exactly, onto one event.
     async fn record_audit(&self, audit: NewAudit) -> Result<()>;
     /// Events of `org`, oldest first, from `since` on.
     async fn audit_events(&self, org: OrgId, since: Option<Timestamp>) -> Result<Vec<AuditEvent>>;

@@ -20,6 +20,7 @@ mod directory;
 pub mod error;
 mod events;
 mod lockouts;
+pub mod retention;
 mod sessions;
 mod signing_keys;
 mod tokens;
@@ -33,6 +34,7 @@ pub use directory::{DirectoryStore, NewUser};
 pub use error::StoreError;
 pub use events::EventStore;
 pub use lockouts::{FailureCount, LockoutStore};
+pub use retention::{RetentionStore, SweepReport};
 pub use sessions::SessionStore;
 pub use signing_keys::{SigningKey, SigningKeyStore};
 pub use tokens::{
@@ -56,6 +58,7 @@ pub trait Store:
     + AuditStore
     + SigningKeyStore
     + LockoutStore
+    + RetentionStore
     + Send
     + Sync
     + 'static

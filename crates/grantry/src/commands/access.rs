@@ -10,7 +10,6 @@ use grantry_core::store::AccessSummary;
 use crate::cli::{AccessAddArgs, AccessCmd, AccessRef, OrgRef};
 use crate::config::Config;
 use crate::error::Result;
-use crate::mailer::LettreMailer;
 use crate::report::Report;
 
 pub async fn run(cx: &Ctx<'_>, cfg: &Config, cmd: AccessCmd) -> Result<Box<dyn Report>> {
@@ -33,7 +32,7 @@ pub struct AccessAdded {
 }
 
 async fn add(cx: &Ctx<'_>, cfg: &Config, args: AccessAddArgs) -> Result<AccessAdded> {
-    let mailer = LettreMailer::new(cfg.smtp_url(), &cfg.mail.from, &cfg.data_dir())?;
+    let mailer = cfg.mailer()?;
     let AccessAddArgs {
         org,
         client_id,

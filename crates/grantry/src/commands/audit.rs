@@ -39,6 +39,8 @@ impl Report for AuditLog {
                 "action": ev.action,
                 "target": ev.target,
                 "detail": ev.detail,
+                "count": ev.count,
+                "last_at": ev.last_at.to_rfc3339(),
             })
         });
         Value::Array(events.collect())
@@ -59,8 +61,13 @@ fn event_line(ev: &AuditEvent) -> String {
     } else {
         format!(" {}", ev.detail)
     };
+    let repeated = if ev.count > 1 {
+        format!(" ({} times, last at {})", ev.count, ev.last_at.to_rfc3339())
+    } else {
+        String::new()
+    };
     format!(
-        "{}  {:<28} {:<24} {}{detail}",
+        "{}  {:<28} {:<24} {}{detail}{repeated}",
         ev.at.to_rfc3339(),
         ev.action,
         ev.actor,
@@ -86,6 +93,8 @@ mod tests {
             action: action.into(),
             target: "user:bot".into(),
             detail,
+            count: 1,
+            last_at: at("2026-11-23T19:00:00Z"),
         }
     }
 
@@ -117,8 +126,8 @@ mod tests {
         assert_eq!(
             log.json().to_string(),
             concat!(
-                r#"[{"id":7,"at":"2026-11-23T19:00:00Z","actor":"cli","action":"user.disabled","target":"user:bot","detail":null},"#,
-                r#"{"id":8,"at":"2026-11-23T19:00:00Z","actor":"cli","action":"api_key.generated","target":"user:bot","detail":{"slot":1}}]"#
+                r#"[{"id":7,"at":"2026-11-23T19:00:00Z","actor":"cli","action":"user.disabled","target":"user:bot","detail":null,"count":1,"last_at":"2026-11-23T19:00:00Z"},"#,
+                r#"{"id":8,"at":"2026-11-23T19:00:00Z","actor":"cli","action":"api_key.generated","target":"user:bot","detail":{"slot":1},"count":1,"last_at":"2026-11-23T19:00:00Z"}]"#
             )
         );
         let core = serde_json::to_string(&log.events).unwrap();
@@ -144,6 +153,23 @@ mod tests {
                 " ".repeat(21)
             )
         );
+        let mut failed = event(9, "authentication.failed", Value::Null);
+        failed.count = 3;
+        failed.last_at = at("2026-11-23T19:20:00Z");
+        let repeated = AuditLog {
+            events: vec![failed],
+        };
+        assert_eq!(
+            repeated.text(),
+            format!(
+                "2026-11-23T19:00:00Z  authentication.failed{} cli{} user:bot \
+                 (3 times, last at 2026-11-23T19:20:00Z)",
+                " ".repeat(7),
+                " ".repeat(21)
+            )
+        );
+        assert_eq!(repeated.json()[0]["count"], 3);
+        assert_eq!(repeated.json()[0]["last_at"], "2026-11-23T19:20:00Z");
         let empty = AuditLog { events: vec![] };
         assert_eq!(empty.json().to_string(), "[]");
         assert_eq!(empty.text(), "No audit events.");

@@ -347,6 +347,18 @@ impl TestApp {
             .count()
     }
 
+    /// How many occurrences `org`'s audit events of `action` stand for (merged refusals
+    /// count each).
+    pub async fn audit_occurrences(&self, org: &str, action: &str) -> i64 {
+        admin::audit_log(&self.cx(), org, None)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == action)
+            .map(|e| e.count)
+            .sum()
+    }
+
     pub async fn xml(&self, token: Option<&str>, body: &str) -> (u16, String, Option<String>) {
         let authorization = token.map(|t| format!("Bearer {t}"));
         self.xml_with(authorization.as_deref(), body).await

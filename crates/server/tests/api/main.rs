@@ -17,5 +17,6 @@ mod limits;
 mod nul;
 mod protected;
 mod rest;
+mod sweeper;
 mod token;
 mod xml;

@@ -2,10 +2,43 @@
 //! the change's own transaction ([`super::SharedWrites::insert_audit`]).
 
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
-    (org_id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)";
+    (org_id, at, actor, action, target, detail, count, last_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, 1, $2)";
+
+/// Counts a refusal at `$4` on the newest `authentication.failed` event of org `$1`, actor
+/// `$2` and target `$3` recorded after `$5` (the start of the merge window); changes no row
+/// when there is none. The action is written out so that both databases use the partial
+/// index `audit_events_failures` (migration 0007). Callers serialize merges of one key
+/// (SQLite's single writer; on PostgreSQL [`MERGE_LOCK_PG`]), so concurrent merges land on
+/// one event.
+pub(crate) const MERGE_AUDIT: &str = "UPDATE audit_events SET count = count + 1, \
+    last_at = CASE WHEN last_at IS NULL OR last_at < $4 THEN $4 ELSE last_at END \
+    WHERE id = (SELECT id FROM audit_events WHERE org_id = $1 \
+    AND action = 'authentication.failed' AND actor = $2 AND target = $3 AND at > $5 \
+    ORDER BY at DESC, id DESC LIMIT 1)";
+
+/// Whether `a` is counted on an earlier event ([`MERGE_AUDIT`]) when there is one.
+pub(crate) fn merges(a: &grantry_core::store::audit::NewAudit) -> Option<std::time::Duration> {
+    a.merge_within
+        .filter(|_| a.action == grantry_core::store::audit::AUTH_FAILED && a.org_id.is_some())
+}
+
+/// PostgreSQL: serializes the merges of one event key (`$1`) until the transaction ends.
+pub(crate) const MERGE_LOCK_PG: &str = "SELECT pg_advisory_xact_lock(1735549797, hashtext($1))";
+
+/// The key that [`MERGE_LOCK_PG`] serializes on.
+pub(crate) fn merge_key(a: &grantry_core::store::audit::NewAudit) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        a.org_id.unwrap_or(0),
+        a.actor,
+        a.target
+    )
+}
 
 /// Events of org `$1` from `$2` on, oldest first.
-pub(crate) const AUDIT_OF_ORG: &str = "SELECT id, org_id, at, actor, action, target, detail \
+pub(crate) const AUDIT_OF_ORG: &str = "SELECT id, org_id, at, actor, action, target, detail, \
+    count, COALESCE(last_at, at) AS last_at \
     FROM audit_events WHERE org_id = $1 AND at >= $2 ORDER BY at, id";
 
 /// Implements [`grantry_core::store::AuditStore`] for a [`super::Backend`].

@@ -34,6 +34,7 @@ pub(crate) mod data;
 pub(crate) mod directory;
 pub(crate) mod events;
 pub(crate) mod lockouts;
+pub(crate) mod retention;
 pub(crate) mod rows;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;
@@ -144,11 +145,18 @@ pub(crate) trait SharedWrites: Database {
         caches: &Caches,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Appends an audit record ([`audit::INSERT_AUDIT`]).
+    /// Appends an audit record ([`audit::INSERT_AUDIT`]), or counts it on the event it
+    /// merges with ([`audit::MERGE_AUDIT`]); merges of one key are serialized until the
+    /// transaction on `conn` ends.
     fn insert_audit(
         conn: &mut Self::Connection,
         audit: &NewAudit,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes the sweeper's lock for the transaction on `conn`: `false` when another instance
+    /// holds it ([`retention::SWEEP_LOCK_PG`]; always `true` on SQLite, whose single writer
+    /// serializes sweeps).
+    fn try_sweep_lock(conn: &mut Self::Connection) -> impl Future<Output = Result<bool>> + Send;
 
     /// Revokes every refresh token of a rotation family (`family` is its first token's id)
     /// and the access tokens derived from them.
@@ -160,7 +168,7 @@ pub(crate) trait SharedWrites: Database {
 }
 
 macro_rules! impl_shared_writes {
-    ($db:ty) => {
+    ($db:ty, $merge_lock:expr, $sweep_lock:expr) => {
         impl SharedWrites for $db {
             #[allow(clippy::disallowed_methods, reason = "the cache's trust window is measured in monotonic time, which no protocol decision reads")]
             async fn commit(mut tx: Transaction<'static, Self>, caches: &Caches) -> Result<()> {
@@ -175,6 +183,29 @@ macro_rules! impl_shared_writes {
             }
 
             async fn insert_audit(conn: &mut Self::Connection, a: &NewAudit) -> Result<()> {
+                if let Some(window) = audit::merges(a) {
+                    let lock: Option<&str> = $merge_lock;
+                    if let Some(lock) = lock {
+                        sqlx::query(lock)
+                            .bind(audit::merge_key(a))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(backend_err)?;
+                    }
+                    let merged = sqlx::query(audit::MERGE_AUDIT)
+                        .bind(a.org_id)
+                        .bind(&a.actor)
+                        .bind(&a.target)
+                        .bind(a.at.0)
+                        .bind(a.at.minus(window).0)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(backend_err)?
+                        .rows_affected();
+                    if merged > 0 {
+                        return Ok(());
+                    }
+                }
                 sqlx::query(audit::INSERT_AUDIT)
                     .bind(a.org_id)
                     .bind(a.at.0)
@@ -186,6 +217,17 @@ macro_rules! impl_shared_writes {
                     .await
                     .map_err(backend_err)?;
                 Ok(())
+            }
+
+            async fn try_sweep_lock(conn: &mut Self::Connection) -> Result<bool> {
+                let lock: Option<&str> = $sweep_lock;
+                match lock {
+                    Some(lock) => sqlx::query_scalar::<_, bool>(lock)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(backend_err),
+                    None => Ok(true),
+                }
             }
 
             async fn revoke_family(
@@ -207,8 +249,13 @@ macro_rules! impl_shared_writes {
     };
 }
 
-impl_shared_writes!(sqlx::Sqlite);
-impl_shared_writes!(sqlx::Postgres);
+// SQLite has one writer, which serializes merges and sweeps by itself.
+impl_shared_writes!(sqlx::Sqlite, None, None);
+impl_shared_writes!(
+    sqlx::Postgres,
+    Some(audit::MERGE_LOCK_PG),
+    Some(retention::SWEEP_LOCK_PG)
+);
 
 /// Implements [`grantry_core::Store`] and every storage contract for `$store`, a
 /// [`Backend`], from the concern modules' SQL.
@@ -225,6 +272,7 @@ macro_rules! impl_store {
         $crate::sql::audit::impl_audit_store!($store);
         $crate::sql::signing_keys::impl_signing_key_store!($store);
         $crate::sql::lockouts::impl_lockout_store!($store);
+        $crate::sql::retention::impl_retention_store!($store);
 
         const _: () = {
             use async_trait::async_trait;

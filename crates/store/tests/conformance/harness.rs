@@ -99,6 +99,24 @@ where
     F: FnOnce(Arc<dyn Store>, Option<Arc<dyn Store>>) -> Fut,
     Fut: Future<Output = ()>,
 {
+    with_postgres_database(|store, other, _| body(store, other), twin).await
+}
+
+/// Runs `body` on a store backed by a new PostgreSQL database, with the database's URL (for a
+/// connection of the test's own, as another instance would hold).
+pub async fn with_postgres_url<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<dyn Store>, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    with_postgres_database(|store, _, url| body(store, url), false).await
+}
+
+async fn with_postgres_database<F, Fut>(body: F, twin: bool)
+where
+    F: FnOnce(Arc<dyn Store>, Option<Arc<dyn Store>>, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let Some(server) = postgres_server() else {
         return;
     };
@@ -119,6 +137,7 @@ where
         let result = AssertUnwindSafe(body(
             Arc::new(store.clone()),
             other.clone().map(|o| Arc::new(o) as Arc<dyn Store>),
+            url.to_string(),
         ))
         .catch_unwind()
         .await;

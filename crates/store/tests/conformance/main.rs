@@ -84,4 +84,5 @@ mod lockouts;
 mod oauth;
 mod oauth_races;
 mod races;
+mod retention;
 mod tokens;

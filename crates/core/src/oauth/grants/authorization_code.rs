@@ -30,7 +30,7 @@ pub async fn redeem(
     app: &Application,
     req: CodeRedemption<'_>,
 ) -> Result<TokenResponse, OAuthError> {
-    let code = spend(store, now, app, req.code).await?;
+    let code = spend(store, now, settings, app, req.code).await?;
     check_expiry(&code, now)?;
     check_redirect_uri(&code, req.redirect_uri)?;
     pkce::check_verifier(code.code_challenge.as_deref(), req.code_verifier)?;
@@ -43,6 +43,7 @@ pub async fn redeem(
 async fn spend(
     store: &dyn Store,
     now: Timestamp,
+    settings: &Settings,
     app: &Application,
     code: &SecretString,
 ) -> Result<AuthCode, OAuthError> {
@@ -60,7 +61,9 @@ async fn spend(
         Redemption::Reused(c) => {
             let target = format!("application:{}", app.client_id);
             let reason = "authorization code reused; its tokens were revoked";
-            let audit = NewAudit::auth_failed(c.org_id, now, &app.client_id, target, reason);
+            let window = settings.audit.failure_window;
+            let audit =
+                NewAudit::auth_failed(c.org_id, now, &app.client_id, target, reason, window);
             store.record_audit(audit).await?;
             Err(OAuthError::invalid_grant(
                 "the authorization code was already used; the tokens it issued have been revoked",

@@ -71,13 +71,27 @@ pub(crate) async fn refresh(
         }
     }
     let Some(rt) = store.refresh_token(&Digest::of(presented)).await? else {
-        refused(store, now, app, "unknown or revoked refresh token").await?;
+        refused(
+            store,
+            now,
+            settings,
+            app,
+            "unknown or revoked refresh token",
+        )
+        .await?;
         return Err(OAuthError::invalid_grant(
             "the refresh token is unknown or its account access was deleted",
         ));
     };
     if rt.access.app_id != app.id {
-        refused(store, now, app, "refresh token of another application").await?;
+        refused(
+            store,
+            now,
+            settings,
+            app,
+            "refresh token of another application",
+        )
+        .await?;
         return Err(OAuthError::invalid_grant(
             "the refresh token was not issued to this client",
         ));
@@ -126,7 +140,15 @@ async fn rotate(
     }
     let target = format!("application:{}", app.client_id);
     let reason = "rotated refresh token reused; its family was revoked";
-    let audit = NewAudit::auth_failed(rt.access.org_id, now, &app.client_id, target, reason);
+    let window = settings.audit.failure_window;
+    let audit = NewAudit::auth_failed(
+        rt.access.org_id,
+        now,
+        &app.client_id,
+        target,
+        reason,
+        window,
+    );
     store
         .revoke_refresh_family(rt.family_id, now, audit)
         .await?;
@@ -295,10 +317,12 @@ fn issued_token(
 async fn refused(
     store: &dyn Store,
     now: Timestamp,
+    settings: &Settings,
     app: &Application,
     reason: &str,
 ) -> Result<(), OAuthError> {
     let target = format!("application:{}", app.client_id);
-    let audit = NewAudit::auth_failed(app.org_id, now, &app.client_id, target, reason);
+    let window = settings.audit.failure_window;
+    let audit = NewAudit::auth_failed(app.org_id, now, &app.client_id, target, reason, window);
     Ok(store.record_audit(audit).await?)
 }

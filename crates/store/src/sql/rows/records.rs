@@ -97,6 +97,8 @@ pub(crate) struct AuditRow {
     target: String,
     /// JSON; an unreadable detail reads as `null`.
     detail: String,
+    count: i64,
+    last_at: i64,
 }
 
 impl From<AuditRow> for AuditEvent {
@@ -109,6 +111,8 @@ impl From<AuditRow> for AuditEvent {
             action: r.action,
             target: r.target,
             detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            count: r.count,
+            last_at: Timestamp(r.last_at),
         }
     }
 }
