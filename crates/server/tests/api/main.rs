@@ -15,6 +15,7 @@ mod jwt;
 mod keys;
 mod limits;
 mod nul;
+mod props;
 mod protected;
 mod rejections;
 mod rest;
