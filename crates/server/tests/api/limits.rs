@@ -411,3 +411,44 @@ both!(
         }
     }
 );
+
+both!(
+    shutdown_stops_accepting_and_closes_idle_connections,
+    |app: TestApp| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap();
+        let state = grantry_server::AppState::new(
+            app.store.clone(),
+            app.clock.clone(),
+            app.settings.clone(),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(grantry_server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        // A keep-alive connection that has been served and is now idle.
+        let mut idle = TcpStream::connect(target).await.unwrap();
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let r = read_answer(&mut idle).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+
+        stop.send(()).unwrap();
+        let served = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("serve returns once idle connections are closed")
+            .unwrap();
+        assert!(served.is_ok(), "{served:?}");
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(2), idle.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(n, 0, "the idle connection is closed");
+        assert!(
+            TcpStream::connect(target).await.is_err(),
+            "nothing listens any more"
+        );
+    }
+);
