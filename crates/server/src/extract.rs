@@ -121,7 +121,7 @@ pub async fn principal(
 
 /// How a protected API answers a refused credential, and a body it could not read.
 pub trait RefusalFormat {
-    /// The largest body the API reads (crates/server/src/limits.rs).
+    /// The largest body the API reads ([`crate::limits`]).
     const BODY_LIMIT: usize;
     fn refuse(e: BearerError) -> ApiError;
     fn body_refused(p: BodyProblem) -> Response;

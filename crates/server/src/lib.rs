@@ -64,7 +64,7 @@ impl AppState {
 }
 
 /// The whole application as a router, ready to serve or to drive in tests. Each API family
-/// has its body limit (crates/server/src/limits.rs) and answers unknown paths, wrong methods
+/// has its body limit ([`limits`]) and answers unknown paths, wrong methods
 /// and unreadable bodies in its own format (docs/architecture.md, the serving loop).
 pub fn app(state: AppState) -> Router {
     let token_family = Router::new()

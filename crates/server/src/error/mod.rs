@@ -91,7 +91,7 @@ impl From<DataError> for ApiError {
 /// Why a request's body could not be read, as every protocol answers it in its own format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyProblem {
-    /// Larger than the route's limit (crates/server/src/limits.rs): 413.
+    /// Larger than the route's limit ([`crate::limits`]): 413.
     TooLarge(usize),
     /// Not complete within `http.body_read_timeout`: 408.
     Timeout,

@@ -126,7 +126,7 @@ impl RestError {
     pub fn unsupported_media_type() -> Self {
         RestError::general(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the body as Content-Type: application/json",
+            "send the body as JSON with Content-Type: application/json",
         )
     }
 }

@@ -1,6 +1,6 @@
 //! Property tests at the HTTP surface: generated and random requests, with and without real
 //! credentials, sent through `app(state)` to every API; none is answered with a server
-//! error. `PROPTEST_CASES` raises the case count (README, tests).
+//! error. `PROPTEST_CASES` raises the case count.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request};
