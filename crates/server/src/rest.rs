@@ -158,9 +158,18 @@ async fn contacts(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
     RestPath(lid): RestPath<String>,
-    RestQuery(q): RestQuery<HashMap<String, String>>,
+    RestQuery(pairs): RestQuery<Vec<(String, String)>>,
 ) -> Result<Response> {
     let lid = id("id", &lid)?;
+    let mut q = HashMap::new();
+    for (k, v) in pairs {
+        let known = matches!(k.as_str(), "email" | "page" | "pageSize");
+        if q.insert(k.clone(), v).is_some() && known {
+            return Err(
+                RestError::field(&k, format!("{k} was sent more than once; send it once")).into(),
+            );
+        }
+    }
     if let Some(email) = q.get("email") {
         let found = match platform::contact(&*s.store, &p, lid, ContactKey::Email(email)).await {
             Ok(c) => vec![contact_json(&c)],

@@ -385,6 +385,70 @@ both!(
                 }),
         );
 
+        // Paging: answered as a reference reads the parameters (each once, whole numbers,
+        // page from 1, pageSize 1-1000), never otherwise.
+        let number = prop_oneof![
+            (-3i64..1100).prop_map(|n| n.to_string()),
+            Just("1e3".to_string()),
+            Just(" 1".to_string()),
+            Just("+2".to_string()),
+            Just("99999999999999999999".to_string()),
+            "[0-9a-z%]{0,4}",
+        ];
+        let paging = proptest::collection::vec(
+            (proptest::sample::select(vec!["page", "pageSize"]), number),
+            0..3,
+        );
+        // A list of its own: the REST property above may have deleted the first.
+        let (_, v) = app
+            .rest(
+                Method::POST,
+                "/rest/databases",
+                &token,
+                Some(json!({"name": "Paged"})),
+            )
+            .await;
+        let paged = v["data"]["id"].as_i64().unwrap();
+        let mut runner = TestRunner::new(config());
+        let bearer = format!("Bearer {token}");
+        runner
+            .run(&paging, |pairs| {
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(&pairs)
+                    .finish();
+                let status = send(
+                    &router,
+                    &Req {
+                        method: "GET",
+                        path: format!("/rest/databases/{paged}/contacts?{query}"),
+                        content_type: None,
+                        authorization: Some(bearer.clone()),
+                        body: vec![],
+                    },
+                );
+                let get = |k: &str| -> Vec<&String> {
+                    pairs
+                        .iter()
+                        .filter(|(n, _)| *n == k)
+                        .map(|(_, v)| v)
+                        .collect()
+                };
+                let read = |k: &str, default: i64| -> Option<i64> {
+                    match get(k).as_slice() {
+                        [] => Some(default),
+                        [v] => v.parse().ok(),
+                        _ => None,
+                    }
+                };
+                let ok = match (read("page", 1), read("pageSize", 50)) {
+                    (Some(page), Some(size)) => page >= 1 && (1..=1000).contains(&size),
+                    _ => false,
+                };
+                prop_assert_eq!(status, if ok { 200 } else { 400 }, "{}", query);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+
         // Any Authorization header on a protected read.
         check(
             &router,

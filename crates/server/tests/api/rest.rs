@@ -297,3 +297,51 @@ both!(
         assert_eq!(v["data"]["columns"].as_object().unwrap().len(), 160);
     }
 );
+
+both!(
+    paging_parameters_are_each_sent_once,
+    |app: TestApp| async move {
+        let i = app.integration("acme").await;
+        let t = app.access_token(&i).await;
+        let (_, v) = app
+            .rest(
+                Method::POST,
+                "/rest/databases",
+                &t,
+                Some(json!({"name": "N"})),
+            )
+            .await;
+        let db = v["data"]["id"].as_i64().unwrap();
+        for (q, field) in [
+            ("page=1&page=2", "page"),
+            ("pageSize=5&pageSize=5", "pageSize"),
+            ("email=a@example.com&email=b@example.com", "email"),
+        ] {
+            let (s, v) = app
+                .rest(
+                    Method::GET,
+                    &format!("/rest/databases/{db}/contacts?{q}"),
+                    &t,
+                    None,
+                )
+                .await;
+            assert_eq!(s, 400, "{q}: {v}");
+            assert!(
+                v["meta"]["fieldErrors"][field]
+                    .as_str()
+                    .unwrap()
+                    .contains("more than once"),
+                "{v}"
+            );
+        }
+        let (s, v) = app
+            .rest(
+                Method::GET,
+                &format!("/rest/databases/{db}/contacts?page=1&pageSize=5&x=1&x=2"),
+                &t,
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+);
