@@ -168,6 +168,31 @@ impl Default for SessionsSection {
     }
 }
 
+/// `[http]`: what one connection, and all of them together, may cost the server
+/// (`grantry_server::Limits`).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    pub max_connections: usize,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Dur,
+    pub body_read_timeout: Dur,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let d = grantry_server::Limits::default();
+        HttpSection {
+            max_connections: d.max_connections,
+            max_headers: d.max_headers,
+            max_header_bytes: d.max_header_bytes,
+            header_read_timeout: Dur(d.header_read_timeout),
+            body_read_timeout: Dur(d.body_read_timeout),
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSection {
@@ -217,6 +242,7 @@ impl Default for MailSection {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerSection,
+    pub http: HttpSection,
     pub tokens: TokensSection,
     pub api_keys: ApiKeysSection,
     pub limits: LimitsSection,
@@ -431,6 +457,19 @@ impl Config {
         Ok(format!("http://{listen}"))
     }
 
+    /// The connection limits, validated.
+    pub fn limits(&self) -> Result<grantry_server::Limits, ConfigError> {
+        let l = grantry_server::Limits {
+            max_connections: self.http.max_connections,
+            max_headers: self.http.max_headers,
+            max_header_bytes: self.http.max_header_bytes,
+            header_read_timeout: self.http.header_read_timeout.0,
+            body_read_timeout: self.http.body_read_timeout.0,
+        };
+        l.validate().map_err(ConfigError::Settings)?;
+        Ok(l)
+    }
+
     /// The protocol settings, validated.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let s = Settings {
@@ -468,6 +507,45 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn http_limits_from_file_and_env_with_defaults() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.limits().unwrap(), grantry_server::Limits::default());
+            jail.create_file(
+                "g.toml",
+                "[http]\nmax_connections = 50\nheader_read_timeout = \"5s\"\nmax_header_bytes = 8192",
+            )?;
+            jail.set_env("GRANTRY_HTTP__BODY_READ_TIMEOUT", "2m");
+            let c = Config::load(Some(Path::new("g.toml")), &Overrides::default()).unwrap();
+            let l = c.limits().unwrap();
+            assert_eq!(l.max_connections, 50);
+            assert_eq!(l.header_read_timeout, Duration::from_secs(5));
+            assert_eq!(l.body_read_timeout, Duration::from_secs(120));
+            assert_eq!(l.max_header_bytes, 8192);
+            assert_eq!(l.max_headers, 100);
+
+            jail.set_env("GRANTRY_HTTP__MAX_CONNECTIONS", "0");
+            let c = Config::load(Some(Path::new("g.toml")), &Overrides::default()).unwrap();
+            let err = c.limits().unwrap_err().to_string();
+            assert!(
+                err.contains("http.max_connections must be at least 1"),
+                "{err}"
+            );
+
+            jail.set_env("GRANTRY_HTTP__MAX_CONNECTION", "10");
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("unknown configuration key \"http.max_connection\""),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
 
     #[test]
     fn durations_in_all_documented_forms() {

@@ -18,6 +18,7 @@ const FIRST_ADMIN: &str = "admin";
 const FIRST_ADMIN_EMAIL: &str = "admin@grantry.local";
 
 pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
+    let limits = cfg.limits()?;
     let filter = EnvFilter::try_from_env("GRANTRY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -50,7 +51,7 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
         grantry_store::redact(&cfg.database_url())
     );
     tracing::info!(%addr, pod = %settings.pod_id, "serving");
-    let state = AppState::new(store, clock, settings);
+    let state = AppState::new(store, clock, settings).with_limits(limits);
     grantry_server::serve(listener, state, shutdown_signal())
         .await
         .map_err(CliError::Server)?;

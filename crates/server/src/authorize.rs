@@ -3,6 +3,7 @@
 //! again on every step.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -192,14 +193,26 @@ fn session_cookie(state: &AppState, sid: &SecretString) -> Cookie<'static> {
         .build()
 }
 
+/// A sign-in or consent form that could not be read, rendered to the user.
+fn form_refused(r: &BytesRejection) -> Response {
+    crate::error::oauth::authorize_body_refused(crate::error::BodyProblem::of(
+        r,
+        crate::limits::AUTHORIZE_BODY,
+    ))
+}
+
 /// `POST /oauth/authorize/login`: `username`, `password` and the original `query`.
 pub async fn login(
     State(state): State<AppState>,
     Now(now): Now,
     source: Source,
     jar: CookieJar,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return Ok(form_refused(&r)),
+    };
     let form = form_pairs(&body);
     let query = field(&form, "query");
     let req = validate(&state, &query).await?;
@@ -245,8 +258,12 @@ pub async fn decide(
     State(state): State<AppState>,
     Now(now): Now,
     jar: CookieJar,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return Ok(form_refused(&r)),
+    };
     let form = form_pairs(&body);
     let query = field(&form, "query");
     let req = validate(&state, &query).await?;

@@ -17,7 +17,8 @@ use grantry_core::limits::Attempt;
 use grantry_core::oauth::{OAuthError, Params};
 use grantry_core::Timestamp;
 
-use crate::error::{ApiError, RestError};
+use crate::error::{self, ApiError, BodyProblem, RestError};
+use crate::limits;
 use crate::AppState;
 
 /// The request's time: read from the clock once, then the same for every extractor and the
@@ -128,7 +129,7 @@ impl FromRequest<AppState> for OAuthRequest {
         let source = Source::of(req.extensions());
         let body = Bytes::from_request(req, state)
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|r| error::oauth::body_refused(BodyProblem::of(&r, limits::TOKEN_BODY)))?;
         if !form {
             return Err(refuse(OAuthError::invalid_request(
                 "send the request as Content-Type: application/x-www-form-urlencoded",
@@ -157,17 +158,26 @@ pub async fn principal(
     gate::authenticate(&*state.store, now, &state.settings, attempt, auth).await
 }
 
-/// How a protected API answers a refused credential.
+/// How a protected API answers a refused credential, and a body it could not read.
 pub trait RefusalFormat {
+    /// The largest body the API reads ([`crate::limits`]).
+    const BODY_LIMIT: usize;
     fn refuse(e: BearerError) -> ApiError;
+    fn body_refused(p: BodyProblem) -> Response;
 }
 
 /// The REST API's `meta` errors.
 pub struct Rest;
 
 impl RefusalFormat for Rest {
+    const BODY_LIMIT: usize = limits::REST_BODY;
+
     fn refuse(e: BearerError) -> ApiError {
         RestError::from(e).into()
+    }
+
+    fn body_refused(p: BodyProblem) -> Response {
+        RestError::from(p).into_response()
     }
 }
 
@@ -175,8 +185,14 @@ impl RefusalFormat for Rest {
 pub struct Events;
 
 impl RefusalFormat for Events {
+    const BODY_LIMIT: usize = limits::EVENTS_BODY;
+
     fn refuse(e: BearerError) -> ApiError {
         ApiError::event_bearer(&e)
+    }
+
+    fn body_refused(p: BodyProblem) -> Response {
+        error::events::body_refused(p)
     }
 }
 
@@ -200,12 +216,19 @@ impl<F: RefusalFormat> FromRequestParts<AppState> for Caller<F> {
     }
 }
 
-/// The authenticated caller and what `B` reads from the body. The body is read first, as
-/// for any other request: a refused request then leaves its connection in a state the client
-/// can reuse.
-pub struct CallerWith<F, B>(pub Principal, pub B, pub PhantomData<F>);
+/// What a call with a body sent: the body, and its media type as [`content_type`] reads it.
+pub struct Sent {
+    pub body: Bytes,
+    pub media_type: Option<String>,
+}
 
-impl<F: RefusalFormat, B: FromRequest<AppState> + Send> FromRequest<AppState> for CallerWith<F, B> {
+/// The authenticated caller and the request's body. The body is read first, as for any
+/// other request: a refused request then leaves its connection in a state the client can
+/// reuse. A body that cannot be read (too large, too slow, broken off) is refused in the
+/// API's format `F` before the credential is looked up.
+pub struct CallerWith<F>(pub Principal, pub Sent, pub PhantomData<F>);
+
+impl<F: RefusalFormat> FromRequest<AppState> for CallerWith<F> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -213,9 +236,11 @@ impl<F: RefusalFormat, B: FromRequest<AppState> + Send> FromRequest<AppState> fo
         let Ok(Now(now)) = Now::from_request_parts(&mut parts, state).await;
         let auth = authorization(&parts.headers).map(|a| a.map(str::to_string));
         let source = Source::of(&parts.extensions);
-        let read = B::from_request(Request::from_parts(parts, body), state)
+        let media_type = content_type(&parts.headers);
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|r| F::body_refused(BodyProblem::of(&r, F::BODY_LIMIT)))?;
+        let read = Sent { body, media_type };
         let refuse = |e| F::refuse(e).into_response();
         let auth = auth.map_err(refuse)?;
         let attempt = state.attempt(source);

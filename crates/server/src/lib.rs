@@ -4,19 +4,30 @@
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::handler::Handler;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use grantry_core::{Clock, Settings, Store};
+
+use crate::error::RouteProblem;
+pub use crate::limits::Limits;
 
 mod authorize;
 mod docs;
 pub mod error;
 mod events;
 pub mod extract;
+pub mod guard;
 mod health;
 pub mod limits;
 mod oauth;
@@ -26,57 +37,83 @@ mod rest;
 pub mod tasks;
 mod xmlapi;
 
-/// Largest request body any endpoint accepts.
-pub const MAX_BODY: usize = 1024 * 1024;
-
-/// What every handler is given: the store, the clock, the validated settings, the limits
-/// on guessing secrets and the pool passwords are checked on.
+/// What every handler is given: the store, the clock and the validated settings, the
+/// limits on guessing secrets and the pool passwords are checked on; and what [`serve`]
+/// allows each connection ([`Limits`]).
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
-    pub guard: Arc<limits::Guard>,
-    pub passwords: Arc<limits::PasswordPool>,
+    pub guard: Arc<guard::Guard>,
+    pub passwords: Arc<guard::PasswordPool>,
+    pub limits: Limits,
 }
 
 impl AppState {
+    /// The state with the default [`Limits`].
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        let guard = limits::Guard::new(store.clone(), clock.clone(), settings.limits.clone());
+        let guard = guard::Guard::new(store.clone(), clock.clone(), settings.limits.clone());
         AppState {
             store,
             clock,
             settings: Arc::new(settings),
             guard: Arc::new(guard),
-            passwords: Arc::new(limits::PasswordPool::per_core()),
+            passwords: Arc::new(guard::PasswordPool::per_core()),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same state with `limits` (`[http]` in the configuration).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        AppState { limits, ..self }
     }
 }
 
-/// The whole application as a router, ready to serve or to drive in tests.
+/// The whole application as a router, ready to serve or to drive in tests. Each API family
+/// has its body limit ([`limits`]) and answers unknown paths, wrong methods
+/// and unreadable bodies in its own format (docs/architecture.md, the serving loop).
 pub fn app(state: AppState) -> Router {
+    let token_family = Router::new()
+        .route("/token", post(oauth::token))
+        .route("/introspect", post(oauth::introspect))
+        .route("/revoke", post(oauth::revoke))
+        .layer(DefaultBodyLimit::max(limits::TOKEN_BODY));
+    let authorize = pages::with_security_headers(
+        Router::new()
+            .route("/authorize", get(authorize::start).post(authorize::decide))
+            .route("/authorize/login", post(authorize::login))
+            .layer(DefaultBodyLimit::max(limits::AUTHORIZE_BODY)),
+    );
+    let oauth = token_family
+        .merge(authorize)
+        .route("/jwks", get(oauth::jwks))
+        .fallback(|| async { error::oauth::route_refused(RouteProblem::NotFound) })
+        .method_not_allowed_fallback(|| async {
+            error::oauth::route_refused(RouteProblem::MethodNotAllowed)
+        });
+    let xml = post(xmlapi::call)
+        .fallback(|| async { error::xml::route_refused(RouteProblem::MethodNotAllowed) })
+        .layer(DefaultBodyLimit::max(limits::XML_BODY));
+    let events = post(events::submit)
+        .fallback(|| async { error::events::route_refused(RouteProblem::MethodNotAllowed) })
+        .layer(DefaultBodyLimit::max(limits::EVENTS_BODY));
     Router::new()
-        .route("/oauth/token", post(oauth::token))
-        .merge(pages::with_security_headers(
-            Router::new()
-                .route("/oauth/authorize", get(authorize::start).post(authorize::decide))
-                .route("/oauth/authorize/login", post(authorize::login))
-                .route("/docs/api-keys", get(docs::api_keys)),
-        ))
-        .route("/oauth/introspect", post(oauth::introspect))
-        .route("/oauth/revoke", post(oauth::revoke))
-        .route("/oauth/jwks", get(oauth::jwks))
+        .nest("/oauth", oauth)
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
-        .route("/XMLAPI", post(xmlapi::call))
-        .route(
-            "/campaignapi/resources/v3/events",
-            post(events::submit)
-                .layer(DefaultBodyLimit::max(grantry_core::platform::events::MAX_BODY)),
+        .route("/XMLAPI", xml)
+        .route("/campaignapi/resources/v3/events", events)
+        .merge(pages::with_security_headers(
+            Router::new().route("/docs/api-keys", get(docs::api_keys)),
+        ))
+        .nest(
+            "/rest",
+            rest::routes().layer(DefaultBodyLimit::max(limits::REST_BODY)),
         )
-        .nest("/rest", rest::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .fallback(unrouted.layer(DefaultBodyLimit::max(limits::XML_BODY)))
+        .layer(DefaultBodyLimit::max(limits::OTHER_BODY))
         .layer(
             // Logs method, path and status only: never the query string, headers or bodies,
             // any of which can carry a credential.
@@ -89,6 +126,22 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A path no route matches: `/XMLAPI;jsessionid=...` is the XML API's, anything under the
+/// Event API's prefix is answered in its format, the rest is a bare 404.
+async fn unrouted(req: Request) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/XMLAPI;") {
+        let uri = req.uri().clone();
+        let body =
+            <axum::body::Bytes as axum::extract::FromRequest<()>>::from_request(req, &()).await;
+        return xmlapi::with_path_parameters(uri, body).await;
+    }
+    if path.starts_with("/campaignapi/") {
+        return error::events::route_refused(RouteProblem::NotFound);
+    }
+    RouteProblem::NotFound.status().into_response()
+}
+
 /// The request path as logged: no query string, and no `;` path parameters (a legacy
 /// `;jsessionid=` carries a session id).
 fn loggable_path(uri: &axum::http::Uri) -> &str {
@@ -97,7 +150,8 @@ fn loggable_path(uri: &axum::http::Uri) -> &str {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests;
-/// the scheduled work of [`tasks`] runs alongside.
+/// the scheduled work of [`tasks`] runs alongside. The connection limits are the state's
+/// [`Limits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -114,12 +168,84 @@ pub async fn serve(
         state.clock.clone(),
         state.settings.audit.retention,
     ));
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = accept_loop(listener, state, shutdown).await;
     keys.abort();
     lockouts.abort();
     sweeper.abort();
     served
+}
+
+/// The serving loop (docs/architecture.md, the serving loop): HTTP/1.1 with keep-alive,
+/// a header read timeout and header limits from hyper, a deadline on each body, and at
+/// most `max_connections` connections at once. At the cap the loop stops accepting until
+/// a connection closes; new connections wait in the listen backlog rather than being
+/// accepted and dropped.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.limits;
+    let http = limits.http1();
+    let router = app(state);
+    let body_timeout = limits.body_read_timeout;
+    let service = router.map_request(move |req: Request<hyper::body::Incoming>| {
+        req.map(|b| Body::new(limits::DeadlineBody::new(b, body_timeout)))
+    });
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            // The peer's address, for the limits on guessing secrets (extract::Source).
+            TowerToHyperService::new(service.clone().map_request(
+                move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                },
+            )),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// An accept that failed: a connection the client gave up on is skipped; anything else
+/// (out of file descriptors) is logged and retried after a pause, as the descriptors of
+/// closing connections come back.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed; retrying in 1s");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }

@@ -1,241 +1,168 @@
-//! The limits on guessing secrets (docs/architecture.md, limits), as the server runs them:
-//! [`Guard`] is the [`Throttle`] every door uses, and [`PasswordPool`] is where argon2id runs.
-//!
-//! Sources are counted per door with `governor` (GCRA) in memory. Subjects are counted in
-//! the store, so every instance shares the counts; each instance mirrors the live locks into
-//! memory ([`Guard::refresh`], about twice a second, see [`crate::tasks`]), so checking one
-//! costs no store call and a lock set by any instance holds on all of them within a second.
+//! What one client may cost the server (docs/architecture.md, the serving loop): the largest
+//! body each route reads, and the connection limits of [`Limits`], which `[http]` configures.
 
-use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use governor::clock::Clock as GovernorClock;
-use governor::state::keyed::DashMapStateStore;
-use governor::{Quota, RateLimiter};
-use secrecy::SecretString;
-use tokio::sync::Semaphore;
+use axum::body::Bytes;
+use http_body::{Body, Frame, SizeHint};
 
-use grantry_core::credential::password;
-use grantry_core::limits::{self, Door, Subject, Throttle, Throttled, Waiting};
-use grantry_core::settings::LimitSettings;
-use grantry_core::{Clock, Store, StoreError, Timestamp};
+/// Largest body of the token endpoint family (`/oauth/token`, `/oauth/introspect`,
+/// `/oauth/revoke`): a form of a few parameters.
+pub const TOKEN_BODY: usize = 16 * 1024;
+/// Largest body of the authorization endpoint's forms (sign-in and consent).
+pub const AUTHORIZE_BODY: usize = 16 * 1024;
+/// Largest body of the XML API, an envelope as a form field or a raw `text/xml` body.
+pub const XML_BODY: usize = 1024 * 1024;
+/// Largest body of the REST API's JSON calls.
+pub const REST_BODY: usize = 256 * 1024;
+/// Largest body of the Event API.
+pub const EVENTS_BODY: usize = grantry_core::platform::events::MAX_BODY;
+/// Largest body of any other route (none of them reads one).
+pub const OTHER_BODY: usize = 16 * 1024;
 
-/// Most entries kept in one of the in-memory maps before expired ones are dropped.
-const MAP_CAP: usize = 100_000;
+/// hyper's own header count limit, which it checks without allocating.
+const HYPER_MAX_HEADERS: usize = 100;
 
-/// `governor`'s view of the server's clock, so a fixed clock in tests drives it too.
-#[derive(Clone)]
-struct LimiterClock(Arc<dyn Clock>);
-
-impl GovernorClock for LimiterClock {
-    type Instant = Duration;
-
-    fn now(&self) -> Duration {
-        Duration::from_millis(u64::try_from(self.0.now().millis()).unwrap_or(0))
-    }
+/// The limits of each connection and of the server as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; beyond this the server stops accepting until one closes
+    /// (new connections wait in the listen backlog).
+    pub max_connections: usize,
+    /// Headers in one request; more are answered 431.
+    pub max_headers: usize,
+    /// Bytes of the request line and headers together; more are answered 431.
+    pub max_header_bytes: usize,
+    /// Time a client has to send a request's line and headers, counted from when the server
+    /// starts waiting for them (so an idle keep-alive connection closes after it too).
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body once the server waits for it; a body that
+    /// takes longer is refused with 408 in the protocol's format.
+    pub body_read_timeout: Duration,
 }
 
-type SourceLimiter = RateLimiter<
-    (Door, IpAddr),
-    DashMapStateStore<(Door, IpAddr)>,
-    LimiterClock,
-    governor::middleware::NoOpMiddleware<Duration>,
->;
-
-/// The server's [`Throttle`].
-pub struct Guard {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    limits: LimitSettings,
-    sources: SourceLimiter,
-    /// Sources past their quota at a door, until when.
-    blocked: Mutex<HashMap<(Door, IpAddr), Timestamp>>,
-    /// Locked subjects, until when: this instance's own, and the store's as last mirrored.
-    locked: Mutex<HashMap<String, Timestamp>>,
-    /// Subjects this instance counted a failure of, whose success must clear the count.
-    failing: Mutex<HashSet<String>>,
-}
-
-/// Locks a map, whatever a panicking holder left (the maps hold no invariant across keys).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Guard {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, limits: LimitSettings) -> Self {
-        // The failure that finds the bucket empty blocks the source, so a bucket one smaller
-        // than `source_failures` lets exactly that many through.
-        let n = limits.source_failures.max(2);
-        let burst = NonZeroU32::new(n - 1).unwrap_or(NonZeroU32::MIN);
-        let every = limits.source_period / n;
-        let quota = Quota::with_period(every)
-            .unwrap_or_else(|| Quota::per_second(burst))
-            .allow_burst(burst);
-        let sources = RateLimiter::dashmap_with_clock(quota, LimiterClock(clock.clone()));
-        Guard {
-            store,
-            clock,
-            limits,
-            sources,
-            blocked: Mutex::default(),
-            locked: Mutex::default(),
-            failing: Mutex::default(),
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_headers: HYPER_MAX_HEADERS,
+            max_header_bytes: 32 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
+}
 
-    /// Mirrors the store's live locks, drops what has expired, and forgets counts older
-    /// than `limits.failure_memory` when `purge` is set.
-    pub async fn refresh(&self, purge: bool) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let live = self.store.active_lockouts(now).await?;
-        {
-            let mut locked = lock(&self.locked);
-            locked.retain(|_, until| *until > now);
-            for (subject, until) in live {
-                let e = locked.entry(subject).or_insert(until);
-                *e = (*e).max(until);
+impl Limits {
+    /// Smallest `max_header_bytes` accepted: room for a request line, a `Host` and an
+    /// `Authorization` header.
+    pub const MIN_HEADER_BYTES: usize = 1024;
+
+    /// Says what is wrong with a limit, naming its configuration key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("http.max_connections must be at least 1".into());
+        }
+        if self.max_headers == 0 {
+            return Err("http.max_headers must be at least 1".into());
+        }
+        if self.max_header_bytes < Self::MIN_HEADER_BYTES {
+            return Err(format!(
+                "http.max_header_bytes must be at least {}",
+                Self::MIN_HEADER_BYTES
+            ));
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err("http.header_read_timeout must be longer than 0s".into());
+        }
+        if self.body_read_timeout.is_zero() {
+            return Err("http.body_read_timeout must be longer than 0s".into());
+        }
+        Ok(())
+    }
+
+    /// The HTTP/1.1 connection settings these limits ask for.
+    pub(crate) fn http1(&self) -> hyper::server::conn::http1::Builder {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive(true)
+            .header_read_timeout(self.header_read_timeout)
+            .max_header_size(self.max_header_bytes);
+        // Any other count makes hyper allocate the header array per request.
+        if self.max_headers != HYPER_MAX_HEADERS {
+            b.max_headers(self.max_headers);
+        }
+        b
+    }
+}
+
+/// A body read past [`Limits::body_read_timeout`].
+#[derive(Debug)]
+pub struct BodyTimeout;
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body did not arrive in time")
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+/// A request body that fails with [`BodyTimeout`] once it has kept the server waiting for
+/// `timeout` in all. The timer starts the first time the body is not ready, so a body that
+/// arrives with its headers costs no timer.
+pub(crate) struct DeadlineBody<B> {
+    inner: B,
+    timeout: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> DeadlineBody<B> {
+    pub(crate) fn new(inner: B, timeout: Duration) -> Self {
+        DeadlineBody {
+            inner,
+            timeout,
+            deadline: None,
+        }
+    }
+}
+
+impl<B> Body for DeadlineBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(r) => Poll::Ready(r.map(|f| f.map_err(Into::into))),
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
+                    Poll::Pending => Poll::Pending,
+                }
             }
         }
-        lock(&self.blocked).retain(|_, until| *until > now);
-        self.sources.retain_recent();
-        if purge {
-            self.store
-                .purge_failures(now.minus(self.limits.failure_memory))
-                .await?;
-        }
-        Ok(())
     }
 
-    fn source_key(door: Door, source: Option<IpAddr>) -> (Door, IpAddr) {
-        (door, source.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
-    }
-}
-
-fn throttled(waiting: Waiting, now: Timestamp, until: Timestamp) -> Throttled {
-    let ms = u64::try_from(until.0.saturating_sub(now.0)).unwrap_or(0);
-    Throttled {
-        waiting,
-        retry_after: Duration::from_millis(ms),
-    }
-}
-
-/// Inserts into a bounded map: past [`MAP_CAP`] entries, the expired ones go first.
-fn insert_bounded<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<K, Timestamp>,
-    key: K,
-    until: Timestamp,
-    now: Timestamp,
-) {
-    if map.len() >= MAP_CAP {
-        map.retain(|_, u| *u > now);
-    }
-    let e = map.entry(key).or_insert(until);
-    *e = (*e).max(until);
-}
-
-#[async_trait]
-impl Throttle for Guard {
-    fn admit(
-        &self,
-        door: Door,
-        source: Option<IpAddr>,
-        subject: &Subject,
-    ) -> Result<(), Throttled> {
-        let now = self.clock.now();
-        let key = Self::source_key(door, source);
-        if let Some(until) = lock(&self.blocked).get(&key).filter(|u| **u > now) {
-            return Err(throttled(Waiting::Source, now, *until));
-        }
-        if let Some(until) = lock(&self.locked)
-            .get(subject.as_str())
-            .filter(|u| **u > now)
-        {
-            return Err(throttled(Waiting::Subject, now, *until));
-        }
-        Ok(())
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 
-    async fn failed(
-        &self,
-        door: Door,
-        source: Option<IpAddr>,
-        subject: Option<&Subject>,
-    ) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let key = Self::source_key(door, source);
-        if let Err(not_until) = self.sources.check_key(&key) {
-            let wait = not_until.wait_time_from(LimiterClock(self.clock.clone()).now());
-            insert_bounded(&mut lock(&self.blocked), key, now.plus(wait), now);
-        }
-        let Some(subject) = subject else {
-            return Ok(());
-        };
-        {
-            let mut failing = lock(&self.failing);
-            if failing.len() >= MAP_CAP {
-                failing.clear();
-            }
-            failing.insert(subject.as_str().to_string());
-        }
-        if let Some(until) = limits::count_failure(&*self.store, &self.limits, subject, now).await?
-        {
-            insert_bounded(
-                &mut lock(&self.locked),
-                subject.as_str().to_string(),
-                until,
-                now,
-            );
-        }
-        Ok(())
-    }
-
-    async fn succeeded(&self, door: Door, subject: &Subject) -> Result<(), StoreError> {
-        // A sign-in always clears the account's count, wherever it was counted; the machine
-        // doors (hot paths) clear only what this instance counted, so a success costs no
-        // store call.
-        let counted = lock(&self.failing).remove(subject.as_str());
-        if counted || door == Door::Login {
-            self.store.clear_failures(subject.as_str()).await?;
-        }
-        Ok(())
-    }
-}
-
-/// The bounded pool argon2id runs on: blocking threads, at most one per core at a time, so
-/// a flood of sign-ins queues here instead of stalling the workers that serve the APIs.
-pub struct PasswordPool {
-    permits: Semaphore,
-}
-
-impl PasswordPool {
-    /// A pool of `size` concurrent verifications (at least one).
-    pub fn new(size: usize) -> Self {
-        PasswordPool {
-            permits: Semaphore::new(size.max(1)),
-        }
-    }
-
-    /// One verification per core.
-    pub fn per_core() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
-    }
-}
-
-#[async_trait]
-impl password::Verifier for PasswordPool {
-    async fn verify(&self, password: SecretString, phc: String) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return false;
-        };
-        tokio::task::spawn_blocking(move || {
-            use secrecy::ExposeSecret;
-            password::verify(password.expose_secret(), &phc)
-        })
-        .await
-        .unwrap_or(false)
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

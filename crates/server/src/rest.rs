@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -16,8 +17,9 @@ use grantry_core::model::{Contact, List};
 use grantry_core::platform::data as platform;
 use grantry_core::store::ContactKey;
 
+use crate::error::RouteProblem;
 use crate::error::{ApiError, RestError};
-use crate::extract::{Caller, CallerWith, Now, Rest};
+use crate::extract::{Caller, CallerWith, Now, Rest, Sent};
 use crate::respond::rest_ok;
 use crate::AppState;
 
@@ -32,12 +34,46 @@ pub fn routes() -> Router<AppState> {
             "/databases/{id}/contacts/{contact}",
             get(contact).patch(update_contact).delete(delete_contact),
         )
-        .fallback(|| async {
-            ApiError::Rest(RestError::general(
-                StatusCode::NOT_FOUND,
-                "no such REST resource",
-            ))
-        })
+        .fallback(|| async { RestError::from(RouteProblem::NotFound) })
+        .method_not_allowed_fallback(|| async { RestError::from(RouteProblem::MethodNotAllowed) })
+}
+
+/// A path parameter, refused in the REST format when it does not decode.
+struct RestPath<T>(T);
+
+impl<T, S> FromRequestParts<S> for RestPath<T>
+where
+    Path<T>: FromRequestParts<S, Rejection = PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = RestError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, RestError> {
+        let Path(t) = Path::<T>::from_request_parts(parts, state).await?;
+        Ok(RestPath(t))
+    }
+}
+
+/// The query string, refused in the REST format when it does not decode.
+struct RestQuery<T>(T);
+
+impl<T, S> FromRequestParts<S> for RestQuery<T>
+where
+    Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = RestError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> std::result::Result<Self, RestError> {
+        let Query(t) = Query::<T>::from_request_parts(parts, state).await?;
+        Ok(RestQuery(t))
+    }
 }
 
 fn list_json(l: &List) -> Value {
@@ -59,8 +95,15 @@ fn id(field: &str, s: &str) -> std::result::Result<i64, RestError> {
 }
 
 /// Parses a JSON body, naming what is wrong in the REST error format.
-fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> std::result::Result<T, RestError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+fn body<T: for<'de> Deserialize<'de>>(sent: &Sent) -> std::result::Result<T, RestError> {
+    // RFC 6839 §3.1: `+json` media types are JSON too (e.g. RFC 7396 merge patches).
+    let json = sent.media_type.as_deref().is_some_and(|t| {
+        t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
+    });
+    if !json {
+        return Err(RestError::unsupported_media_type());
+    }
+    serde_json::from_slice(&sent.body).map_err(|e| {
         RestError::general(
             StatusCode::BAD_REQUEST,
             format!("the request body is not valid JSON for this call: {e}"),
@@ -86,7 +129,7 @@ struct NewList {
 async fn create_list(
     State(s): State<AppState>,
     Now(now): Now,
-    CallerWith(p, b, _): CallerWith<Rest, Bytes>,
+    CallerWith(p, b, _): CallerWith<Rest>,
 ) -> Result<Response> {
     let req: NewList = body(&b)?;
     let l = platform::create_list(&*s.store, now, &p, &req.name).await?;
@@ -96,7 +139,7 @@ async fn create_list(
 async fn list(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    Path(lid): Path<String>,
+    RestPath(lid): RestPath<String>,
 ) -> Result<Response> {
     let l = platform::list(&*s.store, &p, id("id", &lid)?).await?;
     Ok(rest_ok(StatusCode::OK, list_json(&l), json!({})))
@@ -105,7 +148,7 @@ async fn list(
 async fn delete_list(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    Path(lid): Path<String>,
+    RestPath(lid): RestPath<String>,
 ) -> Result<Response> {
     platform::delete_list(&*s.store, &p, id("id", &lid)?).await?;
     Ok(rest_ok(StatusCode::OK, Value::Null, json!({})))
@@ -114,10 +157,19 @@ async fn delete_list(
 async fn contacts(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    Path(lid): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    RestPath(lid): RestPath<String>,
+    RestQuery(pairs): RestQuery<Vec<(String, String)>>,
 ) -> Result<Response> {
     let lid = id("id", &lid)?;
+    let mut q = HashMap::new();
+    for (k, v) in pairs {
+        let known = matches!(k.as_str(), "email" | "page" | "pageSize");
+        if q.insert(k.clone(), v).is_some() && known {
+            return Err(
+                RestError::field(&k, format!("{k} was sent more than once; send it once")).into(),
+            );
+        }
+    }
     if let Some(email) = q.get("email") {
         let found = match platform::contact(&*s.store, &p, lid, ContactKey::Email(email)).await {
             Ok(c) => vec![contact_json(&c)],
@@ -159,8 +211,8 @@ struct NewContact {
 async fn add_contact(
     State(s): State<AppState>,
     Now(now): Now,
-    Path(lid): Path<String>,
-    CallerWith(p, b, _): CallerWith<Rest, Bytes>,
+    RestPath(lid): RestPath<String>,
+    CallerWith(p, b, _): CallerWith<Rest>,
 ) -> Result<Response> {
     let lid = id("id", &lid)?;
     let req: NewContact = body(&b)?;
@@ -171,7 +223,7 @@ async fn add_contact(
 async fn contact(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    Path((lid, cid)): Path<(String, String)>,
+    RestPath((lid, cid)): RestPath<(String, String)>,
 ) -> Result<Response> {
     let c = platform::contact(
         &*s.store,
@@ -194,8 +246,8 @@ struct ContactChange {
 async fn update_contact(
     State(s): State<AppState>,
     Now(now): Now,
-    Path((lid, cid)): Path<(String, String)>,
-    CallerWith(p, b, _): CallerWith<Rest, Bytes>,
+    RestPath((lid, cid)): RestPath<(String, String)>,
+    CallerWith(p, b, _): CallerWith<Rest>,
 ) -> Result<Response> {
     let (lid, cid) = (id("id", &lid)?, id("contactId", &cid)?);
     let req: ContactChange = body(&b)?;
@@ -215,7 +267,7 @@ async fn update_contact(
 async fn delete_contact(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    Path((lid, cid)): Path<(String, String)>,
+    RestPath((lid, cid)): RestPath<(String, String)>,
 ) -> Result<Response> {
     platform::delete_contact(&*s.store, &p, id("id", &lid)?, id("contactId", &cid)?).await?;
     Ok(rest_ok(StatusCode::OK, Value::Null, json!({})))

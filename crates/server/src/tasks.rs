@@ -7,7 +7,7 @@ use grantry_core::oauth::jwt::ensure_keys;
 use grantry_core::store::{RetentionStore, SweepReport};
 use grantry_core::{Clock, Store};
 
-use crate::limits::Guard;
+use crate::guard::Guard;
 
 /// How often the JWT signing keys are looked after.
 pub const KEY_ROUND: Duration = Duration::from_secs(600);

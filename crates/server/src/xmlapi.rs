@@ -3,14 +3,17 @@
 //! credential is checked.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
 
+use grantry_core::gate::BearerError;
 use grantry_core::platform::xmlapi;
 
-use crate::error::ApiError;
+use crate::error::{self, ApiError, BodyProblem, RouteProblem};
 use crate::extract::{content_type, form_pairs, principal, Now, Source};
+use crate::limits;
 use crate::respond::xml_response;
 use crate::AppState;
 
@@ -19,10 +22,23 @@ pub async fn call(
     Now(now): Now,
     source: Source,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Response> {
+    let body = body.map_err(|r| error::xml::body_refused(BodyProblem::of(&r, limits::XML_BODY)))?;
+    execute(&state, now, source, &headers, &body)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+async fn execute(
+    state: &AppState,
+    now: grantry_core::Timestamp,
+    source: Source,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, ApiError> {
-    let xml = if content_type(&headers).as_deref() == Some("application/x-www-form-urlencoded") {
-        form_pairs(&body)
+    let xml = if content_type(headers).as_deref() == Some("application/x-www-form-urlencoded") {
+        form_pairs(body)
             .into_iter()
             .find(|(k, _)| k == "xml")
             .map(|(_, v)| v.into_bytes())
@@ -31,7 +47,7 @@ pub async fn call(
         body.to_vec()
     };
     let req = xmlapi::parse(&xml)?;
-    let p = principal(&state, now, source, &headers)
+    let p = principal(state, now, source, headers)
         .await
         .map_err(|e| ApiError::xml_bearer(&e))?;
     if let Some(g) = xmlapi::required_grant(&req.op) {
@@ -39,4 +55,30 @@ pub async fn call(
     }
     let out = xmlapi::execute(&*state.store, now, &p, &req).await?;
     Ok(xml_response(out))
+}
+
+/// `/XMLAPI;jsessionid=...`: legacy clients name their `Login` session in the path. No
+/// session is served yet, so every such id matches nothing and is answered as the original
+/// product answers an unknown session: Fault 145 (docs/architecture.md, protected APIs).
+/// Other `;` parameters name no XML API path. The body is read (up to the XML API's limit)
+/// so the connection stays usable.
+pub async fn with_path_parameters(uri: Uri, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Err(r) = body {
+        return error::xml::body_refused(BodyProblem::of(&r, limits::XML_BODY));
+    }
+    let params = uri.path().split_once(';').map_or("", |(_, p)| p);
+    let session = params.split(';').any(|p| {
+        p.split('=')
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("jsessionid"))
+    });
+    if session {
+        ApiError::xml_bearer(&BearerError::invalid_token(
+            "the jsessionid in the path matches no session; send the request to /XMLAPI \
+             with an Authorization header",
+        ))
+        .into_response()
+    } else {
+        error::xml::route_refused(RouteProblem::NotFound)
+    }
 }

@@ -16,6 +16,34 @@ pub const MAX_PAGE_SIZE: i64 = 1000;
 const MAX_NAME: usize = 200;
 const MAX_COLUMNS: usize = 200;
 const MAX_VALUE: usize = 4000;
+/// Most columns one contact holds, all updates together.
+pub const MAX_CONTACT_COLUMNS: usize = 200;
+/// Most bytes of column names and values one contact holds, all updates together.
+pub const MAX_CONTACT_BYTES: usize = 64 * 1024;
+
+/// Whether a contact's columns, as they would be stored, stay within [`MAX_CONTACT_COLUMNS`]
+/// and [`MAX_CONTACT_BYTES`]; the error says which limit and what to do. The store checks
+/// it on the merged columns of an update, under the contact's lock.
+pub fn contact_within_limits(
+    columns: &BTreeMap<String, String>,
+) -> std::result::Result<(), String> {
+    if columns.len() > MAX_CONTACT_COLUMNS {
+        return Err(format!(
+            "a contact holds at most {MAX_CONTACT_COLUMNS} columns, and this change would give it {}; \
+             remove columns by setting fewer, or use another contact",
+            columns.len()
+        ));
+    }
+    let bytes: usize = columns.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_CONTACT_BYTES {
+        return Err(format!(
+            "a contact's column names and values hold at most {} KiB in all, and this change \
+             would make them {bytes} bytes; send shorter values",
+            MAX_CONTACT_BYTES / 1024
+        ));
+    }
+    Ok(())
+}
 
 /// Why a data operation failed.
 #[derive(Debug)]
@@ -38,6 +66,10 @@ impl From<StoreError> for DataError {
         match e {
             StoreError::NotFound(what) => DataError::NotFound(what),
             StoreError::Conflict(what) => DataError::Conflict(format!("the {what} already exists")),
+            StoreError::Limit(message) => DataError::Invalid {
+                field: Some("columns"),
+                message,
+            },
             e => DataError::Store(e),
         }
     }
@@ -85,7 +117,7 @@ fn validate_columns(columns: &BTreeMap<String, String>) -> Result<()> {
             ));
         }
     }
-    Ok(())
+    contact_within_limits(columns).map_err(|m| invalid("columns", m))
 }
 
 pub async fn create_list(

@@ -26,6 +26,10 @@ pub mod code {
     pub const TOO_MANY_PARAMS: u32 = 1003;
     pub const BODY_TOO_LARGE: u32 = 1004;
     pub const UNSUPPORTED_MEDIA_TYPE: u32 = 1005;
+    /// The body did not arrive within the server's body read timeout.
+    pub const BODY_TIMEOUT: u32 = 1006;
+    /// No such Event API resource, or not for this method.
+    pub const NO_SUCH_RESOURCE: u32 = 1007;
     pub const UNAUTHORIZED: u32 = 2001;
     pub const FORBIDDEN: u32 = 2003;
     pub const TOO_MANY_ATTEMPTS: u32 = 2029;

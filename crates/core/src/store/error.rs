@@ -9,6 +9,10 @@ pub enum StoreError {
     /// A referenced row does not exist (or is not visible to the caller's org).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The change would take a stored thing past one of its limits (a contact's columns); the
+    /// text says which, and may be shown to the client.
+    #[error("{0}")]
+    Limit(String),
     /// The database failed; the text is for logs, never for clients.
     #[error("storage failure: {0}")]
     Backend(String),

@@ -10,6 +10,7 @@
 mod fixtures;
 
 mod api_keys;
+mod parsers;
 mod pkce;
 mod redirect_uri;
 mod reissue;

@@ -6,10 +6,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use grantry_core::platform::events::{EventError, EventErrorKind};
+use grantry_core::platform::events::{code, EventError, EventErrorKind};
 
 use super::bearer::Refusal;
-use super::log_cause;
+use super::{log_cause, BodyProblem, RouteProblem};
 
 pub fn status(kind: EventErrorKind) -> StatusCode {
     match kind {
@@ -31,6 +31,31 @@ pub(super) fn response(e: EventError, refusal: Option<Refusal>) -> Response {
     if let Some(r) = refusal {
         r.apply(resp.headers_mut());
     }
+    resp
+}
+
+/// A body the Event API could not read: 413 (code 1004), 408 (1006) or 400 (1000).
+pub fn body_refused(p: BodyProblem) -> Response {
+    let e = match p {
+        BodyProblem::TooLarge(_) => EventError::too_large(),
+        BodyProblem::Timeout => EventError::bad(code::BODY_TIMEOUT, p.describe()),
+        BodyProblem::Unreadable => EventError::bad(code::INVALID_JSON, p.describe()),
+    };
+    let mut resp = response(e, None);
+    *resp.status_mut() = p.status();
+    resp
+}
+
+/// A path or method the Event API does not serve: 404 or 405, code 1007.
+pub fn route_refused(p: RouteProblem) -> Response {
+    let description = match p {
+        RouteProblem::NotFound => {
+            "no such Event API resource; POST events to /campaignapi/resources/v3/events"
+        }
+        RouteProblem::MethodNotAllowed => "send events with POST",
+    };
+    let mut resp = response(EventError::bad(code::NO_SUCH_RESOURCE, description), None);
+    *resp.status_mut() = p.status();
     resp
 }
 

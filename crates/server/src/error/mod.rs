@@ -4,6 +4,7 @@
 //! `Fault` (`xml`), the REST API's `meta` (`rest`), the Event API's `{code, description}`
 //! (`events`). Internal causes are logged here and never sent.
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -84,6 +85,77 @@ impl From<RestError> for ApiError {
 impl From<DataError> for ApiError {
     fn from(e: DataError) -> Self {
         ApiError::Rest(e.into())
+    }
+}
+
+/// Why a request's body could not be read, as every protocol answers it in its own format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyProblem {
+    /// Larger than the route's limit ([`crate::limits`]): 413.
+    TooLarge(usize),
+    /// Not complete within `http.body_read_timeout`: 408.
+    Timeout,
+    /// Broken off or malformed framing: 400.
+    Unreadable,
+}
+
+impl BodyProblem {
+    /// Classifies axum's rejection of a body read; `limit` is the route's limit.
+    pub fn of(r: &BytesRejection, limit: usize) -> BodyProblem {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return BodyProblem::TooLarge(limit);
+        }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(r);
+        while let Some(e) = cause {
+            if e.is::<crate::limits::BodyTimeout>() {
+                return BodyProblem::Timeout;
+            }
+            cause = e.source();
+        }
+        BodyProblem::Unreadable
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            BodyProblem::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyProblem::Timeout => StatusCode::REQUEST_TIMEOUT,
+            BodyProblem::Unreadable => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// What the client is told.
+    pub fn describe(self) -> String {
+        match self {
+            BodyProblem::TooLarge(limit) => format!(
+                "the request body is larger than this endpoint accepts ({} KiB); send less",
+                limit / 1024
+            ),
+            BodyProblem::Timeout => {
+                "the request body did not arrive in time; send it again without pausing".into()
+            }
+            BodyProblem::Unreadable => {
+                "the request body could not be read; check its Content-Length or chunked encoding"
+                    .into()
+            }
+        }
+    }
+}
+
+/// A request no route or method answers, in its protocol's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteProblem {
+    /// No such path: 404.
+    NotFound,
+    /// The path exists but not for this method: 405 (axum adds `Allow`).
+    MethodNotAllowed,
+}
+
+impl RouteProblem {
+    pub fn status(self) -> StatusCode {
+        match self {
+            RouteProblem::NotFound => StatusCode::NOT_FOUND,
+            RouteProblem::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
     }
 }
 

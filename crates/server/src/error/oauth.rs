@@ -9,7 +9,7 @@ use serde_json::json;
 use grantry_core::oauth::authorize::{self, AuthorizeError};
 use grantry_core::oauth::{ErrorCode, OAuthError};
 
-use super::log_cause;
+use super::{log_cause, BodyProblem, RouteProblem};
 use crate::pages;
 use crate::respond::no_store;
 
@@ -43,6 +43,38 @@ pub(super) fn response(e: OAuthError) -> Response {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
+}
+
+/// RFC 6749 §5.2 `invalid_request` with another status than 400.
+fn invalid_request(status: StatusCode, description: String) -> Response {
+    let mut resp = response(OAuthError::invalid_request(description));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// A token endpoint family body that could not be read: `invalid_request` with 413, 408 or
+/// 400.
+pub fn body_refused(p: BodyProblem) -> Response {
+    invalid_request(p.status(), p.describe())
+}
+
+/// A path or method under `/oauth` that nothing serves: `invalid_request` with 404 or 405.
+pub fn route_refused(p: RouteProblem) -> Response {
+    let description = match p {
+        RouteProblem::NotFound => {
+            "no such OAuth endpoint; the server metadata at \
+             /.well-known/oauth-authorization-server lists them"
+        }
+        RouteProblem::MethodNotAllowed => {
+            "this OAuth endpoint does not take this method; see the Allow header"
+        }
+    };
+    invalid_request(p.status(), description.into())
+}
+
+/// A sign-in or consent form that could not be read, rendered to the user.
+pub fn authorize_body_refused(p: BodyProblem) -> Response {
+    pages::error(p.status(), &p.describe())
 }
 
 /// Rendered when the client or its redirect URI cannot be trusted; otherwise sent back to

@@ -11,7 +11,9 @@ use serde_json::json;
 use grantry_core::gate::BearerError;
 use grantry_core::platform::data::DataError;
 
-use super::{bearer, log_cause};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+
+use super::{bearer, log_cause, BodyProblem, RouteProblem};
 
 /// A REST API failure.
 #[derive(Debug)]
@@ -78,6 +80,60 @@ impl From<DataError> for RestError {
                 ..RestError::general(StatusCode::INTERNAL_SERVER_ERROR, "server error; try again")
             },
         }
+    }
+}
+
+impl From<BodyProblem> for RestError {
+    fn from(p: BodyProblem) -> Self {
+        RestError::general(p.status(), p.describe())
+    }
+}
+
+impl From<RouteProblem> for RestError {
+    fn from(p: RouteProblem) -> Self {
+        let msg = match p {
+            RouteProblem::NotFound => "no such REST resource",
+            RouteProblem::MethodNotAllowed => {
+                "this REST resource does not take this method; see the Allow header"
+            }
+        };
+        RestError::general(p.status(), msg)
+    }
+}
+
+/// A path segment that is not valid percent-encoded UTF-8, or one too many or too few.
+impl From<PathRejection> for RestError {
+    fn from(r: PathRejection) -> Self {
+        RestError::general(
+            StatusCode::BAD_REQUEST,
+            format!("the path is not valid: {}", r.body_text()),
+        )
+    }
+}
+
+/// A query string that does not decode.
+impl From<QueryRejection> for RestError {
+    fn from(r: QueryRejection) -> Self {
+        RestError::general(
+            StatusCode::BAD_REQUEST,
+            format!("the query string is not valid: {}", r.body_text()),
+        )
+    }
+}
+
+impl RestError {
+    /// A body that is not `application/json`: 415.
+    pub fn unsupported_media_type() -> Self {
+        RestError::general(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with Content-Type: application/json",
+        )
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        response(self)
     }
 }
 

@@ -7,7 +7,7 @@ use axum::response::Response;
 use grantry_core::platform::xmlapi::{Fault, FaultKind};
 
 use super::bearer::Refusal;
-use super::log_cause;
+use super::{log_cause, BodyProblem, RouteProblem};
 use crate::respond::xml_response;
 
 /// Business faults are HTTP 200, as in the original product.
@@ -31,6 +31,27 @@ pub(super) fn response(f: Fault, refusal: Option<Refusal>) -> Response {
         r.apply(resp.headers_mut());
     }
     resp
+}
+
+/// A Fault 51 (invalid request) with another status than 400.
+fn invalid_request(status: StatusCode, what: &str) -> Response {
+    let mut resp = response(Fault::invalid_xml(what), None);
+    *resp.status_mut() = status;
+    resp
+}
+
+/// A body the XML API could not read: Fault 51 with 413, 408 or 400.
+pub fn body_refused(p: BodyProblem) -> Response {
+    invalid_request(p.status(), &p.describe())
+}
+
+/// A path or method the XML API does not serve: Fault 51 with 404 or 405.
+pub fn route_refused(p: RouteProblem) -> Response {
+    let what = match p {
+        RouteProblem::NotFound => "no such XML API path; POST the envelope to /XMLAPI",
+        RouteProblem::MethodNotAllowed => "send the envelope with POST",
+    };
+    invalid_request(p.status(), what)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use grantry_core::mail::{Mailer, Message};
 use grantry_core::model::{Role, UserKind};
 use grantry_core::settings::ReissuePolicy;
 use grantry_core::{Clock, GrantSet, ManualClock, Settings, Store, Timestamp};
-use grantry_server::AppState;
+use grantry_server::{AppState, Limits};
 
 pub const START: Timestamp = Timestamp(1_795_000_000_000);
 
@@ -85,7 +85,13 @@ impl TestApp {
             pod_id: pod_id.into(),
             ..self.settings.clone()
         };
-        start_with_clock(self.store.clone(), settings, self.clock.clone()).await
+        start_with_clock(
+            self.store.clone(),
+            settings,
+            self.clock.clone(),
+            Limits::default(),
+        )
+        .await
     }
 
     /// One round of the server's signing-key schedule (`grantry_server::tasks`) at the
@@ -418,14 +424,15 @@ fn test_settings(policy: ReissuePolicy) -> Settings {
     s
 }
 
-async fn start(store: Arc<dyn Store>, settings: Settings) -> TestApp {
-    start_with_clock(store, settings, Arc::new(ManualClock::new(START))).await
+async fn start(store: Arc<dyn Store>, settings: Settings, limits: Limits) -> TestApp {
+    start_with_clock(store, settings, Arc::new(ManualClock::new(START)), limits).await
 }
 
 async fn start_with_clock(
     store: Arc<dyn Store>,
     settings: Settings,
     clock: Arc<ManualClock>,
+    limits: Limits,
 ) -> TestApp {
     // As `grantry serve` does before it listens: the JWT signing keys are ready.
     let rotation = settings.tokens.key_rotation;
@@ -434,7 +441,7 @@ async fn start_with_clock(
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = AppState::new(store.clone(), clock.clone(), settings.clone());
+    let state = AppState::new(store.clone(), clock.clone(), settings.clone()).with_limits(limits);
     let server = tokio::spawn(async move {
         grantry_server::serve(listener, state, std::future::pending())
             .await
@@ -490,6 +497,15 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
+    run_limited(backend, policy, Limits::default(), body).await
+}
+
+/// [`run`] with the server's connection limits set to `limits`.
+pub async fn run_limited<F, Fut>(backend: Backend, policy: ReissuePolicy, limits: Limits, body: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let name = format!("grantry_it_{}", uuid::Uuid::new_v4().simple());
     match backend {
         Backend::Sqlite => {
@@ -498,7 +514,7 @@ where
             let store = grantry_store::SqliteStore::open(&dir.join("grantry.db"))
                 .await
                 .unwrap();
-            let app = start(Arc::new(store), test_settings(policy)).await;
+            let app = start(Arc::new(store), test_settings(policy), limits).await;
             let outcome = AssertUnwindSafe(body(app)).catch_unwind().await;
             let _ = std::fs::remove_dir_all(&dir);
             if let Err(p) = outcome {
@@ -525,7 +541,7 @@ where
                 .await
                 .unwrap();
             let pool = store.clone();
-            let app = start(Arc::new(store), test_settings(policy)).await;
+            let app = start(Arc::new(store), test_settings(policy), limits).await;
             let outcome = AssertUnwindSafe(body(app)).catch_unwind().await;
             pool.close().await;
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -539,9 +555,38 @@ where
 }
 
 /// Declares a test that runs once on SQLite and once on PostgreSQL:
-/// `both!(name, |app| async move { ... });` (optionally `both!(name, policy, |app| ...)`).
+/// `both!(name, |app| async move { ... });` (optionally `both!(name, policy, |app| ...)`, or
+/// `both!(name, limits = L, |app| ...)` for a server with connection limits `L`).
 #[macro_export]
 macro_rules! both {
+    ($name:ident, limits = $limits:expr, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::harness::run_limited(
+                    $crate::harness::Backend::Sqlite,
+                    grantry_core::settings::ReissuePolicy::Reuse,
+                    $limits,
+                    $body,
+                )
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::harness::run_limited(
+                    $crate::harness::Backend::Postgres,
+                    grantry_core::settings::ReissuePolicy::Reuse,
+                    $limits,
+                    $body,
+                )
+                .await;
+            }
+        }
+    };
     ($name:ident, $body:expr) => {
         both!($name, grantry_core::settings::ReissuePolicy::Reuse, $body);
     };

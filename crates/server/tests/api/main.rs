@@ -11,11 +11,14 @@ mod harness;
 
 mod authorize;
 mod events;
+mod guessing;
 mod jwt;
 mod keys;
 mod limits;
 mod nul;
+mod props;
 mod protected;
+mod rejections;
 mod rest;
 mod sweeper;
 mod token;

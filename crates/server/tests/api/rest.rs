@@ -219,3 +219,129 @@ both!(
         assert!(v["meta"]["generalErrors"].is_array());
     }
 );
+
+both!(
+    repeated_updates_cannot_grow_a_contact_without_bound,
+    |app: TestApp| async move {
+        let i = app.integration("acme").await;
+        let t = app.access_token(&i).await;
+        let (_, v) = app
+            .rest(
+                Method::POST,
+                "/rest/databases",
+                &t,
+                Some(json!({"name": "N"})),
+            )
+            .await;
+        let db = v["data"]["id"].as_i64().unwrap();
+        let (s, v) = app
+            .rest(
+                Method::POST,
+                &format!("/rest/databases/{db}/contacts"),
+                &t,
+                Some(json!({"email": "ann@example.com"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let cid = v["data"]["id"].as_i64().unwrap();
+        let path = format!("/rest/databases/{db}/contacts/{cid}");
+        let cols = |from: usize| -> serde_json::Map<String, serde_json::Value> {
+            (from..from + 80)
+                .map(|n| (format!("C{n}"), json!("v")))
+                .collect()
+        };
+        for from in [0, 80] {
+            let (s, v) = app
+                .rest(
+                    Method::PATCH,
+                    &path,
+                    &t,
+                    Some(json!({"columns": cols(from)})),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+        }
+        let (s, v) = app
+            .rest(
+                Method::PATCH,
+                &path,
+                &t,
+                Some(json!({"columns": cols(160)})),
+            )
+            .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(
+            v["meta"]["fieldErrors"]["columns"]
+                .as_str()
+                .unwrap()
+                .contains("at most 200 columns"),
+            "{v}"
+        );
+        let (_, v) = app.rest(Method::GET, &path, &t, None).await;
+        assert_eq!(v["data"]["columns"].as_object().unwrap().len(), 160);
+
+        // The XML API's UpdateRecipient meets the same limit, as Fault 126.
+        let update: String = (160..240)
+            .map(|n| format!("<COLUMN><NAME>C{n}</NAME><VALUE>v</VALUE></COLUMN>"))
+            .collect();
+        let env = format!(
+            "<Envelope><Body><UpdateRecipient><LIST_ID>{db}</LIST_ID><RECIPIENT_ID>{cid}</RECIPIENT_ID>{update}</UpdateRecipient></Body></Envelope>"
+        );
+        let (s, xml, _) = app.xml(Some(&t), &env).await;
+        assert_eq!(s, 400, "{xml}");
+        assert!(
+            xml.contains("<errorid>126</errorid>") && xml.contains("at most 200 columns"),
+            "{xml}"
+        );
+        let (_, v) = app.rest(Method::GET, &path, &t, None).await;
+        assert_eq!(v["data"]["columns"].as_object().unwrap().len(), 160);
+    }
+);
+
+both!(
+    paging_parameters_are_each_sent_once,
+    |app: TestApp| async move {
+        let i = app.integration("acme").await;
+        let t = app.access_token(&i).await;
+        let (_, v) = app
+            .rest(
+                Method::POST,
+                "/rest/databases",
+                &t,
+                Some(json!({"name": "N"})),
+            )
+            .await;
+        let db = v["data"]["id"].as_i64().unwrap();
+        for (q, field) in [
+            ("page=1&page=2", "page"),
+            ("pageSize=5&pageSize=5", "pageSize"),
+            ("email=a@example.com&email=b@example.com", "email"),
+        ] {
+            let (s, v) = app
+                .rest(
+                    Method::GET,
+                    &format!("/rest/databases/{db}/contacts?{q}"),
+                    &t,
+                    None,
+                )
+                .await;
+            assert_eq!(s, 400, "{q}: {v}");
+            assert!(
+                v["meta"]["fieldErrors"][field]
+                    .as_str()
+                    .unwrap()
+                    .contains("more than once"),
+                "{v}"
+            );
+        }
+        let (s, v) = app
+            .rest(
+                Method::GET,
+                &format!("/rest/databases/{db}/contacts?page=1&pageSize=5&x=1&x=2"),
+                &t,
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+);

@@ -290,6 +290,8 @@ macro_rules! impl_data_store {
                     };
                     let mut c = Contact::try_from(row)?;
                     merge_contact(&mut c, email, columns);
+                    grantry_core::platform::data::contact_within_limits(&c.columns)
+                        .map_err(StoreError::Limit)?;
                     c.updated_at = now;
                     write_contact(&mut tx, &c, now).await?;
                     Db::commit(tx, self.caches()).await?;

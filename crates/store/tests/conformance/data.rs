@@ -424,3 +424,78 @@ conformance!(
         );
     }
 );
+
+conformance!(
+    updates_cannot_grow_a_contact_past_its_column_limits,
+    |store| async move {
+        use grantry_core::platform::data::{MAX_CONTACT_BYTES, MAX_CONTACT_COLUMNS};
+        let (org, _) = make_org(&*store, "acme").await;
+        let list = list_named(&*store, org.id, "Newsletter").await;
+        let batch = |from: usize, n: usize| -> BTreeMap<String, String> {
+            (from..from + n)
+                .map(|i| (format!("C{i}"), "v".into()))
+                .collect()
+        };
+        let ann = store
+            .add_contact(org.id, list.id, "ann@example.com", &batch(0, 150), T0)
+            .await
+            .unwrap();
+        // Each update alone is small; merged, the contact would pass the column count.
+        let err = store
+            .update_contact(org.id, list.id, ann.id, None, &batch(150, 60), T0)
+            .await
+            .unwrap_err();
+        match err {
+            StoreError::Limit(m) => assert!(
+                m.contains(&format!("at most {MAX_CONTACT_COLUMNS} columns")),
+                "{m}"
+            ),
+            e => panic!("{e:?}"),
+        }
+        // Up to the limit exactly is fine; columns that already exist do not count twice.
+        let at_limit = store
+            .update_contact(org.id, list.id, ann.id, None, &batch(100, 100), T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(at_limit.columns.len(), MAX_CONTACT_COLUMNS);
+
+        // Total bytes: long values in a few columns.
+        let bob = store
+            .add_contact(org.id, list.id, "bob@example.com", &BTreeMap::new(), T0)
+            .await
+            .unwrap();
+        let long = |from: usize| -> BTreeMap<String, String> {
+            (from..from + 10)
+                .map(|i| (format!("L{i}"), "x".repeat(4000)))
+                .collect()
+        };
+        let mut n = 0;
+        let err = loop {
+            match store
+                .update_contact(org.id, list.id, bob.id, None, &long(n), T0)
+                .await
+            {
+                Ok(_) => n += 10,
+                Err(e) => break e,
+            }
+            assert!(n < 100, "the byte limit was never reached");
+        };
+        assert!(
+            matches!(&err, StoreError::Limit(m) if m.contains("KiB")),
+            "{err:?}"
+        );
+        let stored = store
+            .contact(org.id, list.id, ContactKey::Id(bob.id))
+            .await
+            .unwrap()
+            .unwrap();
+        let bytes: usize = stored.columns.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(bytes <= MAX_CONTACT_BYTES, "{bytes}");
+        assert_eq!(
+            stored.columns.len(),
+            n,
+            "the refused update changed nothing"
+        );
+    }
+);
