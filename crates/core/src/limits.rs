@@ -30,40 +30,63 @@ pub enum Door {
     ApiKey,
 }
 
-/// What one lock guards: an account, a client or a key, as the caller named it. Stored as
-/// its kind and a digest of the name, so any name a client sends (long, or with bytes no
-/// backend stores) makes a key of the same small size.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Subject(String);
+/// What one lock guards: an account, a client or a key, as the caller named it. Naming one
+/// costs nothing; its [`Subject::key`] (its kind and a digest of the name, so any name a
+/// client sends, long or with bytes no backend stores, makes a key of the same small size)
+/// is made only when a lock may be involved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Subject<'a> {
+    kind: &'static str,
+    org: Option<OrgId>,
+    name: &'a str,
+}
 
-impl Subject {
-    fn named(kind: &str, name: &str) -> Subject {
-        let digest = Sha256::digest(name.as_bytes());
-        Subject(format!("{kind}:{}", URL_SAFE_NO_PAD.encode(digest)))
-    }
-
+impl<'a> Subject<'a> {
     /// A UI user of an org, by username (the sign-in page).
-    pub fn user(org: OrgId, username: &str) -> Subject {
-        Self::named("user", &format!("{org}:{username}"))
+    pub fn user(org: OrgId, username: &'a str) -> Self {
+        Subject {
+            kind: "user",
+            org: Some(org),
+            name: username,
+        }
     }
 
     /// An application, by client id.
-    pub fn client(client_id: &str) -> Subject {
-        Self::named("client", client_id)
+    pub fn client(client_id: &'a str) -> Self {
+        Subject {
+            kind: "client",
+            org: None,
+            name: client_id,
+        }
     }
 
     /// An API user, by Key ID.
-    pub fn key_id(key_id: &str) -> Subject {
-        Self::named("key", key_id)
+    pub fn key_id(key_id: &'a str) -> Self {
+        Subject {
+            kind: "key",
+            org: None,
+            name: key_id,
+        }
     }
 
     /// An API user, by username (HTTP Basic names no org).
-    pub fn basic(username: &str) -> Subject {
-        Self::named("basic", username)
+    pub fn basic(username: &'a str) -> Self {
+        Subject {
+            kind: "basic",
+            org: None,
+            name: username,
+        }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The subject as the store and the limiter's maps know it.
+    pub fn key(&self) -> String {
+        let mut h = Sha256::new();
+        if let Some(org) = self.org {
+            h.update(org.to_string().as_bytes());
+            h.update(b":");
+        }
+        h.update(self.name.as_bytes());
+        format!("{}:{}", self.kind, URL_SAFE_NO_PAD.encode(h.finalize()))
     }
 }
 
@@ -114,10 +137,10 @@ pub trait Throttle: Send + Sync {
         &self,
         door: Door,
         source: Option<IpAddr>,
-        subject: Option<&Subject>,
+        subject: Option<&Subject<'_>>,
     ) -> Result<(), StoreError>;
     /// A success at `door`: the subject's failures are forgotten.
-    async fn succeeded(&self, door: Door, subject: &Subject) -> Result<(), StoreError>;
+    async fn succeeded(&self, door: Door, subject: &Subject<'_>) -> Result<(), StoreError>;
 }
 
 /// One request at a door: the limiter and the request's source address.
@@ -132,15 +155,19 @@ impl<'a> Attempt<'a> {
         Attempt { throttle, source }
     }
 
-    pub fn admit(&self, door: Door, subject: &Subject) -> Result<(), Throttled> {
+    pub fn admit(&self, door: Door, subject: &Subject<'_>) -> Result<(), Throttled> {
         self.throttle.admit(door, self.source, subject)
     }
 
-    pub async fn failed(&self, door: Door, subject: Option<&Subject>) -> Result<(), StoreError> {
+    pub async fn failed(
+        &self,
+        door: Door,
+        subject: Option<&Subject<'_>>,
+    ) -> Result<(), StoreError> {
         self.throttle.failed(door, self.source, subject).await
     }
 
-    pub async fn succeeded(&self, door: Door, subject: &Subject) -> Result<(), StoreError> {
+    pub async fn succeeded(&self, door: Door, subject: &Subject<'_>) -> Result<(), StoreError> {
         self.throttle.succeeded(door, subject).await
     }
 }
@@ -150,17 +177,16 @@ impl<'a> Attempt<'a> {
 pub async fn count_failure(
     store: &dyn LockoutStore,
     limits: &LimitSettings,
-    subject: &Subject,
+    subject: &Subject<'_>,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, StoreError> {
     let forget_before = now.minus(limits.failure_memory);
-    let failures = store
-        .count_failure(subject.as_str(), now, forget_before)
-        .await?;
+    let key = subject.key();
+    let failures = store.count_failure(&key, now, forget_before).await?;
     let Some(lock) = limits.lockout(failures) else {
         return Ok(None);
     };
-    let count = store.lock_subject(subject.as_str(), now.plus(lock)).await?;
+    let count = store.lock_subject(&key, now.plus(lock)).await?;
     Ok(count.locked_until)
 }
 
@@ -170,7 +196,7 @@ pub struct Unlimited;
 
 #[async_trait]
 impl Throttle for Unlimited {
-    fn admit(&self, _: Door, _: Option<IpAddr>, _: &Subject) -> Result<(), Throttled> {
+    fn admit(&self, _: Door, _: Option<IpAddr>, _: &Subject<'_>) -> Result<(), Throttled> {
         Ok(())
     }
 
@@ -178,12 +204,12 @@ impl Throttle for Unlimited {
         &self,
         _: Door,
         _: Option<IpAddr>,
-        _: Option<&Subject>,
+        _: Option<&Subject<'_>>,
     ) -> Result<(), StoreError> {
         Ok(())
     }
 
-    async fn succeeded(&self, _: Door, _: &Subject) -> Result<(), StoreError> {
+    async fn succeeded(&self, _: Door, _: &Subject<'_>) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -212,11 +238,12 @@ mod tests {
             Subject::client(&long),
             Subject::basic(""),
         ] {
-            assert!(s.as_str().len() < 64, "{}", s.as_str());
-            assert!(s.as_str().bytes().all(|b| b.is_ascii_graphic()));
+            assert!(s.key().len() < 64, "{}", s.key());
+            assert!(s.key().bytes().all(|b| b.is_ascii_graphic()));
         }
-        assert_ne!(Subject::key_id("k"), Subject::basic("k"));
-        assert_ne!(Subject::user(1, "ann"), Subject::user(2, "ann"));
-        assert_eq!(Subject::client("c"), Subject::client("c"));
+        assert_ne!(Subject::key_id("k").key(), Subject::basic("k").key());
+        assert_ne!(Subject::user(1, "ann").key(), Subject::user(2, "ann").key());
+        assert_ne!(Subject::user(1, "2:x").key(), Subject::user(12, "x").key());
+        assert_eq!(Subject::client("c").key(), Subject::client("c").key());
     }
 }

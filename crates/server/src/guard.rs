@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -58,6 +59,26 @@ pub struct Guard {
     locked: Mutex<HashMap<String, Timestamp>>,
     /// Subjects this instance counted a failure of, whose success must clear the count.
     failing: Mutex<HashSet<String>>,
+    /// The sizes of the three maps, read without their locks: while all are empty (no
+    /// failure anywhere lately) an admitted attempt and a success cost three atomic loads.
+    sizes: Sizes,
+}
+
+#[derive(Default)]
+struct Sizes {
+    blocked: AtomicUsize,
+    locked: AtomicUsize,
+    failing: AtomicUsize,
+}
+
+impl Sizes {
+    fn set(cell: &AtomicUsize, len: usize) {
+        cell.store(len, Ordering::Release);
+    }
+
+    fn any(cell: &AtomicUsize) -> bool {
+        cell.load(Ordering::Acquire) > 0
+    }
 }
 
 /// Locks a map, whatever a panicking holder left (the maps hold no invariant across keys).
@@ -84,6 +105,7 @@ impl Guard {
             blocked: Mutex::default(),
             locked: Mutex::default(),
             failing: Mutex::default(),
+            sizes: Sizes::default(),
         }
     }
 
@@ -99,8 +121,13 @@ impl Guard {
                 let e = locked.entry(subject).or_insert(until);
                 *e = (*e).max(until);
             }
+            Sizes::set(&self.sizes.locked, locked.len());
         }
-        lock(&self.blocked).retain(|_, until| *until > now);
+        {
+            let mut blocked = lock(&self.blocked);
+            blocked.retain(|_, until| *until > now);
+            Sizes::set(&self.sizes.blocked, blocked.len());
+        }
         self.sources.retain_recent();
         if purge {
             self.store
@@ -143,18 +170,27 @@ impl Throttle for Guard {
         &self,
         door: Door,
         source: Option<IpAddr>,
-        subject: &Subject,
+        subject: &Subject<'_>,
     ) -> Result<(), Throttled> {
-        let now = self.clock.now();
-        let key = Self::source_key(door, source);
-        if let Some(until) = lock(&self.blocked).get(&key).filter(|u| **u > now) {
-            return Err(throttled(Waiting::Source, now, *until));
+        let (blocked, locked) = (
+            Sizes::any(&self.sizes.blocked),
+            Sizes::any(&self.sizes.locked),
+        );
+        if !blocked && !locked {
+            return Ok(());
         }
-        if let Some(until) = lock(&self.locked)
-            .get(subject.as_str())
-            .filter(|u| **u > now)
-        {
-            return Err(throttled(Waiting::Subject, now, *until));
+        let now = self.clock.now();
+        if blocked {
+            let key = Self::source_key(door, source);
+            if let Some(until) = lock(&self.blocked).get(&key).filter(|u| **u > now) {
+                return Err(throttled(Waiting::Source, now, *until));
+            }
+        }
+        if locked {
+            let key = subject.key();
+            if let Some(until) = lock(&self.locked).get(&key).filter(|u| **u > now) {
+                return Err(throttled(Waiting::Subject, now, *until));
+            }
         }
         Ok(())
     }
@@ -163,43 +199,53 @@ impl Throttle for Guard {
         &self,
         door: Door,
         source: Option<IpAddr>,
-        subject: Option<&Subject>,
+        subject: Option<&Subject<'_>>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let key = Self::source_key(door, source);
         if let Err(not_until) = self.sources.check_key(&key) {
             let wait = not_until.wait_time_from(LimiterClock(self.clock.clone()).now());
-            insert_bounded(&mut lock(&self.blocked), key, now.plus(wait), now);
+            let mut blocked = lock(&self.blocked);
+            insert_bounded(&mut blocked, key, now.plus(wait), now);
+            Sizes::set(&self.sizes.blocked, blocked.len());
         }
         let Some(subject) = subject else {
             return Ok(());
         };
+        let key = subject.key();
         {
             let mut failing = lock(&self.failing);
             if failing.len() >= MAP_CAP {
                 failing.clear();
             }
-            failing.insert(subject.as_str().to_string());
+            failing.insert(key.clone());
+            Sizes::set(&self.sizes.failing, failing.len());
         }
         if let Some(until) = limits::count_failure(&*self.store, &self.limits, subject, now).await?
         {
-            insert_bounded(
-                &mut lock(&self.locked),
-                subject.as_str().to_string(),
-                until,
-                now,
-            );
+            let mut locked = lock(&self.locked);
+            insert_bounded(&mut locked, key, until, now);
+            Sizes::set(&self.sizes.locked, locked.len());
         }
         Ok(())
     }
 
-    async fn succeeded(&self, door: Door, subject: &Subject) -> Result<(), StoreError> {
+    async fn succeeded(&self, door: Door, subject: &Subject<'_>) -> Result<(), StoreError> {
         // A sign-in always clears the account's count, wherever it was counted; the machine
         // doors (hot paths) clear only what this instance counted, so a success costs no
-        // store call.
-        let counted = lock(&self.failing).remove(subject.as_str());
+        // store call, and while nothing failed lately not even a lock.
+        if door != Door::Login && !Sizes::any(&self.sizes.failing) {
+            return Ok(());
+        }
+        let key = subject.key();
+        let counted = {
+            let mut failing = lock(&self.failing);
+            let removed = failing.remove(&key);
+            Sizes::set(&self.sizes.failing, failing.len());
+            removed
+        };
         if counted || door == Door::Login {
-            self.store.clear_failures(subject.as_str()).await?;
+            self.store.clear_failures(&key).await?;
         }
         Ok(())
     }

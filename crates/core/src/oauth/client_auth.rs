@@ -125,7 +125,7 @@ pub async fn authenticate_client(
 
 impl ClientAuth {
     /// What the limits count this client's failures against.
-    pub(crate) fn subject(&self) -> Subject {
+    pub(crate) fn subject(&self) -> Subject<'_> {
         Subject::client(&self.client_id)
     }
 

@@ -52,10 +52,7 @@ both!(
             assert_eq!(r.status(), 401);
         }
         let org = app.store.org_by_name("acme").await.unwrap().unwrap().id;
-        assert_eq!(
-            locks(&app).await,
-            vec![Subject::user(org, "ann").as_str().to_string()]
-        );
+        assert_eq!(locks(&app).await, vec![Subject::user(org, "ann").key()]);
         // Locked: even the right password is not checked.
         let r = sign_in(&app, &id, "ann", "right horse battery").await;
         assert_eq!(r.status(), 429);
