@@ -16,6 +16,7 @@ the same run for the scenarios it supports, and grantry's matching figures gain 
 
 Usage: bench/run [--database postgres://...] [--duration 10] [--warmup 3] [--connections 32]
                  [--live-tokens 1000000] [--peer oidc-provider] [--issue-rate-cap 40000]
+                 [--binaries DIR --commit SHA [--without-limits-config]]
 """
 
 import argparse
@@ -174,11 +175,12 @@ def login_form(base, query):
     """The sign-in page for `query` as a browser sees it: its pre-session cookie and the
     form's CSRF token."""
     with urllib.request.urlopen(f"{base}/oauth/authorize?{query}") as r:
-        cookie = next(v.split(";")[0] for k, v in r.headers.items()
-                      if k.lower() == "set-cookie" and v.startswith("grantry_login="))
+        cookie = next((v.split(";")[0] for k, v in r.headers.items()
+                       if k.lower() == "set-cookie" and v.startswith("grantry_login=")), "")
         page = r.read().decode()
-    csrf = re.search(r'name="csrf" value="([^"]*)"', page).group(1)
-    return cookie, html.unescape(csrf)
+    # Binaries from before the form was bound to the browser have neither.
+    csrf = re.search(r'name="csrf" value="([^"]*)"', page)
+    return cookie, html.unescape(csrf.group(1)) if csrf else ""
 
 
 def lua_script(tmp, name, method, body=None, headers=None):
@@ -417,6 +419,13 @@ def main():
     ap.add_argument("--issue-rate-cap", type=int, default=40000, metavar="RPS",
                     help="refresh tokens seeded for issue_refresh_after_window: this many per second "
                          "of warm-up and of run (default %(default)s)")
+    ap.add_argument("--binaries", metavar="DIR",
+                    help="run the grantry and examples/floor binaries in DIR (a target/release folder) "
+                         "instead of building this checkout, e.g. an earlier commit's for a side-by-side run")
+    ap.add_argument("--commit", help="the commit --binaries were built from, for the report's name")
+    ap.add_argument("--without-limits-config", action="store_true",
+                    help="for binaries that predate [limits]: do not lift the per-address limit for the "
+                         "login flood")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -428,13 +437,16 @@ def main():
         if not os.path.isdir(os.path.join(PEER_DIR, "node_modules", "oidc-provider")):
             raise SystemExit("bench/peer/node_modules is missing: (cd bench/peer && npm ci)")
 
-    print("building release binaries ...", file=sys.stderr)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "grantry"], check=True, cwd=ROOT)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "grantry-server", "--example", "floor"],
-                   check=True, cwd=ROOT)
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    grantry = os.path.join(target, "release", "grantry")
-    floor = os.path.join(target, "release", "examples", "floor")
+    if args.binaries:
+        release = os.path.abspath(args.binaries)
+    else:
+        print("building release binaries ...", file=sys.stderr)
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "grantry"], check=True, cwd=ROOT)
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "grantry-server", "--example", "floor"],
+                       check=True, cwd=ROOT)
+        release = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release")
+    grantry = os.path.join(release, "grantry")
+    floor = os.path.join(release, "examples", "floor")
 
     tmp = tempfile.mkdtemp(prefix="grantry-bench-")
     procs = []
@@ -458,7 +470,9 @@ def main():
             database = Database(sqlite_path=os.path.join(data_dir, "grantry.db"))
         # The flood comes from one address; a real one would come from many, so the per-address
         # limit is lifted for it to reach argon2id at all (README, Security).
-        env = dict(os.environ, GRANTRY_LOG="warn", GRANTRY_LIMITS__SOURCE_FAILURES="1000000000")
+        env = dict(os.environ, GRANTRY_LOG="warn")
+        if not args.without_limits_config:
+            env["GRANTRY_LIMITS__SOURCE_FAILURES"] = "1000000000"
         start = time.time()
         g = subprocess.Popen([grantry, *glob, "serve", "--listen", f"127.0.0.1:{gport}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -669,10 +683,14 @@ def main():
         return floor_rps
 
     floor_rps = shares(results)
-    commit = sh("git", "rev-parse", "--short", "HEAD").strip()
+    commit = args.commit or sh("git", "rev-parse", "--short", "HEAD").strip()
     today = datetime.date.today().isoformat()
     backend = "postgres" if args.database else "sqlite (WAL, synchronous=FULL)"
     stem = os.path.join(ROOT, "bench", "results", f"{today}-{commit}{'-postgres' if args.database else ''}")
+    n = 2
+    while os.path.exists(stem + ".json"):
+        stem = re.sub(r"(-run\d+)?$", f"-run{n}", stem, count=1)
+        n += 1
     report = {
         "date": today,
         "commit": commit,
@@ -684,6 +702,7 @@ def main():
         "grantry_rss_kib_idle": extra["grantry_rss_kib_idle"],
         "fresh_start_to_healthy_ms": round(fresh_start_ms),
         "issue_rate_cap": args.issue_rate_cap,
+        "binaries": "built from this checkout" if not args.binaries else release,
         "scenarios": results,
     }
     if "peer" in extra:
