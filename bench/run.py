@@ -466,7 +466,7 @@ def main():
             glob += ["--database", db_url]
             database = Database(pg_url=db_url)
         else:
-            # The embedded database's file (crates/grantry/src/config.rs).
+            # The embedded database's file (crates/grantry/src/config/).
             database = Database(sqlite_path=os.path.join(data_dir, "grantry.db"))
         # The flood comes from one address; a real one would come from many, so the per-address
         # limit is lifted for it to reach argon2id at all (README, Security).
