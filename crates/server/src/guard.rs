@@ -109,9 +109,9 @@ impl Guard {
         }
     }
 
-    /// Mirrors the store's live locks, drops what has expired, and forgets counts older
-    /// than `limits.failure_memory` when `purge` is set.
-    pub async fn refresh(&self, purge: bool) -> Result<(), StoreError> {
+    /// Mirrors the store's live locks and drops what has expired (stale counts in the store
+    /// are the sweeper's, `tasks::sweep_expired`).
+    pub async fn refresh(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
         let live = self.store.active_lockouts(now).await?;
         {
@@ -129,11 +129,6 @@ impl Guard {
             Sizes::set(&self.sizes.blocked, blocked.len());
         }
         self.sources.retain_recent();
-        if purge {
-            self.store
-                .purge_failures(now.minus(self.limits.failure_memory))
-                .await?;
-        }
         Ok(())
     }
 

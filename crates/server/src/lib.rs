@@ -166,7 +166,7 @@ pub async fn serve(
     let sweeper = tokio::spawn(tasks::sweep_expired(
         state.store.clone(),
         state.clock.clone(),
-        state.settings.audit.retention,
+        state.settings.clone(),
     ));
     let served = accept_loop(listener, state, shutdown).await;
     keys.abort();

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grantry_core::oauth::jwt::ensure_keys;
-use grantry_core::store::{RetentionStore, SweepReport};
-use grantry_core::{Clock, Store};
+use grantry_core::store::SweepReport;
+use grantry_core::{Clock, Settings, Store};
 
 use crate::guard::Guard;
 
@@ -36,20 +36,13 @@ pub async fn keep_signing_keys(
 /// twice a second, so a lock set anywhere holds here within one second.
 pub const LOCKOUT_ROUND: Duration = Duration::from_millis(500);
 
-/// Rounds between purges of failure counts older than `limits.failure_memory`.
-const PURGE_EVERY: u32 = 1200;
-
-/// Mirrors the live lockouts into `guard` every [`LOCKOUT_ROUND`], and forgets stale
-/// failure counts every ten minutes.
+/// Mirrors the live lockouts into `guard` every [`LOCKOUT_ROUND`].
 pub async fn mirror_lockouts(guard: Arc<Guard>) {
     let mut tick = tokio::time::interval(LOCKOUT_ROUND);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut round: u32 = 0;
     loop {
         tick.tick().await;
-        let purge = round.is_multiple_of(PURGE_EVERY);
-        round = round.wrapping_add(1);
-        if let Err(e) = guard.refresh(purge).await {
+        if let Err(e) = guard.refresh().await {
             tracing::warn!(error = %e, "cannot read the lockouts; retrying next round");
         }
     }
@@ -61,25 +54,33 @@ pub const SWEEP_ROUND: Duration = Duration::from_secs(600);
 /// Purges expired state once at start and then every [`SWEEP_ROUND`] (docs/architecture.md,
 /// the sweeper), reading the clock once per round: audit events older than `retention`, and
 /// the expired codes, sessions, access tokens and client secrets
-/// ([`RetentionStore::sweep`]). Instances sharing a PostgreSQL database skip a round another
-/// instance is sweeping.
-pub async fn sweep_expired(store: Arc<dyn Store>, clock: Arc<dyn Clock>, retention: Duration) {
+/// ([`grantry_core::store::RetentionStore::sweep`]), and failure counts older than `limits.failure_memory`
+/// ([`grantry_core::store::LockoutStore::purge_failures`]). Instances sharing a PostgreSQL database skip a round
+/// another instance is sweeping.
+pub async fn sweep_expired(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Arc<Settings>) {
     let mut tick = tokio::time::interval(SWEEP_ROUND);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        sweep_once(&*store, &*clock, retention).await;
+        sweep_once(&*store, &*clock, &settings).await;
     }
 }
 
 /// One round of [`sweep_expired`]; what it purged, when it ran and did not fail.
 pub async fn sweep_once(
-    store: &dyn RetentionStore,
+    store: &dyn Store,
     clock: &dyn Clock,
-    retention: Duration,
+    settings: &Settings,
 ) -> Option<SweepReport> {
     let now = clock.now();
-    match store.sweep(now, now.minus(retention)).await {
+    let swept = store.sweep(now, now.minus(settings.audit.retention)).await;
+    if matches!(swept, Ok(Some(_))) {
+        let before = now.minus(settings.limits.failure_memory);
+        if let Err(e) = store.purge_failures(before).await {
+            tracing::warn!(error = %e, "cannot forget old failure counts; retrying next round");
+        }
+    }
+    match swept {
         Ok(Some(r)) => {
             if r.total() > 0 {
                 tracing::info!(

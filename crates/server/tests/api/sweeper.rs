@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use grantry_core::GrantSet;
+use grantry_core::{Clock, GrantSet};
 
 use crate::both;
 use crate::harness::{Integration, TestApp};
@@ -15,7 +15,7 @@ use crate::harness::{Integration, TestApp};
 const HOUR: Duration = Duration::from_secs(3600);
 
 async fn sweep(app: &TestApp) -> grantry_core::store::SweepReport {
-    grantry_server::tasks::sweep_once(&*app.store, &*app.clock, app.settings.audit.retention)
+    grantry_server::tasks::sweep_once(&*app.store, &*app.clock, &app.settings)
         .await
         .expect("the sweep ran")
 }
@@ -125,5 +125,40 @@ both!(
         );
         let (s, v) = refresh(rt2).await;
         assert_eq!(s, 400, "the family was revoked: {v}");
+    }
+);
+
+both!(
+    a_sweep_forgets_failure_counts_older_than_the_failure_memory,
+    |app: TestApp| async move {
+        let memory = app.settings.limits.failure_memory;
+        let now = app.clock.now();
+        let (old, recent) = ("client:old", "client:recent");
+        app.store
+            .count_failure(old, now, now.minus(memory))
+            .await
+            .unwrap();
+        app.advance(memory);
+        let now = app.clock.now();
+        app.store
+            .count_failure(recent, now, now.minus(memory))
+            .await
+            .unwrap();
+        app.advance(Duration::from_secs(1));
+        sweep(&app).await;
+        // What a count says next shows whether the sweep forgot it: the forget window is
+        // passed as the epoch, so only a purged row starts again at one.
+        let now = app.clock.now();
+        let epoch = grantry_core::Timestamp(0);
+        assert_eq!(
+            app.store.count_failure(old, now, epoch).await.unwrap(),
+            1,
+            "purged"
+        );
+        assert_eq!(
+            app.store.count_failure(recent, now, epoch).await.unwrap(),
+            2,
+            "kept"
+        );
     }
 );
