@@ -3,13 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use axum_extra::extract::WithRejection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -39,42 +38,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A path parameter, refused in the REST format when it does not decode.
-struct RestPath<T>(T);
-
-impl<T, S> FromRequestParts<S> for RestPath<T>
-where
-    Path<T>: FromRequestParts<S, Rejection = PathRejection>,
-    S: Send + Sync,
-{
-    type Rejection = RestError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &S,
-    ) -> std::result::Result<Self, RestError> {
-        let Path(t) = Path::<T>::from_request_parts(parts, state).await?;
-        Ok(RestPath(t))
-    }
-}
+type RestPath<T> = WithRejection<Path<T>, RestError>;
 
 /// The query string, refused in the REST format when it does not decode.
-struct RestQuery<T>(T);
-
-impl<T, S> FromRequestParts<S> for RestQuery<T>
-where
-    Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
-    S: Send + Sync,
-{
-    type Rejection = RestError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &S,
-    ) -> std::result::Result<Self, RestError> {
-        let Query(t) = Query::<T>::from_request_parts(parts, state).await?;
-        Ok(RestQuery(t))
-    }
-}
+type RestQuery<T> = WithRejection<Query<T>, RestError>;
 
 fn list_json(l: &List) -> Value {
     json!({"id": l.id, "name": l.name, "size": l.size, "createdAt": l.created_at.to_rfc3339()})
@@ -139,7 +106,7 @@ async fn create_list(
 async fn list(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    RestPath(lid): RestPath<String>,
+    WithRejection(Path(lid), _): RestPath<String>,
 ) -> Result<Response> {
     let l = platform::list(&*s.store, &p, id("id", &lid)?).await?;
     Ok(rest_ok(StatusCode::OK, list_json(&l), json!({})))
@@ -148,7 +115,7 @@ async fn list(
 async fn delete_list(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    RestPath(lid): RestPath<String>,
+    WithRejection(Path(lid), _): RestPath<String>,
 ) -> Result<Response> {
     platform::delete_list(&*s.store, &p, id("id", &lid)?).await?;
     Ok(rest_ok(StatusCode::OK, Value::Null, json!({})))
@@ -157,8 +124,8 @@ async fn delete_list(
 async fn contacts(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    RestPath(lid): RestPath<String>,
-    RestQuery(pairs): RestQuery<Vec<(String, String)>>,
+    WithRejection(Path(lid), _): RestPath<String>,
+    WithRejection(Query(pairs), _): RestQuery<Vec<(String, String)>>,
 ) -> Result<Response> {
     let lid = id("id", &lid)?;
     let mut q = HashMap::new();
@@ -211,7 +178,7 @@ struct NewContact {
 async fn add_contact(
     State(s): State<AppState>,
     Now(now): Now,
-    RestPath(lid): RestPath<String>,
+    WithRejection(Path(lid), _): RestPath<String>,
     CallerWith(p, b, _): CallerWith<Rest>,
 ) -> Result<Response> {
     let lid = id("id", &lid)?;
@@ -223,7 +190,7 @@ async fn add_contact(
 async fn contact(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    RestPath((lid, cid)): RestPath<(String, String)>,
+    WithRejection(Path((lid, cid)), _): RestPath<(String, String)>,
 ) -> Result<Response> {
     let c = platform::contact(
         &*s.store,
@@ -246,7 +213,7 @@ struct ContactChange {
 async fn update_contact(
     State(s): State<AppState>,
     Now(now): Now,
-    RestPath((lid, cid)): RestPath<(String, String)>,
+    WithRejection(Path((lid, cid)), _): RestPath<(String, String)>,
     CallerWith(p, b, _): CallerWith<Rest>,
 ) -> Result<Response> {
     let (lid, cid) = (id("id", &lid)?, id("contactId", &cid)?);
@@ -267,7 +234,7 @@ async fn update_contact(
 async fn delete_contact(
     State(s): State<AppState>,
     Caller(p, _): Caller<Rest>,
-    RestPath((lid, cid)): RestPath<(String, String)>,
+    WithRejection(Path((lid, cid)), _): RestPath<(String, String)>,
 ) -> Result<Response> {
     platform::delete_contact(&*s.store, &p, id("id", &lid)?, id("contactId", &cid)?).await?;
     Ok(rest_ok(StatusCode::OK, Value::Null, json!({})))
