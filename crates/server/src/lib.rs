@@ -39,9 +39,14 @@ mod xmlapi;
 
 /// What every handler is given: the store, the clock and the validated settings, the
 /// limits on guessing secrets and the pool passwords are checked on; and what [`serve`]
-/// allows each connection ([`Limits`]).
+/// allows each connection ([`Limits`]). One shared allocation, so handing it to a request
+/// (each extractor of `State` clones it) costs one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The parts of [`AppState`], reached through it (`state.store`).
+#[derive(Clone)]
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
@@ -50,23 +55,33 @@ pub struct AppState {
     pub limits: Limits,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     /// The state with the default [`Limits`].
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let guard = guard::Guard::new(store.clone(), clock.clone(), settings.limits.clone());
-        AppState {
+        AppState(Arc::new(Shared {
             store,
             clock,
             settings: Arc::new(settings),
             guard: Arc::new(guard),
             passwords: Arc::new(guard::PasswordPool::per_core()),
             limits: Limits::default(),
-        }
+        }))
     }
 
     /// The same state with `limits` (`[http]` in the configuration).
     pub fn with_limits(self, limits: Limits) -> Self {
-        AppState { limits, ..self }
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        shared.limits = limits;
+        AppState(Arc::new(shared))
     }
 }
 

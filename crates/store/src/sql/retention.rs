@@ -6,9 +6,14 @@
 /// another instance holds it.
 pub(crate) const SWEEP_LOCK_PG: &str = "SELECT pg_try_advisory_xact_lock(1735549797, 0)";
 
-/// Audit events recorded before `$1`.
+/// Audit events recorded before `$1`, in the order they were recorded, up to the first one
+/// recorded at or after `$1` (one that an instance with a slower clock recorded after it waits
+/// for it): the table every audited write appends to needs no index on time for this, and the
+/// scan stops at the first event kept (docs/architecture.md, the sweeper).
 pub(crate) const PURGE_AUDIT: &str = "DELETE FROM audit_events WHERE id IN \
-    (SELECT id FROM audit_events WHERE at < $1 ORDER BY id LIMIT $2)";
+    (SELECT id FROM audit_events WHERE at < $1 AND id < COALESCE(\
+    (SELECT id FROM audit_events WHERE at >= $1 ORDER BY id LIMIT 1), 9223372036854775807) \
+    ORDER BY id LIMIT $2)";
 
 /// Authorization codes that expired unspent before `$1`, or spent before `$3`.
 pub(crate) const PURGE_CODES: &str = "DELETE FROM auth_codes WHERE id IN \
@@ -19,9 +24,13 @@ pub(crate) const PURGE_CODES: &str = "DELETE FROM auth_codes WHERE id IN \
 pub(crate) const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
     (SELECT id FROM sessions WHERE expires_at < $1 ORDER BY id LIMIT $2)";
 
-/// Access tokens that expired before `$1`.
+/// Access tokens that expired before `$1`, in the order they were issued, up to the first
+/// one still live: a token with a shorter lifetime than one issued before it is purged once
+/// that one has expired too, so the hot table of issuance needs no index on expiry.
 pub(crate) const PURGE_ACCESS_TOKENS: &str = "DELETE FROM access_tokens WHERE id IN \
-    (SELECT id FROM access_tokens WHERE expires_at < $1 ORDER BY id LIMIT $2)";
+    (SELECT id FROM access_tokens WHERE expires_at < $1 AND id < COALESCE(\
+    (SELECT id FROM access_tokens WHERE expires_at >= $1 ORDER BY id LIMIT 1), \
+    9223372036854775807) ORDER BY id LIMIT $2)";
 
 /// Client secrets whose overlap ended before `$1`.
 pub(crate) const PURGE_CLIENT_SECRETS: &str = "DELETE FROM client_secrets WHERE id IN \

@@ -14,15 +14,8 @@ conformance!(
         let org = g.org.id;
         let min = |m: u64| Duration::from_secs(60 * m);
 
-        // Audit events: everything at T0 is before the limit; one later event stays.
-        store
-            .record_audit(audit(Some(org), T0.plus(2 * HOUR), "kept"))
-            .await
-            .unwrap();
-
-        // Access tokens: one expired (T0 + 4h), one live until T0 + 12h.
+        // Access tokens: one expired (T0 + 4h); the live one comes last, below.
         let (expired_token, _) = issue_from(&*store, org, g.refresh_id, T0).await;
-        let (live_token, _) = issue_from(&*store, org, g.refresh_id, T0.plus(8 * HOUR)).await;
 
         // Authorization codes: expired unspent, expired but spent (kept for reuse detection),
         // and live.
@@ -66,6 +59,15 @@ conformance!(
             .await
             .unwrap();
         assert_eq!(store.client_secrets(g.app.id, T0).await.unwrap().len(), 2);
+
+        // Written last, in the order of their times (the sweeper purges in the order written,
+        // up to the first row still kept): a token live until T0 + 12h, and an audit event
+        // after the limit, which stays.
+        let (live_token, _) = issue_from(&*store, org, g.refresh_id, T0.plus(8 * HOUR)).await;
+        store
+            .record_audit(audit(Some(org), T0.plus(2 * HOUR), "kept"))
+            .await
+            .unwrap();
 
         let before = store.audit_events(org, None).await.unwrap();
         let old_events = before.iter().filter(|e| e.at < T0.plus(HOUR)).count() as u64;
@@ -175,6 +177,64 @@ conformance!(
             .await
             .unwrap()
             .is_some());
+    }
+);
+
+conformance!(
+    a_sweep_purges_in_the_order_written_up_to_the_first_row_still_kept,
+    |store| async move {
+        let g = granted(&*store).await;
+        let org = g.org.id;
+        // A token live until T0 + 12h, then one issued after it that expires at T0 + 4h.
+        let (long, _) = issue_from(&*store, org, g.refresh_id, T0.plus(8 * HOUR)).await;
+        let (short, _) = issue_from(&*store, org, g.refresh_id, T0).await;
+        // An event kept until the limit passes T0 + 2h, then an older one recorded after it.
+        store
+            .record_audit(audit(Some(org), T0.plus(2 * HOUR), "later"))
+            .await
+            .unwrap();
+        store
+            .record_audit(audit(Some(org), T0, "earlier"))
+            .await
+            .unwrap();
+        let actions = |store: std::sync::Arc<dyn grantry_core::store::Store>| async move {
+            let mut a: Vec<_> = store
+                .audit_events(org, None)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.action)
+                .collect();
+            a.sort();
+            a
+        };
+
+        // At T0 + 10h the short token has expired, but the long one before it has not.
+        let report = store
+            .sweep(T0.plus(10 * HOUR), T0.plus(HOUR))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(report.access_tokens, 0);
+        assert!(store.access_token(&short).await.unwrap().is_some());
+        // Only the events recorded before "later" went (organization.created and the rest
+        // of the set-up at T0).
+        assert_eq!(
+            actions(store.clone()).await,
+            ["access_token.issued", "access_token.issued", "earlier", "later"]
+        );
+
+        // Once the rows before them have gone, they go too.
+        let report = store
+            .sweep(T0.plus(13 * HOUR), T0.plus(9 * HOUR))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(report.access_tokens, 2);
+        assert_eq!(report.audit_events, 4);
+        assert!(store.access_token(&long).await.unwrap().is_none());
+        assert!(store.access_token(&short).await.unwrap().is_none());
+        assert!(actions(store.clone()).await.is_empty());
     }
 );
 
