@@ -105,6 +105,21 @@ impl Default for AuditSettings {
     }
 }
 
+/// The admin console's sessions (docs/architecture.md, the console).
+#[derive(Clone, Debug)]
+pub struct ConsoleSettings {
+    /// A console session not used for this long is signed out.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            idle_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
 impl LimitSettings {
     /// How long a subject with `failures` counted failures is locked for: nothing below
     /// `lockout_after`, then `lockout_base` doubled per further failure, capped at
@@ -131,6 +146,7 @@ pub struct Settings {
     pub api_keys: ApiKeySettings,
     pub limits: LimitSettings,
     pub audit: AuditSettings,
+    pub console: ConsoleSettings,
 }
 
 impl Default for Settings {
@@ -142,6 +158,7 @@ impl Default for Settings {
             api_keys: ApiKeySettings::default(),
             limits: LimitSettings::default(),
             audit: AuditSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }
@@ -152,6 +169,22 @@ impl Settings {
     /// introspection alike.
     pub fn issuer(&self) -> &str {
         self.public_url.trim_end_matches('/')
+    }
+
+    /// Whether browser cookies are marked `Secure`: always, except when the public URL is
+    /// plain HTTP on a loopback address (a local trial, where the browser would otherwise
+    /// drop them).
+    pub fn secure_cookies(&self) -> bool {
+        let Ok(u) = url::Url::parse(&self.public_url) else {
+            return true;
+        };
+        let loopback = match u.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        !(u.scheme() == "http" && loopback)
     }
 
     /// Checks the rules the settings must follow, with a message that says what to change.
@@ -208,6 +241,9 @@ impl Settings {
         }
         if self.audit.retention < Duration::from_secs(24 * 3600) {
             return Err("audit.retention must be at least 1d, e.g. \"400d\"".into());
+        }
+        if self.console.idle_timeout < Duration::from_secs(60) {
+            return Err("console.idle_timeout must be at least 1m, e.g. \"30m\"".into());
         }
         Ok(())
     }

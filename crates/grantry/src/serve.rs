@@ -27,12 +27,13 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
 
     // The mail settings are checked at start, so a server never runs with mail it cannot
     // send safely (the CLI sends it).
-    cfg.mailer()?;
+    let mailer = Arc::new(cfg.mailer()?);
     let store = open_store(&cfg).await?;
     let clock = Arc::new(SystemClock);
-    if store.count_orgs().await? == 0 {
-        first_start(&*store, clock.now(), &settings).await?;
-    }
+    let first = match store.count_orgs().await? {
+        0 => Some(first_start(&*store, clock.now(), &settings).await?),
+        _ => None,
+    };
     // JWT signing keys: one active, its successor published ahead (RFC 9068 tokens).
     grantry_core::oauth::jwt::ensure_keys(&*store, clock.now(), settings.tokens.key_rotation)
         .await
@@ -50,8 +51,21 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
         settings.pod_id,
         grantry_store::redact(&cfg.database_url())
     );
+    let console = console_url(&settings, addr);
+    match first {
+        Some(password) => println!(
+            "First start: created organization {FIRST_ORG:?} with principal org admin {FIRST_ADMIN:?}.\n\
+             Sign in to the console at {console} (organization {FIRST_ORG}, username {FIRST_ADMIN}); \
+             it asks for a new password first.\n\
+             One-time admin password (shown once, keep it): {}",
+            password.expose_secret()
+        ),
+        None => println!("Console: {console}"),
+    }
     tracing::info!(%addr, pod = %settings.pod_id, "serving");
-    let state = AppState::new(store, clock, settings).with_limits(limits);
+    let state = AppState::new(store, clock, settings)
+        .with_limits(limits)
+        .with_mailer(mailer);
     grantry_server::serve(listener, state, shutdown_signal())
         .await
         .map_err(CliError::Server)?;
@@ -59,8 +73,23 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
     Ok(())
 }
 
-/// Seeds a fresh database with the first organization and prints its admin's password, once.
-async fn first_start(store: &dyn Store, now: Timestamp, settings: &Settings) -> Result<()> {
+/// The console's address: under the public URL, or the listening address when the public URL
+/// is the default and the server listens elsewhere (a trial on another port).
+fn console_url(settings: &Settings, addr: std::net::SocketAddr) -> String {
+    let default = Settings::default();
+    match settings.public_url == default.public_url && addr.to_string() != "127.0.0.1:8080" {
+        true => format!("http://{addr}/console"),
+        false => format!("{}/console", settings.issuer()),
+    }
+}
+
+/// Seeds a fresh database with the first organization; returns its admin's one-time
+/// password, to print once.
+async fn first_start(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+) -> Result<secrecy::SecretString> {
     let cx = Ctx {
         store,
         now,
@@ -70,12 +99,7 @@ async fn first_start(store: &dyn Store, now: Timestamp, settings: &Settings) -> 
     let created = admin::create_org(&cx, FIRST_ORG, FIRST_ADMIN, FIRST_ADMIN_EMAIL)
         .await
         .map_err(CliError::FirstOrg)?;
-    println!(
-        "First start: created organization {FIRST_ORG:?} with principal org admin {FIRST_ADMIN:?}.\n\
-         One-time admin password (shown once, keep it): {}",
-        created.password.expose_secret()
-    );
-    Ok(())
+    Ok(created.password)
 }
 
 async fn shutdown_signal() {

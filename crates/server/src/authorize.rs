@@ -74,7 +74,7 @@ fn login_binding(state: &AppState, jar: CookieJar, query: &str) -> LoginBinding 
                 .path("/oauth/authorize")
                 .http_only(true)
                 .same_site(SameSite::Lax)
-                .secure(state.settings.public_url.starts_with("https://"))
+                .secure(state.settings.secure_cookies())
                 .build();
             (jar.add(cookie), v)
         }
@@ -180,16 +180,17 @@ fn field(pairs: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The session cookie: only over HTTPS when the public URL is, never readable by scripts,
-/// never sent cross-site.
-fn session_cookie(state: &AppState, sid: &SecretString) -> Cookie<'static> {
+/// The session cookie (the web-server flow's sign-in page and the console share it): `Secure`
+/// unless the public URL is plain HTTP on loopback, never readable by scripts, never sent
+/// cross-site.
+pub(crate) fn session_cookie(state: &AppState, sid: &SecretString) -> Cookie<'static> {
     let max_age = sessions::SESSION_TTL.as_secs() as i64;
     Cookie::build((SESSION_COOKIE, sid.expose_secret().to_string()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
         .max_age(time::Duration::seconds(max_age))
-        .secure(state.settings.public_url.starts_with("https://"))
+        .secure(state.settings.secure_cookies())
         .build()
 }
 

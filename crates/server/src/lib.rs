@@ -17,12 +17,14 @@ use tower::ServiceExt;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use grantry_core::mail::Mailer;
 use grantry_core::{Clock, Settings, Store};
 
 use crate::error::RouteProblem;
 pub use crate::limits::Limits;
 
 mod authorize;
+mod console;
 mod docs;
 pub mod error;
 mod events;
@@ -52,6 +54,8 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     pub guard: Arc<guard::Guard>,
     pub passwords: Arc<guard::PasswordPool>,
+    /// Where the console's notifications go (account access, as the CLI mails them).
+    pub mailer: Arc<dyn Mailer>,
     pub limits: Limits,
 }
 
@@ -73,8 +77,16 @@ impl AppState {
             settings: Arc::new(settings),
             guard: Arc::new(guard),
             passwords: Arc::new(guard::PasswordPool::per_core()),
+            mailer: Arc::new(NoMail),
             limits: Limits::default(),
         }))
+    }
+
+    /// The same state sending mail with `mailer`.
+    pub fn with_mailer(self, mailer: Arc<dyn Mailer>) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        shared.mailer = mailer;
+        AppState(Arc::new(shared))
     }
 
     /// The same state with `limits` (`[http]` in the configuration).
@@ -83,6 +95,21 @@ impl AppState {
         shared.limits = limits;
         AppState(Arc::new(shared))
     }
+}
+
+/// The mailer of a state built without one: every message fails, and the console says so.
+struct NoMail;
+
+#[async_trait::async_trait]
+impl Mailer for NoMail {
+    async fn send(&self, _: grantry_core::mail::Message) -> Result<(), String> {
+        Err("this server has no mail set up".into())
+    }
+}
+
+/// The state's mailer.
+pub(crate) fn mailer_of(state: &AppState) -> Arc<dyn Mailer> {
+    state.mailer.clone()
 }
 
 /// The whole application as a router, ready to serve or to drive in tests. Each API family
@@ -125,6 +152,8 @@ pub fn app(state: AppState) -> Router {
             "/rest",
             rest::routes().layer(DefaultBodyLimit::max(limits::REST_BODY)),
         )
+        .route("/", get(|| async { pages::see_other("/console") }))
+        .merge(console::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(unrouted.layer(DefaultBodyLimit::max(limits::XML_BODY)))

@@ -20,6 +20,8 @@ pub const XML_BODY: usize = 1024 * 1024;
 pub const REST_BODY: usize = 256 * 1024;
 /// Largest body of the Event API.
 pub const EVENTS_BODY: usize = grantry_core::platform::events::MAX_BODY;
+/// Largest body of the console's forms.
+pub const CONSOLE_BODY: usize = 64 * 1024;
 /// Largest body of any other route (none of them reads one).
 pub const OTHER_BODY: usize = 16 * 1024;
 

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use super::{conflict, AdminError, Ctx, Result};
 use crate::clock::Timestamp;
 use crate::credential::{self, Kind};
-use crate::model::{User, UserKind};
+use crate::model::{ApiKey, User, UserKind};
 
 /// A new secret key, shown once.
 pub struct GeneratedKey {
@@ -88,4 +88,11 @@ pub async fn delete(cx: &Ctx<'_>, org: &str, username: &str, slot: u8) -> Result
         stops_at,
         promoted: deleted.promoted,
     })
+}
+
+/// The API user's Key ID and keys: live ones by slot, then deleted ones still in their
+/// grace period.
+pub async fn list(cx: &Ctx<'_>, org: &str, username: &str) -> Result<(String, Vec<ApiKey>)> {
+    let (user, key_id) = api_user(cx, org, username).await?;
+    Ok((key_id, cx.store.api_keys(user.id, cx.now).await?))
 }

@@ -7,7 +7,7 @@ use crate::clock::Timestamp;
 use crate::credential::{self, Kind};
 use crate::model::{Application, TokenFormat};
 use crate::permissions::GrantSet;
-use crate::store::NewApplication;
+use crate::store::{AppSummary, NewApplication};
 use crate::validate::storable;
 
 /// What to register with [`add_application`].
@@ -126,4 +126,32 @@ pub async fn rotate_client_secret(
         .rotate_client_secret(app.id, secret.digest, cx.now, old_expires_at, audit)
         .await?;
     Ok((secret.value, old_expires_at))
+}
+
+/// The org's applications, by name, each with when it last used a refresh token.
+pub async fn list_applications(cx: &Ctx<'_>, org: &str) -> Result<Vec<AppSummary>> {
+    let org = cx.org(org).await?;
+    Ok(cx.store.applications(org.id).await?)
+}
+
+/// Deletes an application: its client secrets, account accesses and tokens stop working on
+/// the next request.
+pub async fn delete_application(cx: &Ctx<'_>, org: &str, client_id: &str) -> Result<()> {
+    let org = cx.org(org).await?;
+    let app = cx.app(&org, client_id).await?;
+    let audit = cx
+        .audit(
+            Some(org.id),
+            "application.deleted",
+            format!("application:{client_id}"),
+        )
+        .with_detail(serde_json::json!({"name": app.name}));
+    if cx.store.delete_application(app.id, audit).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(format!(
+            "no application with client id {client_id} in organization {}",
+            org.name
+        )))
+    }
 }

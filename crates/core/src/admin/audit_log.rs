@@ -2,7 +2,7 @@
 
 use super::{Ctx, Result};
 use crate::clock::Timestamp;
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, AuditQuery};
 
 /// The org's audit log, oldest first, from `since` on.
 pub async fn audit_log(
@@ -12,4 +12,11 @@ pub async fn audit_log(
 ) -> Result<Vec<AuditEvent>> {
     let org = cx.org(org).await?;
     Ok(cx.store.audit_events(org.id, since).await?)
+}
+
+/// One page of the org's audit log, newest first, filtered by `query` (its `before` is the
+/// last event of the previous page).
+pub async fn audit_page(cx: &Ctx<'_>, org: &str, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
+    let org = cx.org(org).await?;
+    Ok(cx.store.audit_page(org.id, query).await?)
 }

@@ -195,3 +195,33 @@ pub async fn delete_user(cx: &Ctx<'_>, org: &str, username: &str) -> Result<()> 
         .with_detail(serde_json::json!({"kind": user.kind.as_str()}));
     Ok(cx.store.delete_user(user.id, audit).await?)
 }
+
+/// The org's users, UI and API, by username.
+pub async fn list_users(cx: &Ctx<'_>, org: &str) -> Result<Vec<User>> {
+    let org = cx.org(org).await?;
+    Ok(cx.store.users(org.id).await?)
+}
+
+/// Makes a UI user an org admin or a plain user. API users are never org admins, and the
+/// principal org admin stays one.
+pub async fn set_role(cx: &Ctx<'_>, org: &str, username: &str, role: Role) -> Result<User> {
+    let org = cx.org(org).await?;
+    let mut user = cx.user(&org, username).await?;
+    if user.kind == UserKind::Api && role == Role::OrgAdmin {
+        return Err(AdminError::Invalid(format!(
+            "{username} is an API user; API users cannot be org admins"
+        )));
+    }
+    if user.principal && role != Role::OrgAdmin {
+        return Err(AdminError::Invalid(format!(
+            "{username} is the principal org admin of {} and stays an org admin",
+            org.name
+        )));
+    }
+    let audit = cx
+        .audit(Some(org.id), "user.role_changed", format!("user:{username}"))
+        .with_detail(serde_json::json!({"role": role.as_str()}));
+    cx.store.set_user_role(user.id, role, audit).await?;
+    user.role = role;
+    Ok(user)
+}

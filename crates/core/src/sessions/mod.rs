@@ -94,6 +94,58 @@ pub async fn login(
     Ok(Login::SignedIn(user, session.value))
 }
 
+/// The org a console sign-in names when no organization has that name: no user is in it, so
+/// the sign-in is refused like a wrong password, after the same work.
+const NO_ORG: OrgId = 0;
+
+/// What the console's sign-in page was sent: the organization by name.
+pub struct ConsoleLoginForm<'a> {
+    pub org: &'a str,
+    pub username: &'a str,
+    pub password: &'a SecretString,
+}
+
+/// A console sign-in (docs/architecture.md, the console): the organization by name, then
+/// [`login`] in it, under the same limits as the sign-in page of the web-server flow.
+pub async fn console_login(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    attempt: Attempt<'_>,
+    passwords: &dyn password::Verifier,
+    form: ConsoleLoginForm<'_>,
+) -> Result<Login, StoreError> {
+    let org = match crate::validate::storable(form.org) {
+        true => store.org_by_name(form.org.trim()).await?.map(|o| o.id),
+        false => None,
+    };
+    let form = LoginForm {
+        org: org.unwrap_or(NO_ORG),
+        username: form.username.trim(),
+        password: form.password,
+    };
+    login(store, now, settings, attempt, passwords, form).await
+}
+
+/// The UI user of a console session live at `now` and used within
+/// `console.idle_timeout`; records this use, which starts the idle time again.
+pub async fn console_user(
+    store: &dyn SessionStore,
+    now: Timestamp,
+    settings: &Settings,
+    session: &str,
+) -> Result<Option<User>, StoreError> {
+    let idle_since = now.minus(settings.console.idle_timeout);
+    store
+        .touch_session(&Digest::of(session), now, idle_since)
+        .await
+}
+
+/// Ends a session (sign out).
+pub async fn end(store: &dyn SessionStore, session: &str) -> Result<(), StoreError> {
+    store.delete_session(&Digest::of(session)).await
+}
+
 /// The user signed in with this session id, if the session is live at `now`.
 pub async fn current_user(
     store: &dyn SessionStore,

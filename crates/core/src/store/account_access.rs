@@ -18,6 +18,8 @@ pub struct AccessSummary {
     pub username: String,
     /// `None` when the user gave it by consent (web-server flow).
     pub created_by: Option<String>,
+    /// When one of its refresh tokens last issued an access token; `None` if never.
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// A user's consent to an application, as [`AccountAccessStore::grant_account_access`]

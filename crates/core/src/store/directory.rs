@@ -29,6 +29,8 @@ pub trait DirectoryStore: Send + Sync {
     /// `Conflict("organization")` if the name is taken.
     async fn create_org(&self, name: &str, admin: NewUser, audit: NewAudit) -> Result<(Org, User)>;
     async fn org_by_name(&self, name: &str) -> Result<Option<Org>>;
+    /// The org with this id (a signed-in user's own).
+    async fn org_by_id(&self, id: OrgId) -> Result<Option<Org>>;
     async fn count_orgs(&self) -> Result<i64>;
     /// `Conflict("user")` if the username is taken in the org.
     async fn create_user(&self, org: OrgId, user: NewUser, audit: NewAudit) -> Result<User>;

@@ -218,6 +218,7 @@ mod tests {
             application: "CRM sync".into(),
             username: username.into(),
             created_by: created_by.map(Into::into),
+            last_used_at: None,
         }
     }
 

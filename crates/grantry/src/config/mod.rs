@@ -19,7 +19,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use grantry_core::settings::{
-    ApiKeySettings, AuditSettings, LimitSettings, Settings, TokenSettings,
+    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, Settings, TokenSettings,
 };
 
 use env::{env_key, unknown_key_message};
@@ -35,6 +35,7 @@ pub struct Config {
     pub api_keys: ApiKeysSection,
     pub limits: LimitsSection,
     pub audit: AuditSection,
+    pub console: ConsoleSection,
     pub sessions: SessionsSection,
     pub database: DatabaseSection,
     pub pod: PodSection,
@@ -204,6 +205,9 @@ impl Config {
             audit: AuditSettings {
                 failure_window: self.audit.failure_window.0,
                 retention: self.audit.retention.0,
+            },
+            console: ConsoleSettings {
+                idle_timeout: self.console.idle_timeout.0,
             },
         };
         s.validate().map_err(ConfigError::Settings)?;

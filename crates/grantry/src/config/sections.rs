@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
 use grantry_core::settings::{
-    ApiKeySettings, AuditSettings, LimitSettings, ReissuePolicy, TokenSettings,
+    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, ReissuePolicy, TokenSettings,
 };
 
 /// A duration written as `"4h"`, `"300s"`, `"10m"`, or whole seconds.
@@ -136,6 +136,21 @@ impl Default for AuditSection {
         AuditSection {
             failure_window: Dur(d.failure_window),
             retention: Dur(d.retention),
+        }
+    }
+}
+
+/// `[console]`: the admin console's sessions.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSection {
+    pub idle_timeout: Dur,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        ConsoleSection {
+            idle_timeout: Dur(ConsoleSettings::default().idle_timeout),
         }
     }
 }

@@ -16,6 +16,7 @@ use grantry_core::platform::events::EventError;
 use grantry_core::platform::xmlapi::Fault;
 
 pub mod bearer;
+pub mod console;
 pub mod events;
 pub mod oauth;
 pub mod rest;

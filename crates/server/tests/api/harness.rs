@@ -44,7 +44,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
     pub settings: Settings,
-    pub outbox: Outbox,
+    /// The mail the server and the tests' own admin calls sent.
+    pub outbox: Arc<Outbox>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -152,7 +153,7 @@ impl TestApp {
     }
 
     pub async fn access(&self, org: &str, client_id: &str, username: &str) -> String {
-        admin::add_account_access(&self.cx(), &self.outbox, org, client_id, username, "admin")
+        admin::add_account_access(&self.cx(), &*self.outbox, org, client_id, username, "admin")
             .await
             .unwrap()
             .refresh_token
@@ -441,7 +442,10 @@ async fn start_with_clock(
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = AppState::new(store.clone(), clock.clone(), settings.clone()).with_limits(limits);
+    let outbox = Arc::new(Outbox::default());
+    let state = AppState::new(store.clone(), clock.clone(), settings.clone())
+        .with_limits(limits)
+        .with_mailer(outbox.clone());
     let server = tokio::spawn(async move {
         grantry_server::serve(listener, state, std::future::pending())
             .await
@@ -453,7 +457,7 @@ async fn start_with_clock(
         store,
         clock,
         settings,
-        outbox: Outbox::default(),
+        outbox,
         server,
     }
 }

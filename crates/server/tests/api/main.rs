@@ -10,6 +10,7 @@
 mod harness;
 
 mod authorize;
+mod console;
 mod events;
 mod guessing;
 mod jwt;

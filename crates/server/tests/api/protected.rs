@@ -215,7 +215,7 @@ both!(
         .await;
         let (cid, _) = app.app("acme", "Sync", None).await;
         let added =
-            admin::add_account_access(&app.cx(), &app.outbox, "acme", &cid, "worker", "ops")
+            admin::add_account_access(&app.cx(), &*app.outbox, "acme", &cid, "worker", "ops")
                 .await
                 .unwrap();
         let sent = app.outbox.0.lock().unwrap().clone();
@@ -226,7 +226,7 @@ both!(
         assert!(sent[0].body.contains(&cid));
 
         // Only org admins add account access, and only for UI users.
-        match admin::add_account_access(&app.cx(), &app.outbox, "acme", &cid, "admin", "worker")
+        match admin::add_account_access(&app.cx(), &*app.outbox, "acme", &cid, "admin", "worker")
             .await
         {
             Err(admin::AdminError::Invalid(m)) => assert_eq!(
@@ -236,7 +236,7 @@ both!(
             other => panic!("added by a user: {:?}", other.map(|a| a.access)),
         }
         app.api_user("acme", "bot", "lists:read").await;
-        match admin::add_account_access(&app.cx(), &app.outbox, "acme", &cid, "bot", "ops").await {
+        match admin::add_account_access(&app.cx(), &*app.outbox, "acme", &cid, "bot", "ops").await {
             Err(admin::AdminError::Invalid(m)) => {
                 assert!(
                     m.starts_with(

@@ -10,6 +10,8 @@ pub(crate) const INSERT_ORG: &str =
 
 pub(crate) const ORG_BY_NAME: &str = "SELECT id, name, created_at FROM orgs WHERE name = $1";
 
+pub(crate) const ORG_BY_ID: &str = "SELECT id, name, created_at FROM orgs WHERE id = $1";
+
 pub(crate) const COUNT_ORGS: &str = "SELECT COUNT(*) AS n FROM orgs";
 
 pub(crate) const INSERT_USER: &str = "INSERT INTO users (org_id, username, email, kind, role, \
@@ -155,6 +157,15 @@ macro_rules! impl_directory_store {
                 async fn org_by_name(&self, name: &str) -> Result<Option<Org>> {
                     let row = sqlx::query_as::<_, OrgRow>(ORG_BY_NAME)
                         .bind(name)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(backend_err)?;
+                    Ok(row.map(Org::from))
+                }
+
+                async fn org_by_id(&self, id: OrgId) -> Result<Option<Org>> {
+                    let row = sqlx::query_as::<_, OrgRow>(ORG_BY_ID)
+                        .bind(id)
                         .fetch_optional(self.reader())
                         .await
                         .map_err(backend_err)?;

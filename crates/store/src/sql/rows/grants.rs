@@ -48,6 +48,8 @@ pub(crate) struct SummaryRow {
     /// The admin who added it; `NULL` when the user consented.
     #[sqlx(rename = "b_username")]
     created_by: Option<String>,
+    /// When one of its refresh tokens last issued an access token.
+    last_used_at: Option<i64>,
 }
 
 impl From<SummaryRow> for AccessSummary {
@@ -58,6 +60,7 @@ impl From<SummaryRow> for AccessSummary {
             application: r.application,
             username: r.username,
             created_by: r.created_by,
+            last_used_at: r.last_used_at.map(Timestamp),
         }
     }
 }
