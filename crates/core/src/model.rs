@@ -76,6 +76,9 @@ pub struct User {
     pub key_id: Option<String>,
     pub principal: bool,
     pub disabled: bool,
+    /// A one-time password was set by an admin or at bootstrap; the console asks for a new
+    /// one before anything else.
+    pub must_change_password: bool,
     pub created_at: Timestamp,
 }
 

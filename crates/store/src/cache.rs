@@ -255,6 +255,7 @@ mod tests {
             key_id: None,
             principal: false,
             disabled: false,
+            must_change_password: false,
             created_at: grantry_core::Timestamp(0),
         }
     }

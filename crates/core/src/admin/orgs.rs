@@ -35,6 +35,7 @@ pub async fn create_org(
         grants: GrantSet::all(),
         password_hash: Some(password::hash(&password)?),
         key_id: None,
+        must_change_password: true,
         created_at: cx.now,
     };
     let audit = cx

@@ -103,6 +103,8 @@ pub async fn add_user(cx: &Ctx<'_>, org: &str, input: UserInput) -> Result<Added
         grants: input.grants,
         password_hash: creds.password_hash,
         key_id: creds.key_id,
+        // A generated password is a one-time one; a given one, or none (API users), is not.
+        must_change_password: creds.shown.is_some(),
         created_at: cx.now,
     };
     let user = cx

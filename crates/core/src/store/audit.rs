@@ -98,6 +98,25 @@ fn ser_time<S: serde::Serializer>(t: &Timestamp, s: S) -> std::result::Result<S:
     s.serialize_str(&t.to_rfc3339())
 }
 
+/// Which events of an org [`AuditStore::audit_page`] returns: those matching every filter
+/// that is set, strictly older than `before`, at most `limit` of them.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Exactly this actor.
+    pub actor: Option<String>,
+    /// Actions starting with this text, e.g. `account_access.`.
+    pub action_prefix: Option<String>,
+    /// Events at or after this time.
+    pub from: Option<Timestamp>,
+    /// Events before this time.
+    pub to: Option<Timestamp>,
+    /// The time and id of the last event of the previous page: only events older than it in
+    /// (time, id) order follow.
+    pub before: Option<(Timestamp, i64)>,
+    /// The most events to return.
+    pub limit: u32,
+}
+
 /// The audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -109,4 +128,6 @@ pub trait AuditStore: Send + Sync {
     async fn record_audit(&self, audit: NewAudit) -> Result<()>;
     /// Events of `org`, oldest first, from `since` on.
     async fn audit_events(&self, org: OrgId, since: Option<Timestamp>) -> Result<Vec<AuditEvent>>;
+    /// One page of `org`'s events matching `query`, newest first (by time, then by id).
+    async fn audit_page(&self, org: OrgId, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
 }

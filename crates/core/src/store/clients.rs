@@ -23,6 +23,15 @@ pub struct NewApplication {
     pub created_at: Timestamp,
 }
 
+/// An application as the console lists it.
+#[derive(Clone, Debug)]
+pub struct AppSummary {
+    pub app: Application,
+    /// The latest use of any refresh token of the application's account accesses; `None` if
+    /// none was ever used.
+    pub last_used_at: Option<Timestamp>,
+}
+
 /// Applications and their secrets.
 #[async_trait]
 pub trait ClientStore: Send + Sync {
@@ -47,4 +56,12 @@ pub trait ClientStore: Send + Sync {
     ) -> Result<()>;
     /// The digests of the client secrets valid at `now`.
     async fn client_secrets(&self, app: AppId, now: Timestamp) -> Result<Vec<Digest>>;
+    /// The applications of `org`, ordered by name.
+    async fn applications(&self, org: OrgId) -> Result<Vec<AppSummary>>;
+    /// Deletes an application with everything that belongs to it (client secrets, account
+    /// accesses, refresh and access tokens, authorization codes) in one transaction with its
+    /// audit record; its tokens are refused from the next request on, in every process within
+    /// one second (docs/architecture.md, the credential cache). `false` (nothing recorded) if
+    /// there is no such application.
+    async fn delete_application(&self, app: AppId, audit: NewAudit) -> Result<bool>;
 }

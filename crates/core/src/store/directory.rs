@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::{NewAudit, Result};
 use crate::clock::Timestamp;
+use crate::credential::Digest;
 use crate::model::{Org, OrgId, Role, User, UserId, UserKind};
 use crate::permissions::{Grant, GrantSet};
 
@@ -19,6 +20,9 @@ pub struct NewUser {
     pub password_hash: Option<String>,
     /// API users only.
     pub key_id: Option<String>,
+    /// The password is a one-time one (generated at bootstrap or by an admin): the console
+    /// asks for a new one before anything else.
+    pub must_change_password: bool,
     pub created_at: Timestamp,
 }
 
@@ -62,4 +66,22 @@ pub trait DirectoryStore: Send + Sync {
     ) -> Result<()>;
     /// Deletes a user with its keys, account accesses and tokens. `NotFound("user")` if gone.
     async fn delete_user(&self, user: UserId, audit: NewAudit) -> Result<()>;
+    /// Every user of the org (UI and API users), ordered by username.
+    async fn users(&self, org: OrgId) -> Result<Vec<User>>;
+    /// Makes the user an org admin or a plain user; honoured by every credential of the user
+    /// on its next use (docs/architecture.md, the credential cache). `NotFound("user")` if
+    /// gone.
+    async fn set_user_role(&self, user: UserId, role: Role, audit: NewAudit) -> Result<()>;
+    /// Replaces a UI user's password (an argon2id PHC string) and whether it must be changed
+    /// at the next sign-in, and ends every browser session of the user except `keep_session`
+    /// (the session of a user changing their own password), in one transaction.
+    /// `NotFound("user")` if there is no such UI user.
+    async fn set_password(
+        &self,
+        user: UserId,
+        password_hash: String,
+        must_change: bool,
+        keep_session: Option<Digest>,
+        audit: NewAudit,
+    ) -> Result<()>;
 }

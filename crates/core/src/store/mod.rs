@@ -27,8 +27,8 @@ mod tokens;
 
 pub use account_access::{AccessSummary, AccountAccessStore, Consent, NewAuthCode, Redemption};
 pub use api_keys::{ApiKeyStore, DeletedKey};
-pub use audit::{AuditEvent, AuditStore, NewAudit};
-pub use clients::{ClientStore, NewApplication};
+pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAudit};
+pub use clients::{AppSummary, ClientStore, NewApplication};
 pub use data::{ContactKey, DataStore};
 pub use directory::{DirectoryStore, NewUser};
 pub use error::StoreError;

@@ -19,6 +19,7 @@ fn api_user(disabled: bool) -> User {
         key_id: Some("k-1".into()),
         principal: false,
         disabled,
+        must_change_password: false,
         created_at: T0,
     }
 }

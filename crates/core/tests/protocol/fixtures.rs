@@ -5,8 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use grantry_core::credential::Digest;
-use grantry_core::model::{AccessTokenRecord, AppId, Application, TokenFormat};
-use grantry_core::store::{ClientStore, NewApplication, NewAudit, Result, StoreError};
+use grantry_core::model::{AccessTokenRecord, AppId, Application, OrgId, TokenFormat};
+use grantry_core::store::{AppSummary, ClientStore, NewApplication, NewAudit, Result, StoreError};
 use grantry_core::{GrantSet, Timestamp};
 
 /// 2026-11-18, the instant every rule is decided at unless a test moves it.
@@ -75,6 +75,18 @@ impl ClientStore for Registry {
 
     async fn client_secrets(&self, _: AppId, _: Timestamp) -> Result<Vec<Digest>> {
         Ok(Vec::new())
+    }
+
+    async fn applications(&self, org: OrgId) -> Result<Vec<AppSummary>> {
+        let app = (self.0.org_id == org).then(|| AppSummary {
+            app: self.0.clone(),
+            last_used_at: None,
+        });
+        Ok(app.into_iter().collect())
+    }
+
+    async fn delete_application(&self, _: AppId, _: NewAudit) -> Result<bool> {
+        Err(StoreError::Backend("this registry is read-only".into()))
     }
 }
 

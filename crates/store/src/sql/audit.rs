@@ -41,6 +41,18 @@ pub(crate) const AUDIT_OF_ORG: &str = "SELECT id, org_id, at, actor, action, tar
     count, COALESCE(last_at, at) AS last_at \
     FROM audit_events WHERE org_id = $1 AND at >= $2 ORDER BY at, id";
 
+/// One page of org `$1`'s events, newest first: actor `$2` and actions starting with `$3`
+/// when they are set (compared as a prefix, so `%` and `_` are plain characters), at or after
+/// `$4` and before `$5`, older than `($6, $7)` in (time, id) order; at most `$8` of them. The
+/// bounds on time are always bound (the widest when unset), so the range is searched on
+/// `audit_events_by_org`.
+pub(crate) const AUDIT_PAGE: &str = "SELECT id, org_id, at, actor, action, target, detail, \
+    count, COALESCE(last_at, at) AS last_at FROM audit_events \
+    WHERE org_id = $1 AND at >= $4 AND at < $5 AND at <= $6 AND (at < $6 OR id < $7) \
+    AND ($2 IS NULL OR actor = $2) \
+    AND ($3 IS NULL OR substr(action, 1, length($3)) = $3) \
+    ORDER BY at DESC, id DESC LIMIT $8";
+
 /// Implements [`grantry_core::store::AuditStore`] for a [`super::Backend`].
 macro_rules! impl_audit_store {
     ($store:ty) => {
@@ -48,7 +60,7 @@ macro_rules! impl_audit_store {
             use async_trait::async_trait;
 
             use grantry_core::model::OrgId;
-            use grantry_core::store::audit::{AuditEvent, NewAudit};
+            use grantry_core::store::audit::{AuditEvent, AuditQuery, NewAudit};
             use grantry_core::store::{AuditStore, Result};
             use grantry_core::Timestamp;
 
@@ -70,6 +82,29 @@ macro_rules! impl_audit_store {
                     let rows = sqlx::query_as::<_, AuditRow>(AUDIT_OF_ORG)
                         .bind(org)
                         .bind(since.map(|t| t.0).unwrap_or(i64::MIN))
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(backend_err)?;
+                    Ok(rows.into_iter().map(AuditEvent::from).collect())
+                }
+
+                async fn audit_page(
+                    &self,
+                    org: OrgId,
+                    query: &AuditQuery,
+                ) -> Result<Vec<AuditEvent>> {
+                    let (before_at, before_id) = query
+                        .before
+                        .map_or((i64::MAX, i64::MAX), |(at, id)| (at.0, id));
+                    let rows = sqlx::query_as::<_, AuditRow>(AUDIT_PAGE)
+                        .bind(org)
+                        .bind(query.actor.as_deref())
+                        .bind(query.action_prefix.as_deref())
+                        .bind(query.from.map_or(i64::MIN, |t| t.0))
+                        .bind(query.to.map_or(i64::MAX, |t| t.0))
+                        .bind(before_at)
+                        .bind(before_id)
+                        .bind(i64::from(query.limit))
                         .fetch_all(self.reader())
                         .await
                         .map_err(backend_err)?;

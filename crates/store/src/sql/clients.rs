@@ -27,6 +27,21 @@ pub(crate) const END_SECRETS: &str = "UPDATE client_secrets SET expires_at = $2 
 pub(crate) const SECRETS_OF_APP: &str =
     "SELECT digest, expires_at FROM client_secrets WHERE app_id = $1";
 
+/// The applications of org `$1` by name, each with the latest use of a refresh token of any of
+/// its account accesses (revoked ones too: the use happened).
+pub(crate) const APPS_OF_ORG: &str = concat!(
+    "SELECT ",
+    app_cols!(),
+    ", (SELECT MAX(r.last_used_at) FROM account_accesses a \
+     JOIN refresh_tokens r ON r.access_id = a.id WHERE a.app_id = p.id) AS last_used_at \
+     FROM applications p WHERE p.org_id = $1 ORDER BY p.name, p.id"
+);
+
+/// Client secrets, account accesses with their refresh and access tokens, and authorization
+/// codes go with the application (`ON DELETE CASCADE`); the authorization epoch moves
+/// (migration 0005), so every process drops what it cached of them.
+pub(crate) const DELETE_APPLICATION: &str = "DELETE FROM applications WHERE id = $1";
+
 /// The record of an application just stored under `id`.
 pub(crate) fn app_from_new(id: i64, app: NewApplication) -> Application {
     Application {
@@ -54,14 +69,14 @@ macro_rules! impl_client_store {
             use sqlx::Database;
 
             use grantry_core::credential::Digest;
-            use grantry_core::model::{AppId, Application};
+            use grantry_core::model::{AppId, Application, OrgId};
             use grantry_core::store::audit::NewAudit;
-            use grantry_core::store::{ClientStore, NewApplication, Result};
+            use grantry_core::store::{AppSummary, ClientStore, NewApplication, Result};
             use grantry_core::Timestamp;
 
             use $crate::cache::{cached, SecretEntry};
             use $crate::sql::clients::*;
-            use $crate::sql::rows::{AppRow, SecretRow};
+            use $crate::sql::rows::{AppRow, AppSummaryRow, SecretRow};
             use $crate::sql::{backend_err, conflict_or, Backend, SharedWrites};
 
             type Db = <$store as Backend>::Db;
@@ -182,6 +197,33 @@ macro_rules! impl_client_store {
                         .filter(|(_, ends)| ends.is_none_or(|e| e > now.0))
                         .map(|(d, _)| *d)
                         .collect())
+                }
+
+                async fn applications(&self, org: OrgId) -> Result<Vec<AppSummary>> {
+                    sqlx::query_as::<_, AppSummaryRow>(APPS_OF_ORG)
+                        .bind(org)
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(backend_err)?
+                        .into_iter()
+                        .map(AppSummary::try_from)
+                        .collect()
+                }
+
+                async fn delete_application(&self, app: AppId, audit: NewAudit) -> Result<bool> {
+                    let mut tx = self.begin_write().await?;
+                    let n = sqlx::query(DELETE_APPLICATION)
+                        .bind(app)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?
+                        .rows_affected();
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    Db::insert_audit(&mut tx, &audit).await?;
+                    Db::commit(tx, self.caches()).await?;
+                    Ok(true)
                 }
             }
         };

@@ -15,8 +15,8 @@ pub(crate) const ORG_BY_ID: &str = "SELECT id, name, created_at FROM orgs WHERE 
 pub(crate) const COUNT_ORGS: &str = "SELECT COUNT(*) AS n FROM orgs";
 
 pub(crate) const INSERT_USER: &str = "INSERT INTO users (org_id, username, email, kind, role, \
-    grants, password_hash, key_id, principal, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+    grants, password_hash, key_id, principal, created_at, must_change_password) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
 
 pub(crate) const USER_BY_ID: &str =
     concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1");
@@ -51,6 +51,24 @@ pub(crate) const SET_DISABLED: &str = "UPDATE users SET disabled_at = $2 WHERE i
 /// Keys, account accesses and tokens go with the user (`ON DELETE CASCADE`).
 pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 
+/// Every user of org `$1`, by username.
+pub(crate) const USERS_OF_ORG: &str = concat!(
+    "SELECT ",
+    user_cols!(),
+    " FROM users u WHERE u.org_id = $1 ORDER BY u.username, u.id"
+);
+
+/// `$2` is the role's name.
+pub(crate) const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE id = $1";
+
+/// A UI user's password hash `$2`, and `$3`: whether it must be changed at the next sign-in.
+pub(crate) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, \
+    must_change_password = $3 WHERE id = $1 AND kind = 'ui'";
+
+/// Ends the browser sessions of user `$1`, all but the one with digest `$2` when it is set.
+pub(crate) const END_OTHER_SESSIONS: &str =
+    "DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR digest <> $2)";
+
 /// The record of a user just stored under `id`.
 pub(crate) fn user_from_new(id: i64, org: OrgId, u: NewUser, principal: bool) -> User {
     User {
@@ -64,6 +82,7 @@ pub(crate) fn user_from_new(id: i64, org: OrgId, u: NewUser, principal: bool) ->
         key_id: u.key_id,
         principal,
         disabled: false,
+        must_change_password: u.must_change_password,
         created_at: u.created_at,
     }
 }
@@ -78,7 +97,8 @@ macro_rules! impl_directory_store {
             use sqlx::query::Query;
             use sqlx::Database;
 
-            use grantry_core::model::{Org, OrgId, User, UserId};
+            use grantry_core::credential::Digest;
+            use grantry_core::model::{Org, OrgId, Role, User, UserId};
             use grantry_core::store::audit::NewAudit;
             use grantry_core::store::{DirectoryStore, NewUser, Result};
             use grantry_core::{Grant, GrantSet, StoreError, Timestamp};
@@ -107,6 +127,7 @@ macro_rules! impl_directory_store {
                     .bind(&u.key_id)
                     .bind(principal)
                     .bind(u.created_at.0)
+                    .bind(u.must_change_password)
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(conflict_or("user"))
@@ -289,6 +310,57 @@ macro_rules! impl_directory_store {
 
                 async fn delete_user(&self, user: UserId, audit: NewAudit) -> Result<()> {
                     change_user(self, sqlx::query(DELETE_USER).bind(user), &audit).await
+                }
+
+                async fn users(&self, org: OrgId) -> Result<Vec<User>> {
+                    sqlx::query_as::<_, UserRow>(USERS_OF_ORG)
+                        .bind(org)
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(backend_err)?
+                        .into_iter()
+                        .map(User::try_from)
+                        .collect()
+                }
+
+                async fn set_user_role(
+                    &self,
+                    user: UserId,
+                    role: Role,
+                    audit: NewAudit,
+                ) -> Result<()> {
+                    let change = sqlx::query(SET_ROLE).bind(user).bind(role.as_str());
+                    change_user(self, change, &audit).await
+                }
+
+                async fn set_password(
+                    &self,
+                    user: UserId,
+                    password_hash: String,
+                    must_change: bool,
+                    keep_session: Option<Digest>,
+                    audit: NewAudit,
+                ) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    let n = sqlx::query(SET_PASSWORD)
+                        .bind(user)
+                        .bind(password_hash)
+                        .bind(must_change)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?
+                        .rows_affected();
+                    if n == 0 {
+                        return Err(StoreError::NotFound("user"));
+                    }
+                    sqlx::query(END_OTHER_SESSIONS)
+                        .bind(user)
+                        .bind(keep_session.as_ref().map(Digest::as_bytes))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    Db::insert_audit(&mut tx, &audit).await?;
+                    Db::commit(tx, self.caches()).await
                 }
             }
         };

@@ -13,6 +13,20 @@ pub(crate) const SESSION_USER: &str = concat!(
      WHERE s.digest = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"
 );
 
+/// Records request time `$2` on session `$1` if it is live then: not expired, seen at or
+/// after `$3` (a session not seen since it began was seen when it began), its user a UI user
+/// and not disabled. Returns the session's user, whom [`super::directory::USER_BY_ID`] then
+/// reads in the same transaction. The time never moves back: a request slower than a later
+/// one leaves the later one's time.
+pub(crate) const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen_at = \
+    CASE WHEN last_seen_at IS NULL OR last_seen_at < $2 THEN $2 ELSE last_seen_at END \
+    WHERE digest = $1 AND expires_at > $2 AND COALESCE(last_seen_at, created_at) >= $3 \
+    AND user_id IN (SELECT id FROM users WHERE kind = 'ui' AND disabled_at IS NULL) \
+    RETURNING user_id";
+
+/// Ends session `$1` (signing out).
+pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE digest = $1";
+
 /// Implements [`grantry_core::store::SessionStore`] for a [`super::Backend`].
 macro_rules! impl_session_store {
     ($store:ty) => {
@@ -24,6 +38,7 @@ macro_rules! impl_session_store {
             use grantry_core::store::{Result, SessionStore};
             use grantry_core::Timestamp;
 
+            use $crate::sql::directory::USER_BY_ID;
             use $crate::sql::rows::UserRow;
             use $crate::sql::sessions::*;
             use $crate::sql::{backend_err, Backend, SharedWrites};
@@ -64,6 +79,44 @@ macro_rules! impl_session_store {
                         .map_err(backend_err)?
                         .map(User::try_from)
                         .transpose()
+                }
+
+                async fn touch_session(
+                    &self,
+                    digest: &Digest,
+                    now: Timestamp,
+                    idle_since: Timestamp,
+                ) -> Result<Option<User>> {
+                    let mut tx = self.begin_write().await?;
+                    let owner: Option<UserId> = sqlx::query_scalar(TOUCH_SESSION)
+                        .bind(digest.as_bytes())
+                        .bind(now.0)
+                        .bind(idle_since.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    let Some(owner) = owner else {
+                        return Ok(None);
+                    };
+                    let user = sqlx::query_as::<_, UserRow>(USER_BY_ID)
+                        .bind(owner)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend_err)?
+                        .map(User::try_from)
+                        .transpose()?;
+                    Db::commit(tx, self.caches()).await?;
+                    Ok(user)
+                }
+
+                async fn delete_session(&self, digest: &Digest) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(DELETE_SESSION)
+                        .bind(digest.as_bytes())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    Db::commit(tx, self.caches()).await
                 }
             }
         };

@@ -79,6 +79,44 @@ conformance_twins!(
 );
 
 conformance_twins!(
+    deleting_an_application_reaches_the_other_instance,
+    |a, b| async move {
+        let g = granted(&*a).await;
+        let (digest, _) = issue_from(&*a, g.org.id, g.refresh_id, T0).await;
+        for _ in 0..2 {
+            assert!(!b.access_token(&digest).await.unwrap().unwrap().revoked);
+            assert!(b.refresh_token(&g.refresh_token).await.unwrap().is_some());
+            assert!(b
+                .application_by_client_id(&g.app.client_id)
+                .await
+                .unwrap()
+                .is_some());
+            assert_eq!(b.client_secrets(g.app.id, T0).await.unwrap().len(), 1);
+        }
+        assert!(a
+            .delete_application(g.app.id, audit(Some(g.org.id), T0, "application.deleted"))
+            .await
+            .unwrap());
+        within_a_second("the deleted application's access token", || async {
+            b.access_token(&digest).await.unwrap().is_none()
+        })
+        .await;
+        within_a_second("the deleted application's refresh token", || async {
+            b.refresh_token(&g.refresh_token).await.unwrap().is_none()
+        })
+        .await;
+        within_a_second("the deleted application", || async {
+            b.application_by_client_id(&g.app.client_id)
+                .await
+                .unwrap()
+                .is_none()
+                && b.client_secrets(g.app.id, T0).await.unwrap().is_empty()
+        })
+        .await;
+    }
+);
+
+conformance_twins!(
     revoking_one_token_reaches_the_other_instance,
     |a, b| async move {
         let g = granted(&*a).await;
@@ -241,6 +279,42 @@ conformance!(
             .await
             .unwrap()
             .is_none());
+    }
+);
+
+conformance!(
+    the_instance_that_deletes_an_application_refuses_its_tokens_at_once,
+    |store| async move {
+        let g = granted(&*store).await;
+        let (digest, _) = issue_from(&*store, g.org.id, g.refresh_id, T0).await;
+        assert!(!store.access_token(&digest).await.unwrap().unwrap().revoked);
+        assert!(store
+            .refresh_token(&g.refresh_token)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(store
+            .application_by_client_id(&g.app.client_id)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(store.client_secrets(g.app.id, T0).await.unwrap().len(), 1);
+        assert!(store
+            .delete_application(g.app.id, audit(Some(g.org.id), T0, "application.deleted"))
+            .await
+            .unwrap());
+        assert!(store.access_token(&digest).await.unwrap().is_none());
+        assert!(store
+            .refresh_token(&g.refresh_token)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .application_by_client_id(&g.app.client_id)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store.client_secrets(g.app.id, T0).await.unwrap().is_empty());
     }
 );
 

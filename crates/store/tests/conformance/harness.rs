@@ -227,6 +227,7 @@ pub fn ui_user(username: &str, role: Role, grants: GrantSet) -> NewUser {
         grants,
         password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string()),
         key_id: None,
+        must_change_password: false,
         created_at: T0,
     }
 }
@@ -240,6 +241,7 @@ pub fn api_user(username: &str, grants: GrantSet) -> NewUser {
         grants,
         password_hash: None,
         key_id: Some(credential::new_id()),
+        must_change_password: false,
         created_at: T0,
     }
 }

@@ -77,6 +77,7 @@ mod accounts;
 mod api_users;
 mod audit;
 mod cache;
+mod console;
 mod data;
 mod events;
 mod harness;

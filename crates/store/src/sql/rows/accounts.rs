@@ -4,6 +4,7 @@ use sqlx::FromRow;
 
 use grantry_core::credential::Digest;
 use grantry_core::model::{ApiKey, Application, Org, Role, TokenFormat, User, UserKind};
+use grantry_core::store::AppSummary;
 use grantry_core::{GrantSet, StoreError, Timestamp};
 
 use crate::cache::SecretEntry;
@@ -48,6 +49,8 @@ pub(crate) struct UserRow {
     principal: bool,
     #[sqlx(rename = "u_disabled_at")]
     disabled_at: Option<i64>,
+    #[sqlx(rename = "u_must_change_password")]
+    must_change_password: bool,
     #[sqlx(rename = "u_created_at")]
     created_at: i64,
 }
@@ -69,6 +72,7 @@ impl TryFrom<UserRow> for User {
             key_id: r.key_id,
             principal: r.principal,
             disabled: r.disabled_at.is_some(),
+            must_change_password: r.must_change_password,
             created_at: Timestamp(r.created_at),
         })
     }
@@ -118,6 +122,25 @@ impl TryFrom<AppRow> for Application {
             token_format: TokenFormat::parse(&r.token_format)
                 .ok_or_else(|| backend_err(format!("bad token format {}", r.token_format)))?,
             created_at: Timestamp(r.created_at),
+        })
+    }
+}
+
+/// An application with the latest use of its refresh tokens.
+#[derive(FromRow)]
+pub(crate) struct AppSummaryRow {
+    #[sqlx(flatten)]
+    app: AppRow,
+    last_used_at: Option<i64>,
+}
+
+impl TryFrom<AppSummaryRow> for AppSummary {
+    type Error = StoreError;
+
+    fn try_from(r: AppSummaryRow) -> Result<AppSummary, StoreError> {
+        Ok(AppSummary {
+            app: r.app.try_into()?,
+            last_used_at: r.last_used_at.map(Timestamp),
         })
     }
 }

@@ -11,7 +11,7 @@ mod accounts;
 mod grants;
 mod records;
 
-pub(crate) use accounts::{AppRow, KeyRow, KeyUserRow, OrgRow, SecretRow, UserRow};
+pub(crate) use accounts::{AppRow, AppSummaryRow, KeyRow, KeyUserRow, OrgRow, SecretRow, UserRow};
 pub(crate) use grants::{
     AccessRow, BearerRow, CodeRow, OwnerRow, RefreshRow, RotatedRow, SummaryRow, TokenRow,
 };
@@ -23,7 +23,7 @@ macro_rules! user_cols {
         "u.id AS u_id, u.org_id AS u_org_id, u.username AS u_username, \
          u.email AS u_email, u.kind AS u_kind, u.role AS u_role, u.grants AS u_grants, \
          u.key_id AS u_key_id, u.principal AS u_principal, u.disabled_at AS u_disabled_at, \
-         u.created_at AS u_created_at"
+         u.must_change_password AS u_must_change_password, u.created_at AS u_created_at"
     };
 }
 
