@@ -45,6 +45,18 @@ pub fn page(status: StatusCode, page: &impl Template) -> Response {
     }
 }
 
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ConsoleErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// The console's error page: what happened, and the way back.
+pub fn console_error(status: StatusCode, title: &str, message: &str) -> Response {
+    page(status, &ConsoleErrorPage { title, message })
+}
+
 /// The error page, telling the user what happened.
 pub fn error(status: StatusCode, message: &str) -> Response {
     page(status, &ErrorPage { message })

@@ -20,7 +20,11 @@ pub async fn reset_password(cx: &Ctx<'_>, org: &str, username: &str) -> Result<S
     }
     let one_time = SecretString::from(password::generate());
     let phc = password::hash(one_time.expose_secret())?;
-    let audit = cx.audit(Some(org.id), "user.password_reset", format!("user:{username}"));
+    let audit = cx.audit(
+        Some(org.id),
+        "user.password_reset",
+        format!("user:{username}"),
+    );
     cx.store
         .set_password(user.id, phc, true, None, audit)
         .await?;
@@ -58,9 +62,7 @@ pub async fn change_password(
     if let Some(current) = change.current {
         let phc = cx.store.password_hash(user.id).await?.unwrap_or_default();
         if phc.is_empty() || !passwords.verify(current.clone(), phc).await {
-            return Err(AdminError::Invalid(
-                "the current password is wrong".into(),
-            ));
+            return Err(AdminError::Invalid("the current password is wrong".into()));
         }
     }
     let phc = password::hash(new)?;

@@ -221,7 +221,11 @@ pub async fn set_role(cx: &Ctx<'_>, org: &str, username: &str, role: Role) -> Re
         )));
     }
     let audit = cx
-        .audit(Some(org.id), "user.role_changed", format!("user:{username}"))
+        .audit(
+            Some(org.id),
+            "user.role_changed",
+            format!("user:{username}"),
+        )
         .with_detail(serde_json::json!({"role": role.as_str()}));
     cx.store.set_user_role(user.id, role, audit).await?;
     user.role = role;

@@ -31,7 +31,10 @@ struct AccountPage {
 }
 
 /// `GET /console/account`.
-pub async fn page(State(state): State<AppState>, console: Console) -> Result<Response, ConsoleError> {
+pub async fn page(
+    State(state): State<AppState>,
+    console: Console,
+) -> Result<Response, ConsoleError> {
     let cx = console.ctx(&state);
     let all = match admin::list_account_access(&cx, &console.org.name).await {
         Ok(a) => a,
@@ -42,7 +45,11 @@ pub async fn page(State(state): State<AppState>, console: Console) -> Result<Res
         .into_iter()
         .filter(|a| a.username == console.user.username)
         .map(|a| Consent {
-            how: if a.created_by.is_some() { "given by an admin" } else { "your consent" },
+            how: if a.created_by.is_some() {
+                "given by an admin"
+            } else {
+                "your consent"
+            },
             application: a.application,
             client_id: a.client_id,
             created: when(a.access.created_at),

@@ -29,7 +29,10 @@ struct ApiUsersPage {
 }
 
 /// `GET /console/api-users`.
-pub async fn page(State(state): State<AppState>, console: Console) -> Result<Response, ConsoleError> {
+pub async fn page(
+    State(state): State<AppState>,
+    console: Console,
+) -> Result<Response, ConsoleError> {
     console.require_admin()?;
     let users = users_of(&state, &console, UserKind::Api).await?;
     Ok(console.render(&ApiUsersPage {
@@ -40,7 +43,10 @@ pub async fn page(State(state): State<AppState>, console: Console) -> Result<Res
 }
 
 /// `POST /console/api-users`: adds an API user with the checked grants.
-pub async fn add(State(state): State<AppState>, form: ConsoleForm) -> Result<Response, ConsoleError> {
+pub async fn add(
+    State(state): State<AppState>,
+    form: ConsoleForm,
+) -> Result<Response, ConsoleError> {
     let ConsoleForm { console, fields } = form;
     console.require_admin()?;
     let grants = match checked_grants(&fields) {
@@ -175,7 +181,9 @@ pub async fn generate_key(
                 value: key.bearer.expose_secret().to_string(),
             },
         ],
-        notes: vec!["Copy them now: the secret key is shown only once and cannot be shown again.".into()],
+        notes: vec![
+            "Copy them now: the secret key is shown only once and cannot be shown again.".into(),
+        ],
         back,
     }))
 }

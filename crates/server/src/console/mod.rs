@@ -38,7 +38,10 @@ const FLASH_COOKIE: &str = "grantry_flash";
 pub fn routes() -> Router<AppState> {
     let routes = Router::new()
         .route("/console", get(home))
-        .route("/console/sign-in", get(session::page).post(session::sign_in))
+        .route(
+            "/console/sign-in",
+            get(session::page).post(session::sign_in),
+        )
         .route("/console/sign-out", post(session::sign_out))
         .route(
             "/console/password",
@@ -46,7 +49,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/settings", get(settings::page))
         .route("/console/applications", post(settings::add_application))
-        .route("/console/applications/{client_id}", get(settings::application))
+        .route(
+            "/console/applications/{client_id}",
+            get(settings::application),
+        )
         .route(
             "/console/applications/{client_id}/rotate",
             post(settings::rotate_secret),
@@ -67,7 +73,10 @@ pub fn routes() -> Router<AppState> {
             get(users::confirm_delete).post(users::delete),
         )
         .route("/console/users/{username}/{action}", post(users::act))
-        .route("/console/api-users", get(api_users::page).post(api_users::add))
+        .route(
+            "/console/api-users",
+            get(api_users::page).post(api_users::add),
+        )
         .route("/console/api-users/{username}", get(api_users::user))
         .route(
             "/console/api-users/{username}/keys",
@@ -135,7 +144,10 @@ pub struct Console {
 impl FromRequestParts<AppState> for Console {
     type Rejection = ConsoleError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Ok(Now(now)) = Now::from_request_parts(parts, state).await;
         let jar = CookieJar::from_headers(&parts.headers);
         let Some(sid) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
@@ -144,7 +156,8 @@ impl FromRequestParts<AppState> for Console {
         let user = sessions::console_user(&*state.store, now, &state.settings, &sid)
             .await?
             .ok_or(ConsoleError::SignedOut)?;
-        if user.must_change_password && parts.uri.path() != "/console/password" {
+        let path = parts.uri.path();
+        if user.must_change_password && path != "/console/password" && path != "/console/sign-out" {
             return Err(ConsoleError::MustChangePassword);
         }
         let org = state
@@ -237,7 +250,10 @@ impl Console {
 
     pub fn render_status(&self, status: StatusCode, page: &impl askama::Template) -> Response {
         let jar = match self.flash {
-            Some(_) => self.jar.clone().remove(Cookie::build(FLASH_COOKIE).path("/console")),
+            Some(_) => self
+                .jar
+                .clone()
+                .remove(Cookie::build(FLASH_COOKIE).path("/console")),
             None => CookieJar::new(),
         };
         (jar, pages::page(status, page)).into_response()
@@ -246,7 +262,10 @@ impl Console {
     /// To `to`, with `message` to show there.
     pub fn redirect(&self, to: &str, ok: bool, message: &str) -> Response {
         let value: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("m", &format!("{}:{message}", if ok { "ok" } else { "error" }))
+            .append_pair(
+                "m",
+                &format!("{}:{message}", if ok { "ok" } else { "error" }),
+            )
             .finish();
         let cookie = Cookie::build((FLASH_COOKIE, value))
             .path("/console")

@@ -139,9 +139,7 @@ pub async fn sign_in(
         )),
         Login::Throttled(t) => {
             let secs = t.retry_after.as_secs().max(1);
-            let message = format!(
-                "Too many failed sign-ins. Wait {secs} seconds, then try again."
-            );
+            let message = format!("Too many failed sign-ins. Wait {secs} seconds, then try again.");
             let mut response = sign_in_page(
                 &state,
                 jar,
@@ -151,7 +149,9 @@ pub async fn sign_in(
                 &username,
             );
             if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
             }
             Ok(response)
         }
@@ -161,10 +161,11 @@ pub async fn sign_in(
 /// `POST /console/sign-out`: ends the session everywhere it is used.
 pub async fn sign_out(
     State(state): State<AppState>,
+    jar: CookieJar,
     form: ConsoleForm,
 ) -> Result<Response, ConsoleError> {
     sessions::end(&*state.store, form.console.session_id()).await?;
-    let jar = CookieJar::new().remove(Cookie::build(SESSION_COOKIE).path("/"));
+    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     Ok((jar, pages::see_other("/console/sign-in")).into_response())
 }
 

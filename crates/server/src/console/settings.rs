@@ -72,11 +72,16 @@ struct SettingsPage {
 }
 
 /// `GET /console/settings`.
-pub async fn page(State(state): State<AppState>, console: Console) -> Result<Response, ConsoleError> {
+pub async fn page(
+    State(state): State<AppState>,
+    console: Console,
+) -> Result<Response, ConsoleError> {
     console.require_admin()?;
     let cx = console.ctx(&state);
     let org = console.org.name.clone();
-    let apps = admin::list_applications(&cx, &org).await.map_err(admin_failed)?;
+    let apps = admin::list_applications(&cx, &org)
+        .await
+        .map_err(admin_failed)?;
     let accesses = admin::list_account_access(&cx, &org)
         .await
         .map_err(admin_failed)?;
@@ -92,7 +97,11 @@ pub async fn page(State(state): State<AppState>, console: Console) -> Result<Res
     let apps = apps
         .into_iter()
         .map(|s| AppRow {
-            kind: if s.app.public { "public" } else { "confidential" },
+            kind: if s.app.public {
+                "public"
+            } else {
+                "confidential"
+            },
             name: s.app.name,
             description: s.app.description,
             client_id: s.app.client_id,
@@ -103,7 +112,11 @@ pub async fn page(State(state): State<AppState>, console: Console) -> Result<Res
     let accesses = accesses
         .into_iter()
         .map(|a| AccessRow {
-            how: if a.created_by.is_some() { "admin" } else { "consent" },
+            how: if a.created_by.is_some() {
+                "admin"
+            } else {
+                "consent"
+            },
             application: a.application,
             client_id: a.client_id,
             username: a.username,
@@ -153,7 +166,9 @@ pub async fn add_application(
     for s in fields.all("scope") {
         match Grant::parse(s) {
             Some(g) => scopes.insert(g),
-            None => return console.refused(BACK, AdminError::Invalid(format!("{s:?} is not a scope"))),
+            None => {
+                return console.refused(BACK, AdminError::Invalid(format!("{s:?} is not a scope")))
+            }
         }
     }
     if scopes.is_empty() {
@@ -244,7 +259,11 @@ pub async fn application(
         .ok_or(ConsoleError::NotFound)?;
     Ok(console.render(&ApplicationPage {
         chrome: console.chrome("settings"),
-        kind: if s.app.public { "public" } else { "confidential" },
+        kind: if s.app.public {
+            "public"
+        } else {
+            "confidential"
+        },
         public: s.app.public,
         created: when(s.app.created_at),
         last_used: when_or_never(s.last_used_at),
@@ -286,9 +305,13 @@ pub async fn rotate_secret(
         return console.refused(&back, e);
     };
     let cx = console.ctx(&state);
-    let rotated =
-        admin::rotate_client_secret(&cx, &console.org.name, &client_id, Duration::from_secs(*secs))
-            .await;
+    let rotated = admin::rotate_client_secret(
+        &cx,
+        &console.org.name,
+        &client_id,
+        Duration::from_secs(*secs),
+    )
+    .await;
     let (secret, old_until) = match rotated {
         Ok(v) => v,
         Err(e) => return console.refused(&back, e),
@@ -371,7 +394,9 @@ pub async fn delete_application(
     console.require_admin()?;
     let cx = console.ctx(&state);
     let done = admin::delete_application(&cx, &console.org.name, &client_id).await;
-    console.outcome(BACK, done, |()| format!("Application {client_id} was deleted."))
+    console.outcome(BACK, done, |()| {
+        format!("Application {client_id} was deleted.")
+    })
 }
 
 /// `POST /console/access`: Add Account Access for an Application and a user Account; the

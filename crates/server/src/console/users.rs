@@ -111,7 +111,10 @@ fn page_of(u: &User) -> String {
 }
 
 /// `GET /console/users`.
-pub async fn page(State(state): State<AppState>, console: Console) -> Result<Response, ConsoleError> {
+pub async fn page(
+    State(state): State<AppState>,
+    console: Console,
+) -> Result<Response, ConsoleError> {
     console.require_admin()?;
     let users = users_of(&state, &console, UserKind::Ui).await?;
     Ok(console.render(&UsersPage {
@@ -134,7 +137,10 @@ pub fn checked_grants(fields: &Fields) -> Result<GrantSet, AdminError> {
 
 /// `POST /console/users`: adds a UI user; the one-time password is shown on this answer
 /// only, and asked to be changed at the first sign-in.
-pub async fn add(State(state): State<AppState>, form: ConsoleForm) -> Result<Response, ConsoleError> {
+pub async fn add(
+    State(state): State<AppState>,
+    form: ConsoleForm,
+) -> Result<Response, ConsoleError> {
     let ConsoleForm { console, fields } = form;
     console.require_admin()?;
     let grants = match checked_grants(&fields) {
@@ -248,13 +254,20 @@ pub async fn act(
                     }
                 }
             }
-            Ok(console.redirect(&back, true, &format!("The grants of {username} were saved.")))
+            Ok(console.redirect(
+                &back,
+                true,
+                &format!("The grants of {username} were saved."),
+            ))
         }
         "disable" | "enable" => {
             let disabled = action == "disable";
             let done = admin::set_disabled(&cx, &org, &username, disabled).await;
             console.outcome(&back, done, |u| match u.disabled {
-                true => format!("{} is disabled: their sessions, tokens and account accesses stop working.", u.username),
+                true => format!(
+                    "{} is disabled: their sessions, tokens and account accesses stop working.",
+                    u.username
+                ),
                 false => format!("{} is enabled again.", u.username),
             })
         }

@@ -39,23 +39,29 @@ impl IntoResponse for ConsoleError {
         match self {
             ConsoleError::SignedOut => pages::see_other("/console/sign-in"),
             ConsoleError::MustChangePassword => pages::see_other("/console/password"),
-            ConsoleError::Csrf => pages::error(
+            ConsoleError::Csrf => pages::console_error(
                 StatusCode::FORBIDDEN,
+                "This form cannot be sent",
                 "This form has expired or did not come from the console. Go back, reload the page and try again.",
             ),
-            ConsoleError::Forbidden => pages::error(
+            ConsoleError::Forbidden => pages::console_error(
                 StatusCode::FORBIDDEN,
-                "Only org admins can open this page. Ask an org admin of your organization.",
+                "Only org admins can open this page",
+                "Your account can use My account only. Ask an org admin of your organization for what you need.",
             ),
-            ConsoleError::NotFound => pages::error(
+            ConsoleError::NotFound => pages::console_error(
                 StatusCode::NOT_FOUND,
+                "Not found",
                 "There is no such page in your organization.",
             ),
-            ConsoleError::BadForm(why) => pages::error(StatusCode::BAD_REQUEST, &why),
+            ConsoleError::BadForm(why) => {
+                pages::console_error(StatusCode::BAD_REQUEST, "The form could not be read", &why)
+            }
             ConsoleError::Store(e) => {
                 tracing::error!(error = %e, "console request failed in the store");
-                pages::error(
+                pages::console_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
                     "The console could not reach its database. Try again in a moment.",
                 )
             }

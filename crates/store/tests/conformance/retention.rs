@@ -221,7 +221,12 @@ conformance!(
         // of the set-up at T0).
         assert_eq!(
             actions(store.clone()).await,
-            ["access_token.issued", "access_token.issued", "earlier", "later"]
+            [
+                "access_token.issued",
+                "access_token.issued",
+                "earlier",
+                "later"
+            ]
         );
 
         // Once the rows before them have gone, they go too.
