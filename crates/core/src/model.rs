@@ -193,9 +193,21 @@ pub struct ApiKey {
     pub created_at: Timestamp,
     pub deleted_at: Option<Timestamp>,
     pub stops_at: Option<Timestamp>,
+    /// When it last opened an API, to the minute ([`ApiKey::USE_PRECISION`]); `None` if never.
+    pub last_used_at: Option<Timestamp>,
 }
 
 impl ApiKey {
+    /// How stale a key's recorded last use may be: a use is written only when the recorded one
+    /// is older than this, so a busy key costs one write a minute, not one per request.
+    pub const USE_PRECISION: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Whether a use at `now` should be recorded.
+    pub fn use_is_news(&self, now: Timestamp) -> bool {
+        self.last_used_at
+            .is_none_or(|t| now.0.saturating_sub(t.0) >= Self::USE_PRECISION.as_millis() as i64)
+    }
+
     /// Live, or deleted but still inside its grace period.
     pub fn works_at(&self, now: Timestamp) -> bool {
         self.stops_at.is_none_or(|s| now < s)

@@ -42,6 +42,15 @@ impl Grant {
         }
     }
 
+    /// The API family it belongs to, as the console groups grants.
+    pub fn family(self) -> &'static str {
+        match self {
+            Grant::ListsRead | Grant::ListsWrite => "Lists",
+            Grant::ContactsRead | Grant::ContactsWrite => "Contacts",
+            Grant::EventsWrite => "Events",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Grant> {
         Grant::ALL.into_iter().find(|g| g.name() == s)
     }

@@ -85,7 +85,14 @@ pub async fn check_key(
     };
     attempt.succeeded(Door::ApiKey, &subject).await?;
     let (refusal, reason) = match refusal(&key, &user, now) {
-        None => return Ok(Ok((key, user))),
+        None => {
+            if key.use_is_news(now) {
+                store
+                    .mark_api_key_used(&Digest::of(secret.expose_secret()), key.id, now)
+                    .await?;
+            }
+            return Ok(Ok((key, user)));
+        }
         Some(r) => r,
     };
     let target = format!("user:{}", user.username);

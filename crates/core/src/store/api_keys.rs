@@ -44,6 +44,10 @@ pub trait ApiKeyStore: Send + Sync {
     async fn api_keys(&self, user: UserId, now: Timestamp) -> Result<Vec<ApiKey>>;
     /// The key with this digest and its user, whether or not it still works.
     async fn api_key_by_digest(&self, digest: &Digest) -> Result<Option<(ApiKey, User)>>;
+    /// Records that the key `key` (whose digest is `digest`) opened an API at `now`; a later
+    /// time already recorded is kept. The key's cached record says so afterwards, so callers
+    /// that write only when [`ApiKey::use_is_news`] write once a minute per key.
+    async fn mark_api_key_used(&self, digest: &Digest, key: i64, now: Timestamp) -> Result<()>;
     /// Stores an access token minted from an API secret key (the deprecated
     /// `client_credentials` path).
     async fn issue_key_token(

@@ -32,6 +32,7 @@ fn key(slot: Option<u8>, stops_at: Option<grantry_core::Timestamp>) -> ApiKey {
         created_at: T0,
         deleted_at: stops_at.map(|_| T0),
         stops_at,
+        last_used_at: None,
     }
 }
 

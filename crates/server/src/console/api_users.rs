@@ -12,9 +12,9 @@ use grantry_core::admin::{self, api_keys, UserInput};
 use grantry_core::model::{Role, UserKind};
 use grantry_core::GrantSet;
 
-use super::settings::{scope_boxes, ConfirmPage, ScopeBox, SecretPage};
+use super::settings::{scope_boxes, ConfirmPage, GrantGroup, SecretPage};
 use super::users::{checked_grants, user_of, users_of, UserRow};
-use super::{when, Chrome, Console, ConsoleForm, Shown};
+use super::{when, when_or_never, Chrome, Console, ConsoleForm, Shown};
 use crate::error::console::ConsoleError;
 use crate::AppState;
 
@@ -25,7 +25,7 @@ const BACK: &str = "/console/api-users";
 struct ApiUsersPage {
     chrome: Chrome,
     users: Vec<UserRow>,
-    grants: Vec<ScopeBox>,
+    grants: Vec<GrantGroup>,
 }
 
 /// `GET /console/api-users`.
@@ -81,6 +81,7 @@ pub async fn add(
 struct Slot {
     number: u8,
     created: String,
+    last_used: String,
 }
 
 /// A deleted key still inside its grace period.
@@ -100,7 +101,7 @@ struct ApiUserPage {
     slots: Vec<Slot>,
     retiring: Vec<Retiring>,
     can_generate: bool,
-    grants: Vec<ScopeBox>,
+    grants: Vec<GrantGroup>,
 }
 
 /// `GET /console/api-users/{username}`.
@@ -124,6 +125,7 @@ pub async fn user(
             k.slot.map(|number| Slot {
                 number,
                 created: when(k.created_at),
+                last_used: when_or_never(k.last_used_at),
             })
         })
         .collect();

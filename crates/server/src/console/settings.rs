@@ -48,16 +48,30 @@ pub struct ScopeBox {
     pub checked: bool,
 }
 
-/// Every grant as a checkbox, `checked` as in `set`.
-pub fn scope_boxes(set: GrantSet) -> Vec<ScopeBox> {
-    Grant::ALL
-        .into_iter()
-        .map(|g| ScopeBox {
+/// The checkboxes of one API family.
+pub struct GrantGroup {
+    pub family: &'static str,
+    pub boxes: Vec<ScopeBox>,
+}
+
+/// Every grant as a checkbox, `checked` as in `set`, grouped by API family.
+pub fn scope_boxes(set: GrantSet) -> Vec<GrantGroup> {
+    let mut groups: Vec<GrantGroup> = Vec::new();
+    for g in Grant::ALL {
+        let b = ScopeBox {
             name: g.name(),
             describe: g.describe(),
             checked: set.contains(g),
-        })
-        .collect()
+        };
+        match groups.last_mut() {
+            Some(last) if last.family == g.family() => last.boxes.push(b),
+            _ => groups.push(GrantGroup {
+                family: g.family(),
+                boxes: vec![b],
+            }),
+        }
+    }
+    groups
 }
 
 #[derive(Template)]
@@ -66,7 +80,7 @@ struct SettingsPage {
     chrome: Chrome,
     apps: Vec<AppRow>,
     accesses: Vec<AccessRow>,
-    scopes: Vec<ScopeBox>,
+    scopes: Vec<GrantGroup>,
     /// (username, label) of the UI users account access can be given for.
     accounts: Vec<(String, String)>,
 }

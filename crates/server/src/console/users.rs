@@ -10,7 +10,7 @@ use grantry_core::admin::{self, AdminError, UserInput};
 use grantry_core::model::{Role, User, UserKind};
 use grantry_core::{Grant, GrantSet};
 
-use super::settings::{scope_boxes, ConfirmPage, ScopeBox, SecretPage};
+use super::settings::{scope_boxes, ConfirmPage, GrantGroup, SecretPage};
 use super::{when, Chrome, Console, ConsoleForm, Fields, Shown};
 use crate::error::console::ConsoleError;
 use crate::AppState;
@@ -52,7 +52,7 @@ impl UserRow {
 struct UsersPage {
     chrome: Chrome,
     users: Vec<UserRow>,
-    grants: Vec<ScopeBox>,
+    grants: Vec<GrantGroup>,
 }
 
 /// Every user of the console's org of `kind`, or the console's error.
@@ -193,7 +193,7 @@ struct UserPage {
     admin_role: bool,
     principal: bool,
     disabled: bool,
-    grants: Vec<ScopeBox>,
+    grants: Vec<GrantGroup>,
 }
 
 /// `GET /console/users/{username}`.

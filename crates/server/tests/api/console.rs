@@ -524,6 +524,18 @@ both!(
             !page.body.contains("Generate key</button>"),
             "both slots are taken"
         );
+        assert_eq!(
+            page.body.matches("<td>never</td>").count(),
+            2,
+            "neither key used yet"
+        );
+        assert_eq!(app.get_lists(&format!("Bearer {bearer2}")).await, 200);
+        let page = b.get(path).await;
+        assert_eq!(
+            page.body.matches("<td>never</td>").count(),
+            1,
+            "key 2's use is shown"
+        );
         assert!(!page.body.contains(&bearer1) && !page.body.contains(&k1.shown("secret-key")));
 
         let confirm = b.get(&format!("{path}/keys/1/delete")).await;

@@ -4,3 +4,12 @@
 -- latest request (NULL: none since it began at `created_at`).
 ALTER TABLE users ADD COLUMN must_change_password BOOLEAN NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN last_seen_at INTEGER;
+-- When an API secret key was last used, to the minute: written at most once a minute per key
+-- and instance (docs/architecture.md, the console). Recording a use narrows nothing, so the
+-- authorization epoch moves only when a key's slot or grace changes.
+ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
+DROP TRIGGER api_keys_update_auth_epoch;
+CREATE TRIGGER api_keys_update_auth_epoch AFTER UPDATE OF slot, digest, deleted_at, stops_at ON api_keys
+BEGIN
+    UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1;
+END;

@@ -26,6 +26,10 @@ pub(crate) const KEY_IN_SLOT: &str = concat!(
 pub(crate) const DELETE_KEY: &str =
     "UPDATE api_keys SET slot = NULL, deleted_at = $2, stops_at = $3 WHERE id = $1";
 
+/// A key's use at `$2`, unless a later one is recorded.
+pub(crate) const MARK_KEY_USED: &str = "UPDATE api_keys SET last_used_at = $2 \
+    WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+
 pub(crate) const PROMOTE_KEY: &str = "UPDATE api_keys SET slot = 1 WHERE user_id = $1 AND slot = 2";
 
 /// The user's live keys and those still in their grace, slot order first.
@@ -172,6 +176,7 @@ macro_rules! impl_api_key_store {
                         created_at: now,
                         deleted_at: None,
                         stops_at: None,
+                        last_used_at: None,
                     })
                 }
 
@@ -230,6 +235,31 @@ macro_rules! impl_api_key_store {
                     })
                     .await?;
                     Ok(found.map(|k| (*k).clone()))
+                }
+
+                async fn mark_api_key_used(
+                    &self,
+                    digest: &Digest,
+                    key: i64,
+                    now: Timestamp,
+                ) -> Result<()> {
+                    let c = self.caches();
+                    let ticket = c.ticket();
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(MARK_KEY_USED)
+                        .bind(key)
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    tx.commit().await.map_err(backend_err)?;
+                    // The cached record now has this use, so the next requests skip the write.
+                    if let (Some(ticket), Some(found)) = (ticket, c.api_keys.get(&digest.0)) {
+                        let (mut k, u) = (*found).clone();
+                        k.last_used_at = Some(k.last_used_at.map_or(now, |t| t.max(now)));
+                        c.put(&c.api_keys, ticket, digest.0, Arc::new((k, u)));
+                    }
+                    Ok(())
                 }
 
                 async fn issue_key_token(

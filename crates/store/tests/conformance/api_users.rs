@@ -432,3 +432,32 @@ conformance!(
         assert_eq!(count_audit(&*store, org.id, "token.revoked").await, 1);
     }
 );
+
+conformance!(
+    a_keys_last_use_is_recorded_never_moves_back_and_is_seen_through_the_cache,
+    |store| async move {
+        let (org, _) = make_org(&*store, "acme").await;
+        let user = api_user_of(&*store, org.id, "feeder").await;
+        let digest = secret();
+        generate(&*store, &user, digest, T0).await;
+        let (key, _) = store.api_key_by_digest(&digest).await.unwrap().unwrap();
+        assert_eq!(key.last_used_at, None);
+        assert!(key.use_is_news(T0));
+
+        store
+            .mark_api_key_used(&digest, key.id, T0.plus(MINUTE))
+            .await
+            .unwrap();
+        let (cached, _) = store.api_key_by_digest(&digest).await.unwrap().unwrap();
+        assert_eq!(cached.last_used_at, Some(T0.plus(MINUTE)));
+        assert!(!cached.use_is_news(T0.plus(MINUTE).plus(MINUTE / 2)));
+        assert!(cached.use_is_news(T0.plus(MINUTE * 2)));
+
+        // An earlier use arriving late keeps the later one.
+        store.mark_api_key_used(&digest, key.id, T0).await.unwrap();
+        let listed = store.api_keys(user.id, T0.plus(HOUR)).await.unwrap();
+        assert_eq!(listed[0].last_used_at, Some(T0.plus(MINUTE)));
+        let (again, _) = store.api_key_by_digest(&digest).await.unwrap().unwrap();
+        assert_eq!(again.last_used_at, Some(T0.plus(MINUTE)));
+    }
+);

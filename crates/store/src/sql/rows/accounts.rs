@@ -159,6 +159,8 @@ pub(crate) struct KeyRow {
     deleted_at: Option<i64>,
     #[sqlx(rename = "k_stops_at")]
     stops_at: Option<i64>,
+    #[sqlx(rename = "k_last_used_at")]
+    last_used_at: Option<i64>,
 }
 
 impl From<KeyRow> for ApiKey {
@@ -170,6 +172,7 @@ impl From<KeyRow> for ApiKey {
             created_at: Timestamp(r.created_at),
             deleted_at: r.deleted_at.map(Timestamp),
             stops_at: r.stops_at.map(Timestamp),
+            last_used_at: r.last_used_at.map(Timestamp),
         }
     }
 }

@@ -42,7 +42,8 @@ macro_rules! app_cols {
 macro_rules! key_cols {
     () => {
         "k.id AS k_id, k.user_id AS k_user_id, k.slot AS k_slot, \
-         k.created_at AS k_created_at, k.deleted_at AS k_deleted_at, k.stops_at AS k_stops_at"
+         k.created_at AS k_created_at, k.deleted_at AS k_deleted_at, k.stops_at AS k_stops_at, \
+         k.last_used_at AS k_last_used_at"
     };
 }
 
