@@ -14,6 +14,7 @@
 //!   its `grants/` (authorization_code, refresh_token, client_credentials), PKCE, client
 //!   authentication, introspection, revocation, metadata, JWT access tokens
 //!   (RFC 6749, 7636, 7662, 7009, 8414, 9068).
+//! - [`oauth1`]: OAuth 1.0a (RFC 5849): its signature base string and signature methods.
 //! - [`platform`]: the protected APIs' rules: `data` (lists, contacts), `events` (Event
 //!   API), `xmlapi/` (the XML API's parser, operations and rendering).
 //! - [`gate`]: a protected request's credential resolved to one [`gate::Principal`], and
@@ -43,6 +44,7 @@ pub mod limits;
 pub mod mail;
 pub mod model;
 pub mod oauth;
+pub mod oauth1;
 pub mod permissions;
 pub mod platform;
 pub mod sessions;
