@@ -51,7 +51,7 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
         settings.pod_id,
         grantry_store::redact(&cfg.database_url())
     );
-    let console = console_url(&settings, addr);
+    let console = format!("{}/console", settings.issuer());
     match first {
         Some(password) => println!(
             "First start: created organization {FIRST_ORG:?} with principal org admin {FIRST_ADMIN:?}.\n\
@@ -71,16 +71,6 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
         .map_err(CliError::Server)?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The console's address: under the public URL, or the listening address when the public URL
-/// is the default and the server listens elsewhere (a trial on another port).
-fn console_url(settings: &Settings, addr: std::net::SocketAddr) -> String {
-    let default = Settings::default();
-    match settings.public_url == default.public_url && addr.to_string() != "127.0.0.1:8080" {
-        true => format!("http://{addr}/console"),
-        false => format!("{}/console", settings.issuer()),
-    }
 }
 
 /// Seeds a fresh database with the first organization; returns its admin's one-time

@@ -58,6 +58,12 @@ async fn validate(state: &AppState, query: &str) -> Result<AuthorizeRequest, Aut
 /// The cookie that binds the sign-in form to the browser it was shown in (login CSRF).
 pub const LOGIN_COOKIE: &str = "grantry_login";
 
+/// The sign-in form's binding to its browser.
+const LOGIN: pages::FormBinding = pages::FormBinding {
+    cookie: LOGIN_COOKIE,
+    path: "/oauth/authorize",
+};
+
 /// The sign-in form's binding: the browser's pre-session cookie (set when it has none) and
 /// the form's CSRF token derived from it and the request.
 struct LoginBinding {
@@ -66,29 +72,14 @@ struct LoginBinding {
 }
 
 fn login_binding(state: &AppState, jar: CookieJar, query: &str) -> LoginBinding {
-    let (jar, value) = match jar.get(LOGIN_COOKIE).map(|c| c.value().to_string()) {
-        Some(v) => (jar, v),
-        None => {
-            let v = sessions::login_binding();
-            let cookie = Cookie::build((LOGIN_COOKIE, v.clone()))
-                .path("/oauth/authorize")
-                .http_only(true)
-                .same_site(SameSite::Lax)
-                .secure(state.settings.secure_cookies())
-                .build();
-            (jar.add(cookie), v)
-        }
-    };
-    LoginBinding {
-        jar,
-        csrf: sessions::csrf_token(&value, &format!("login:{query}")),
-    }
+    let secure = state.settings.secure_cookies();
+    let (jar, csrf) = LOGIN.token(secure, jar, &format!("login:{query}"));
+    LoginBinding { jar, csrf }
 }
 
 /// Whether a posted sign-in came from a form this browser was shown.
 fn login_form_matches(jar: &CookieJar, query: &str, presented: &str) -> bool {
-    jar.get(LOGIN_COOKIE)
-        .is_some_and(|c| sessions::csrf_matches(c.value(), &format!("login:{query}"), presented))
+    LOGIN.matches(jar, &format!("login:{query}"), presented)
 }
 
 fn login_page(

@@ -107,11 +107,6 @@ impl Mailer for NoMail {
     }
 }
 
-/// The state's mailer.
-pub(crate) fn mailer_of(state: &AppState) -> Arc<dyn Mailer> {
-    state.mailer.clone()
-}
-
 /// The whole application as a router, ready to serve or to drive in tests. Each API family
 /// has its body limit ([`limits`]) and answers unknown paths, wrong methods
 /// and unreadable bodies in its own format (docs/architecture.md, the serving loop).

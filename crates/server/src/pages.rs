@@ -5,7 +5,10 @@ use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use tower_http::set_header::SetResponseHeaderLayer;
+
+use grantry_core::sessions;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -100,4 +103,44 @@ pub fn with_console_headers<S: Clone + Send + Sync + 'static>(routes: Router<S>)
         ))
         .layer(set(header::REFERRER_POLICY, "no-referrer"))
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+}
+
+/// What binds a sign-in form to the browser it was shown in (login CSRF): a pre-session
+/// cookie, sent only to the form's own path, that the form's CSRF token is keyed by
+/// (`sessions::csrf_token`), so another site cannot post a sign-in into the user's browser.
+pub struct FormBinding {
+    pub cookie: &'static str,
+    pub path: &'static str,
+}
+
+impl FormBinding {
+    /// The browser's pre-session cookie (set in the returned jar when it has none) and the
+    /// form's CSRF token for `context`.
+    pub fn token(&self, secure: bool, jar: CookieJar, context: &str) -> (CookieJar, String) {
+        let (jar, value) = match jar.get(self.cookie).map(|c| c.value().to_string()) {
+            Some(v) => (jar, v),
+            None => {
+                let v = sessions::login_binding();
+                let cookie = Cookie::build((self.cookie, v.clone()))
+                    .path(self.path)
+                    .http_only(true)
+                    .same_site(SameSite::Lax)
+                    .secure(secure)
+                    .build();
+                (jar.add(cookie), v)
+            }
+        };
+        (jar, sessions::csrf_token(&value, context))
+    }
+
+    /// Whether a posted form came from one this browser was shown for `context`.
+    pub fn matches(&self, jar: &CookieJar, context: &str, presented: &str) -> bool {
+        jar.get(self.cookie)
+            .is_some_and(|c| sessions::csrf_matches(c.value(), context, presented))
+    }
+
+    /// The jar without the cookie (once signed in, it has served its purpose).
+    pub fn forget(&self, jar: CookieJar) -> CookieJar {
+        jar.remove(Cookie::build(self.cookie).path(self.path))
+    }
 }

@@ -128,6 +128,12 @@ pub async fn rotate_client_secret(
     Ok((secret.value, old_expires_at))
 }
 
+/// One application of the org.
+pub async fn find_application(cx: &Ctx<'_>, org: &str, client_id: &str) -> Result<Application> {
+    let org = cx.org(org).await?;
+    cx.app(&org, client_id).await
+}
+
 /// The org's applications, by name, each with when it last used a refresh token.
 pub async fn list_applications(cx: &Ctx<'_>, org: &str) -> Result<Vec<AppSummary>> {
     let org = cx.org(org).await?;

@@ -14,13 +14,15 @@ pub use account_access::{
     add_account_access, delete_account_access, list_account_access, AddedAccess,
 };
 pub use applications::{
-    add_application, delete_application, list_applications, rotate_client_secret, AppInput,
+    add_application, delete_application, find_application, list_applications, rotate_client_secret,
+    AppInput,
 };
 pub use audit_log::{audit_log, audit_page};
 pub use orgs::{create_org, CreatedOrg};
 pub use passwords::{change_password, reset_password, PasswordChange};
 pub use users::{
-    add_user, delete_user, list_users, set_disabled, set_grant, set_role, AddedUser, UserInput,
+    add_user, delete_user, find_user, list_users, set_disabled, set_grant, set_role, AddedUser,
+    UserInput,
 };
 
 use crate::clock::Timestamp;

@@ -198,6 +198,12 @@ pub async fn delete_user(cx: &Ctx<'_>, org: &str, username: &str) -> Result<()> 
     Ok(cx.store.delete_user(user.id, audit).await?)
 }
 
+/// One user of the org, UI or API.
+pub async fn find_user(cx: &Ctx<'_>, org: &str, username: &str) -> Result<User> {
+    let org = cx.org(org).await?;
+    cx.user(&org, username).await
+}
+
 /// The org's users, UI and API, by username.
 pub async fn list_users(cx: &Ctx<'_>, org: &str) -> Result<Vec<User>> {
     let org = cx.org(org).await?;

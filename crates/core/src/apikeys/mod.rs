@@ -73,7 +73,8 @@ pub async fn check_key(
     if let Err(t) = attempt.admit(Door::ApiKey, &subject) {
         return Ok(Err(KeyRefusal::Throttled(t)));
     }
-    let found = find_key(store, settings, owner, secret.expose_secret()).await?;
+    let digest = Digest::of(secret.expose_secret());
+    let found = find_key(store, settings, owner, secret.expose_secret(), &digest).await?;
     let (key, user) = match found {
         Ok(found) => found,
         Err(refusal) => {
@@ -87,9 +88,7 @@ pub async fn check_key(
     let (refusal, reason) = match refusal(&key, &user, now) {
         None => {
             if key.use_is_news(now) {
-                store
-                    .mark_api_key_used(&Digest::of(secret.expose_secret()), key.id, now)
-                    .await?;
+                store.mark_api_key_used(&digest, key.id, now).await?;
             }
             return Ok(Ok((key, user)));
         }
@@ -108,13 +107,14 @@ async fn find_key(
     settings: &Settings,
     owner: KeyOwner<'_>,
     secret: &str,
+    digest: &Digest,
 ) -> Result<Result<(ApiKey, User), KeyRefusal>, StoreError> {
     if let Some(shape) = credential::shape(secret) {
         if shape.pod != settings.pod_id {
             return Ok(Err(KeyRefusal::ForeignPod(shape.pod.to_string())));
         }
     }
-    let Some((key, user)) = store.api_key_by_digest(&Digest::of(secret)).await? else {
+    let Some((key, user)) = store.api_key_by_digest(digest).await? else {
         return Ok(Err(KeyRefusal::Unknown));
     };
     let owner_matches = match owner {

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use grantry_core::admin::{self, AdminError};
+use grantry_core::admin;
 
 use super::users::UserRow;
 use super::{when, when_or_never, Chrome, Console, ConsoleForm};
@@ -36,11 +36,9 @@ pub async fn page(
     console: Console,
 ) -> Result<Response, ConsoleError> {
     let cx = console.ctx(&state);
-    let all = match admin::list_account_access(&cx, &console.org.name).await {
-        Ok(a) => a,
-        Err(AdminError::Store(e)) => return Err(e.into()),
-        Err(_) => return Err(ConsoleError::NotFound),
-    };
+    let all = admin::list_account_access(&cx, &console.org.name)
+        .await
+        .map_err(ConsoleError::reading)?;
     let consents = all
         .into_iter()
         .filter(|a| a.username == console.user.username)

@@ -115,10 +115,7 @@ pub async fn user(
     let cx = console.ctx(&state);
     let (key_id, keys) = api_keys::list(&cx, &console.org.name, &u.username)
         .await
-        .map_err(|e| match e {
-            admin::AdminError::Store(e) => ConsoleError::Store(e),
-            _ => ConsoleError::NotFound,
-        })?;
+        .map_err(ConsoleError::reading)?;
     let slots: Vec<Slot> = keys
         .iter()
         .filter_map(|k| {

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
 
-use grantry_core::admin::{self, AdminError};
+use grantry_core::admin;
 use grantry_core::store::AuditQuery;
 use grantry_core::Timestamp;
 
@@ -104,11 +104,9 @@ pub async fn page(
         }
     }
     let cx = console.ctx(&state);
-    let events = match admin::audit_page(&cx, &console.org.name, &q).await {
-        Ok(e) => e,
-        Err(AdminError::Store(e)) => return Err(e.into()),
-        Err(_) => return Err(ConsoleError::NotFound),
-    };
+    let events = admin::audit_page(&cx, &console.org.name, &q)
+        .await
+        .map_err(ConsoleError::reading)?;
     let next = match (events.len() as u32 == PAGE, events.last()) {
         (true, Some(last)) => Some(
             form_urlencoded::Serializer::new(String::new())

@@ -6,9 +6,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
 
-use grantry_core::admin::{self, AdminError, PasswordChange};
+use grantry_core::admin::{self, PasswordChange};
 use grantry_core::sessions::{self, ConsoleLoginForm, Login};
 
 use super::{Chrome, Console, ConsoleForm, Fields};
@@ -17,8 +17,11 @@ use crate::error::console::ConsoleError;
 use crate::extract::{content_type, form_pairs, Now, Source};
 use crate::{pages, AppState};
 
-/// The cookie binding the sign-in form to the browser it was shown in (login CSRF).
-const SIGN_IN_COOKIE: &str = "grantry_console_login";
+/// The sign-in form's binding to its browser (login CSRF).
+const SIGN_IN: pages::FormBinding = pages::FormBinding {
+    cookie: "grantry_console_login",
+    path: "/console",
+};
 /// The CSRF context of the sign-in form.
 const SIGN_IN_CONTEXT: &str = "console-sign-in";
 
@@ -31,26 +34,6 @@ struct SignInPage<'a> {
     username: &'a str,
 }
 
-/// The sign-in form's binding: the pre-session cookie (set when the browser has none) and
-/// the CSRF token derived from it.
-fn binding(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
-    let (jar, value) = match jar.get(SIGN_IN_COOKIE).map(|c| c.value().to_string()) {
-        Some(v) => (jar, v),
-        None => {
-            let v = sessions::login_binding();
-            let cookie = Cookie::build((SIGN_IN_COOKIE, v.clone()))
-                .path("/console")
-                .http_only(true)
-                .same_site(SameSite::Lax)
-                .secure(state.settings.secure_cookies())
-                .build();
-            (jar.add(cookie), v)
-        }
-    };
-    let csrf = sessions::csrf_token(&value, SIGN_IN_CONTEXT);
-    (jar, csrf)
-}
-
 fn sign_in_page(
     state: &AppState,
     jar: CookieJar,
@@ -59,7 +42,7 @@ fn sign_in_page(
     org: &str,
     username: &str,
 ) -> Response {
-    let (jar, csrf) = binding(state, jar);
+    let (jar, csrf) = SIGN_IN.token(state.settings.secure_cookies(), jar, SIGN_IN_CONTEXT);
     let page = SignInPage {
         error,
         csrf,
@@ -94,12 +77,8 @@ pub async fn sign_in(
         ));
     }
     let fields = Fields::new(form_pairs(&body));
-    let bound = jar
-        .get(SIGN_IN_COOKIE)
-        .map(|c| c.value().to_string())
-        .unwrap_or_default();
     let presented = fields.get("csrf").unwrap_or_default();
-    if bound.is_empty() || !sessions::csrf_matches(&bound, SIGN_IN_CONTEXT, presented) {
+    if !SIGN_IN.matches(&jar, SIGN_IN_CONTEXT, presented) {
         return Err(ConsoleError::Csrf);
     }
     let (org, username) = (fields.text("org"), fields.text("username"));
@@ -120,8 +99,8 @@ pub async fn sign_in(
     .await?;
     match outcome {
         Login::SignedIn(user, sid) => {
-            let jar = jar
-                .remove(Cookie::build(SIGN_IN_COOKIE).path("/console"))
+            let jar = SIGN_IN
+                .forget(jar)
                 .add(crate::authorize::session_cookie(&state, &sid));
             let to = match user.must_change_password {
                 true => "/console/password",
@@ -207,7 +186,6 @@ pub async fn set_password(
     let done = admin::change_password(&cx, &*state.passwords, &console.user, change).await;
     match done {
         Ok(()) => Ok(console.redirect("/console", true, "Your password was changed.")),
-        Err(AdminError::Store(e)) => Err(e.into()),
-        Err(e) => Ok(console.redirect("/console/password", false, &e.to_string())),
+        Err(e) => console.refused("/console/password", e),
     }
 }

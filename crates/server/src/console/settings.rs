@@ -15,7 +15,6 @@ use grantry_core::{Grant, GrantSet};
 
 use super::{when, when_or_never, Chrome, Console, ConsoleForm, Shown};
 use crate::error::console::ConsoleError;
-use crate::mailer_of;
 use crate::AppState;
 
 const BACK: &str = "/console/settings";
@@ -95,11 +94,13 @@ pub async fn page(
     let org = console.org.name.clone();
     let apps = admin::list_applications(&cx, &org)
         .await
-        .map_err(admin_failed)?;
+        .map_err(ConsoleError::reading)?;
     let accesses = admin::list_account_access(&cx, &org)
         .await
-        .map_err(admin_failed)?;
-    let users = admin::list_users(&cx, &org).await.map_err(admin_failed)?;
+        .map_err(ConsoleError::reading)?;
+    let users = admin::list_users(&cx, &org)
+        .await
+        .map_err(ConsoleError::reading)?;
     let accounts = users
         .into_iter()
         .filter(|u| u.kind == UserKind::Ui && !u.disabled)
@@ -146,15 +147,6 @@ pub async fn page(
         scopes: scope_boxes(GrantSet::all()),
         accounts,
     }))
-}
-
-/// A store failure inside an admin operation is the console's error; anything else on a page
-/// that only reads means the org vanished under the session.
-fn admin_failed(e: AdminError) -> ConsoleError {
-    match e {
-        AdminError::Store(e) => ConsoleError::Store(e),
-        _ => ConsoleError::NotFound,
-    }
 }
 
 #[derive(Template)]
@@ -266,7 +258,7 @@ pub async fn application(
     let cx = console.ctx(&state);
     let apps = admin::list_applications(&cx, &console.org.name)
         .await
-        .map_err(admin_failed)?;
+        .map_err(ConsoleError::reading)?;
     let s = apps
         .into_iter()
         .find(|s| s.app.client_id == client_id)
@@ -367,17 +359,12 @@ pub async fn confirm_delete(
 ) -> Result<Response, ConsoleError> {
     console.require_admin()?;
     let cx = console.ctx(&state);
-    let apps = admin::list_applications(&cx, &console.org.name)
+    let app = admin::find_application(&cx, &console.org.name, &client_id)
         .await
-        .map_err(admin_failed)?;
-    let app = apps
-        .into_iter()
-        .find(|s| s.app.client_id == client_id)
-        .ok_or(ConsoleError::NotFound)?
-        .app;
+        .map_err(ConsoleError::reading)?;
     let accesses = admin::list_account_access(&cx, &console.org.name)
         .await
-        .map_err(admin_failed)?
+        .map_err(ConsoleError::reading)?
         .into_iter()
         .filter(|a| a.client_id == client_id)
         .count();
@@ -423,10 +410,9 @@ pub async fn add_access(
     console.require_admin()?;
     let (client_id, username) = (fields.text("application"), fields.text("account"));
     let cx = console.ctx(&state);
-    let mailer = mailer_of(&state);
     let added = admin::add_account_access(
         &cx,
-        &*mailer,
+        &*state.mailer,
         &console.org.name,
         &client_id,
         &username,
@@ -476,7 +462,7 @@ pub async fn confirm_delete_access(
     let cx = console.ctx(&state);
     let found = admin::list_account_access(&cx, &console.org.name)
         .await
-        .map_err(admin_failed)?
+        .map_err(ConsoleError::reading)?
         .into_iter()
         .find(|a| a.client_id == key.client_id && a.username == key.username)
         .ok_or(ConsoleError::NotFound)?;

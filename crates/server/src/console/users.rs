@@ -62,11 +62,10 @@ pub async fn users_of(
     kind: UserKind,
 ) -> Result<Vec<User>, ConsoleError> {
     let cx = console.ctx(state);
-    match admin::list_users(&cx, &console.org.name).await {
-        Ok(all) => Ok(all.into_iter().filter(|u| u.kind == kind).collect()),
-        Err(AdminError::Store(e)) => Err(e.into()),
-        Err(_) => Err(ConsoleError::NotFound),
-    }
+    let all = admin::list_users(&cx, &console.org.name)
+        .await
+        .map_err(ConsoleError::reading)?;
+    Ok(all.into_iter().filter(|u| u.kind == kind).collect())
 }
 
 /// The user `username` of kind `kind` in the console's org: another org's, or one of the
@@ -91,14 +90,9 @@ async fn any_user_of(
     username: &str,
 ) -> Result<User, ConsoleError> {
     let cx = console.ctx(state);
-    match admin::list_users(&cx, &console.org.name).await {
-        Ok(all) => all
-            .into_iter()
-            .find(|u| u.username == username)
-            .ok_or(ConsoleError::NotFound),
-        Err(AdminError::Store(e)) => Err(e.into()),
-        Err(_) => Err(ConsoleError::NotFound),
-    }
+    admin::find_user(&cx, &console.org.name, username)
+        .await
+        .map_err(ConsoleError::reading)
 }
 
 /// The page of a user: the Users screen's for a UI user, the API Users screen's for an API

@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use grantry_core::admin::AdminError;
 use grantry_core::StoreError;
 
 use crate::pages;
@@ -26,6 +27,17 @@ pub enum ConsoleError {
     BadForm(String),
     /// The store failed; logged, never shown.
     Store(StoreError),
+}
+
+impl ConsoleError {
+    /// An admin operation's failure on a page that only reads: the store's is the console's
+    /// error; any other (the org or the named thing is not the signed-in user's) is not found.
+    pub fn reading(e: AdminError) -> ConsoleError {
+        match e {
+            AdminError::Store(e) => ConsoleError::Store(e),
+            _ => ConsoleError::NotFound,
+        }
+    }
 }
 
 impl From<StoreError> for ConsoleError {

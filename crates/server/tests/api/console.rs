@@ -407,8 +407,14 @@ both!(
         let refresh = page.shown("refresh-token");
         assert!(refresh.starts_with("grt_"), "{refresh}");
         assert!(page.body.contains("Mailed to"), "{}", page.body);
-        let mailed = app.outbox.0.lock().unwrap().len();
-        assert!(mailed >= 1, "the notification went out");
+        let sent = app.outbox.0.lock().unwrap().clone();
+        let last = sent.last().expect("the notification went out");
+        let to: Vec<&str> = last.to.iter().map(|(_, a)| a.as_str()).collect();
+        assert_eq!(
+            to,
+            ["ops@acme.example.com", "admin@acme.example.com"],
+            "the admin who added it and the principal org admin"
+        );
 
         let form = [
             ("grant_type", "refresh_token"),
