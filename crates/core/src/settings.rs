@@ -147,6 +147,27 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub audit: AuditSettings,
     pub console: ConsoleSettings,
+    pub oauth1: OAuth1Settings,
+}
+
+/// OAuth 1.0a (docs/architecture.md, OAuth 1.0a).
+#[derive(Clone, Debug)]
+pub struct OAuth1Settings {
+    /// How far a request's `oauth_timestamp` may be from the server's clock, either way
+    /// (RFC 5849 §3.3); its nonce is remembered that long.
+    pub timestamp_window: Duration,
+    /// The key client secrets and token secrets are derived from; without it, OAuth 1.0a is
+    /// refused and client secrets are minted at random.
+    pub key: Option<crate::credential::DeriveKey>,
+}
+
+impl Default for OAuth1Settings {
+    fn default() -> Self {
+        OAuth1Settings {
+            timestamp_window: Duration::from_secs(300),
+            key: None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -159,6 +180,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             audit: AuditSettings::default(),
             console: ConsoleSettings::default(),
+            oauth1: OAuth1Settings::default(),
         }
     }
 }

@@ -38,7 +38,8 @@ async fn run(cli: Cli) -> error::Result<()> {
         listen: cli.command.listen().cloned(),
     };
     let cfg = Config::load(cli.config.as_deref(), &flags)?;
-    let settings = cfg.settings()?;
+    let mut settings = cfg.settings()?;
+    settings.oauth1.key = Some(cfg.oauth1_key()?);
     match cli.command {
         Command::Serve { .. } => serve::run(cfg, settings).await,
         Command::Admin(cmd) => {

@@ -35,7 +35,7 @@ fn render(description: &str) -> ApiError {
 }
 
 /// The signed-in user of the session cookie, and the session id.
-async fn signed_in(
+pub(crate) async fn signed_in(
     state: &AppState,
     now: Timestamp,
     jar: &CookieJar,
@@ -91,6 +91,7 @@ fn login_page(
 ) -> Response {
     let binding = login_binding(state, jar, query);
     let p = LoginPage {
+        action: "/oauth/authorize",
         app_name: &req.app.name,
         query,
         error,
@@ -128,6 +129,7 @@ async fn next_page(
     match signed_in(state, now, jar).await? {
         Some((user, sid)) if authorize::may_consent(req, &user) => {
             let p = ConsentPage {
+                action: "/oauth/authorize",
                 app_name: &req.app.name,
                 app_description: &req.app.description,
                 username: &user.username,
@@ -163,7 +165,7 @@ pub async fn start(
     next_page(&state, now, &jar, &req, &query).await
 }
 
-fn field(pairs: &[(String, String)], name: &str) -> String {
+pub(crate) fn field(pairs: &[(String, String)], name: &str) -> String {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -186,7 +188,7 @@ pub(crate) fn session_cookie(state: &AppState, sid: &SecretString) -> Cookie<'st
 }
 
 /// A sign-in or consent form that could not be read, rendered to the user.
-fn form_refused(r: &BytesRejection) -> Response {
+pub(crate) fn form_refused(r: &BytesRejection) -> Response {
     crate::error::oauth::authorize_body_refused(crate::error::BodyProblem::of(
         r,
         crate::limits::AUTHORIZE_BODY,

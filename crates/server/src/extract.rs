@@ -6,15 +6,18 @@ use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
+use axum::http::uri::Authority;
 use axum::http::Extensions;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
 use grantry_core::gate::{self, BearerError, Principal};
 use grantry_core::limits::Attempt;
 use grantry_core::oauth::{OAuthError, Params};
+use grantry_core::oauth1::request::{carries_signature, is_oauth_header};
+use grantry_core::oauth1::{signature, SignedRequest};
 use grantry_core::Timestamp;
 
 use crate::error::{self, ApiError, BodyProblem, RestError};
@@ -146,15 +149,105 @@ impl FromRequest<AppState> for OAuthRequest {
     }
 }
 
-/// Resolves the caller of a protected API at the request's time.
+/// What a protected request presents to the gate: its head, and its body once read.
+#[derive(Clone, Copy)]
+pub struct Presented<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub body: Option<&'a [u8]>,
+}
+
+impl<'a> Presented<'a> {
+    /// A request whose body is not read (or not yet).
+    pub fn head(parts: &'a Parts) -> Self {
+        Presented {
+            method: &parts.method,
+            uri: original_uri(parts),
+            headers: &parts.headers,
+            body: None,
+        }
+    }
+
+    /// The body, when it is form-encoded: only then do its parameters count for an OAuth
+    /// 1.0a signature (RFC 5849 §3.4.1.3.1).
+    fn form_body(&self) -> Option<&'a [u8]> {
+        let form =
+            content_type(self.headers).as_deref() == Some("application/x-www-form-urlencoded");
+        self.body.filter(|_| form)
+    }
+}
+
+/// The URI the client sent, also inside a nested router (which strips its prefix from
+/// [`Parts::uri`]).
+pub fn original_uri(parts: &Parts) -> &Uri {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |o| &o.0)
+}
+
+/// The request as OAuth 1.0a signs it (RFC 5849 §3.4.1): the base string URI is this
+/// server's scheme (from its public URL) with the host and port the client addressed (the
+/// `Host` header) and the path; PLAINTEXT is allowed when the public URL is HTTPS or the
+/// client is on loopback.
+pub fn signed_request<'a>(
+    state: &AppState,
+    source: Source,
+    req: &Presented<'a>,
+    authorization: Option<&'a str>,
+) -> SignedRequest<'a> {
+    let public = &state.settings.public_url;
+    let scheme = if public.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
+    let authority = req
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<Authority>().ok())
+        .or_else(|| req.uri.authority().cloned())
+        .or_else(|| {
+            public
+                .parse::<Uri>()
+                .ok()
+                .and_then(|u| u.authority().cloned())
+        });
+    let (host, port) = authority
+        .as_ref()
+        .map_or(("", None), |a| (a.host(), a.port_u16()));
+    SignedRequest {
+        method: req.method.as_str(),
+        base_uri: signature::base_string_uri(scheme, host, port, req.uri.path()),
+        query: req.uri.query().unwrap_or(""),
+        authorization: authorization.filter(|a| is_oauth_header(a)),
+        form_body: req.form_body(),
+        confidential: scheme == "https" || source.0.is_some_and(|ip| ip.is_loopback()),
+    }
+}
+
+/// Resolves the caller of a protected API at the request's time: a request signed with
+/// OAuth 1.0a (the OAuth scheme, or protocol parameters in its query or form body) goes to
+/// [`gate::authenticate_signed`], any other to [`gate::authenticate`].
 pub async fn principal(
     state: &AppState,
     now: Timestamp,
     source: Source,
-    headers: &HeaderMap,
+    req: Presented<'_>,
 ) -> Result<Principal, BearerError> {
-    let auth = authorization(headers)?;
+    let auth = authorization(req.headers)?;
     let attempt = state.attempt(source);
+    let signed = match auth {
+        Some(a) => is_oauth_header(a),
+        None => carries_signature(req.uri.query().unwrap_or(""), req.form_body()),
+    };
+    if signed {
+        let signed = signed_request(state, source, &req, auth);
+        return gate::authenticate_signed(&*state.store, now, &state.settings, attempt, &signed)
+            .await;
+    }
     gate::authenticate(&*state.store, now, &state.settings, attempt, auth).await
 }
 
@@ -209,7 +302,7 @@ impl<F: RefusalFormat> FromRequestParts<AppState> for Caller<F> {
     ) -> Result<Self, Self::Rejection> {
         let Ok(Now(now)) = Now::from_request_parts(parts, state).await;
         let source = Source::of(&parts.extensions);
-        let p = principal(state, now, source, &parts.headers)
+        let p = principal(state, now, source, Presented::head(parts))
             .await
             .map_err(F::refuse)?;
         Ok(Caller(p, PhantomData))
@@ -234,25 +327,26 @@ impl<F: RefusalFormat> FromRequest<AppState> for CallerWith<F> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let Ok(Now(now)) = Now::from_request_parts(&mut parts, state).await;
-        let auth = authorization(&parts.headers).map(|a| a.map(str::to_string));
         let source = Source::of(&parts.extensions);
         let media_type = content_type(&parts.headers);
+        let (method, uri, headers) = (
+            parts.method.clone(),
+            original_uri(&parts).clone(),
+            parts.headers.clone(),
+        );
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|r| F::body_refused(BodyProblem::of(&r, F::BODY_LIMIT)))?;
+        let presented = Presented {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+            body: Some(&body),
+        };
+        let p = principal(state, now, source, presented)
+            .await
+            .map_err(|e| F::refuse(e).into_response())?;
         let read = Sent { body, media_type };
-        let refuse = |e| F::refuse(e).into_response();
-        let auth = auth.map_err(refuse)?;
-        let attempt = state.attempt(source);
-        let p = gate::authenticate(
-            &*state.store,
-            now,
-            &state.settings,
-            attempt,
-            auth.as_deref(),
-        )
-        .await
-        .map_err(refuse)?;
         Ok(CallerWith(p, read, PhantomData))
     }
 }

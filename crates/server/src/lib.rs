@@ -33,6 +33,7 @@ pub mod guard;
 mod health;
 pub mod limits;
 mod oauth;
+mod oauth1;
 mod pages;
 mod respond;
 mod rest;
@@ -129,6 +130,16 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             error::oauth::route_refused(RouteProblem::MethodNotAllowed)
         });
+    let oauth1 = Router::new()
+        .route("/request_token", post(oauth1::request_token))
+        .route("/access_token", post(oauth1::access_token))
+        .layer(DefaultBodyLimit::max(limits::TOKEN_BODY))
+        .merge(pages::with_security_headers(
+            Router::new()
+                .route("/authorize", get(oauth1::start).post(oauth1::decide))
+                .route("/authorize/login", post(oauth1::login))
+                .layer(DefaultBodyLimit::max(limits::AUTHORIZE_BODY)),
+        ));
     let xml = post(xmlapi::call)
         .fallback(|| async { error::xml::route_refused(RouteProblem::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(limits::XML_BODY));
@@ -137,6 +148,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limits::EVENTS_BODY));
     Router::new()
         .nest("/oauth", oauth)
+        .nest("/oauth1", oauth1)
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/XMLAPI", xml)
         .route("/campaignapi/resources/v3/events", events)

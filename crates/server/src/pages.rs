@@ -13,6 +13,8 @@ use grantry_core::sessions;
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
+    /// The flow's authorization path: the form posts to `{action}/login`.
+    pub action: &'a str,
     pub app_name: &'a str,
     pub query: &'a str,
     pub error: Option<&'a str>,
@@ -23,12 +25,23 @@ pub struct LoginPage<'a> {
 #[derive(Template)]
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
+    /// The flow's authorization path, which the decision is posted to.
+    pub action: &'a str,
     pub app_name: &'a str,
     pub app_description: &'a str,
     pub username: &'a str,
     pub grants: Vec<String>,
     pub query: &'a str,
     pub csrf: String,
+}
+
+/// OAuth 1.0a with the `oob` callback: the verifier for the user to type into the
+/// application (RFC 5849 §2.2).
+#[derive(Template)]
+#[template(path = "verifier.html")]
+pub struct VerifierPage<'a> {
+    pub app_name: &'a str,
+    pub verifier: &'a str,
 }
 
 #[derive(Template)]

@@ -5,14 +5,14 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
 use grantry_core::gate::BearerError;
 use grantry_core::platform::xmlapi;
 
 use crate::error::{self, ApiError, BodyProblem, RouteProblem};
-use crate::extract::{content_type, form_pairs, principal, Now, Source};
+use crate::extract::{content_type, form_pairs, principal, Now, Presented, Source};
 use crate::limits;
 use crate::respond::xml_response;
 use crate::AppState;
@@ -21,11 +21,19 @@ pub async fn call(
     State(state): State<AppState>,
     Now(now): Now,
     source: Source,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Response> {
     let body = body.map_err(|r| error::xml::body_refused(BodyProblem::of(&r, limits::XML_BODY)))?;
-    execute(&state, now, source, &headers, &body)
+    let presented = Presented {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: Some(&body),
+    };
+    execute(&state, now, source, presented)
         .await
         .map_err(IntoResponse::into_response)
 }
@@ -34,9 +42,9 @@ async fn execute(
     state: &AppState,
     now: grantry_core::Timestamp,
     source: Source,
-    headers: &HeaderMap,
-    body: &[u8],
+    presented: Presented<'_>,
 ) -> Result<Response, ApiError> {
+    let (headers, body) = (presented.headers, presented.body.unwrap_or_default());
     let xml = if content_type(headers).as_deref() == Some("application/x-www-form-urlencoded") {
         form_pairs(body)
             .into_iter()
@@ -47,7 +55,7 @@ async fn execute(
         body.to_vec()
     };
     let req = xmlapi::parse(&xml)?;
-    let p = principal(state, now, source, headers)
+    let p = principal(state, now, source, presented)
         .await
         .map_err(|e| ApiError::xml_bearer(&e))?;
     if let Some(g) = xmlapi::required_grant(&req.op) {

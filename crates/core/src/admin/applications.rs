@@ -4,10 +4,11 @@ use secrecy::SecretString;
 
 use super::{conflict, AdminError, Ctx, Result};
 use crate::clock::Timestamp;
-use crate::credential::{self, Kind};
+use crate::credential::{self, Kind, Minted};
 use crate::model::{Application, TokenFormat};
 use crate::permissions::GrantSet;
-use crate::store::{AppSummary, NewApplication};
+use crate::settings::Settings;
+use crate::store::{AppSummary, NewApplication, NewSecret};
 use crate::validate::storable;
 
 /// What to register with [`add_application`].
@@ -50,6 +51,28 @@ fn check_input(input: &AppInput) -> Result<()> {
     Ok(())
 }
 
+/// A new client secret: derived from the OAuth 1.0a key when the server has one, so that
+/// OAuth 1.0a signatures can be checked with it (docs/architecture.md, OAuth 1.0a), else
+/// minted at random.
+fn new_secret(settings: &Settings) -> (Minted, NewSecret) {
+    match &settings.oauth1.key {
+        Some(key) => {
+            let nonce = credential::random_bytes::<16>();
+            let minted = key.client_secret(&settings.pod_id, &nonce);
+            let stored = NewSecret {
+                digest: minted.digest,
+                derive_nonce: Some(nonce),
+            };
+            (minted, stored)
+        }
+        None => {
+            let minted = credential::mint(Kind::ClientSecret, &settings.pod_id);
+            let stored = NewSecret::from(minted.digest);
+            (minted, stored)
+        }
+    }
+}
+
 /// Registers an application; the client secret (absent for public clients) is shown once.
 pub async fn add_application(
     cx: &Ctx<'_>,
@@ -59,7 +82,7 @@ pub async fn add_application(
     let org = cx.org(org).await?;
     check_input(&input)?;
     let name = input.name.trim().to_string();
-    let secret = (!input.public).then(|| credential::mint(Kind::ClientSecret, &cx.settings.pod_id));
+    let secret = (!input.public).then(|| new_secret(cx.settings));
     let client_id = credential::new_id();
     let scopes = input.scopes.unwrap_or_else(GrantSet::all);
     let audit = cx
@@ -85,7 +108,7 @@ pub async fn add_application(
     };
     let app = cx
         .store
-        .create_application(app, secret.as_ref().map(|s| s.digest), audit)
+        .create_application(app, secret.as_ref().map(|s| s.1), audit)
         .await
         .map_err(|e| {
             conflict(e, || {
@@ -95,7 +118,7 @@ pub async fn add_application(
                 )
             })
         })?;
-    Ok((app, secret.map(|s| s.value)))
+    Ok((app, secret.map(|s| s.0.value)))
 }
 
 /// Gives an application a new client secret (shown once); the old ones keep working for
@@ -114,7 +137,7 @@ pub async fn rotate_client_secret(
         )));
     }
     let old_expires_at = cx.now.plus(overlap);
-    let secret = credential::mint(Kind::ClientSecret, &cx.settings.pod_id);
+    let (secret, stored) = new_secret(cx.settings);
     let audit = cx
         .audit(
             Some(org.id),
@@ -123,7 +146,7 @@ pub async fn rotate_client_secret(
         )
         .with_detail(serde_json::json!({"old_secrets_expire_at": old_expires_at.to_rfc3339()}));
     cx.store
-        .rotate_client_secret(app.id, secret.digest, cx.now, old_expires_at, audit)
+        .rotate_client_secret(app.id, stored, cx.now, old_expires_at, audit)
         .await?;
     Ok((secret.value, old_expires_at))
 }

@@ -16,7 +16,9 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use derive::{derive_access_token, derive_refresh_token, hmac_sha256};
+pub use derive::{
+    derive_access_token, derive_refresh_token, hmac_sha256, DeriveKey, DERIVE_KEY_LEN,
+};
 
 /// The kinds of credential grantry mints, each with its own prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,10 @@ pub enum Kind {
     AuthorizationCode,
     /// A signed-in console or consent session.
     Session,
+    /// OAuth 1.0a temporary credentials (RFC 5849 §2.1).
+    RequestToken,
+    /// OAuth 1.0a token credentials (RFC 5849 §2.3).
+    OAuth1Token,
 }
 
 impl Kind {
@@ -39,6 +45,8 @@ impl Kind {
             Kind::ApiSecretKey => "gsk",
             Kind::AuthorizationCode => "gac",
             Kind::Session => "gss",
+            Kind::RequestToken => "grq",
+            Kind::OAuth1Token => "goa",
         }
     }
 
@@ -50,6 +58,8 @@ impl Kind {
             Kind::ApiSecretKey,
             Kind::AuthorizationCode,
             Kind::Session,
+            Kind::RequestToken,
+            Kind::OAuth1Token,
         ]
         .into_iter()
         .find(|k| k.prefix() == p)

@@ -42,6 +42,9 @@ pub struct BearerError {
     /// The caller authenticated with HTTP Basic: a refusal also challenges for Basic
     /// (RFC 7617 §2), so a client sees the scheme it used is the one that failed.
     pub basic: bool,
+    /// The request was signed with OAuth 1.0a: a refusal challenges with the OAuth scheme
+    /// (RFC 5849 §3.2) instead.
+    pub oauth1: bool,
     /// Seconds to wait, for [`BearerErrorCode::TooManyAttempts`] (`Retry-After`).
     pub retry_after: Option<u64>,
     pub cause: Option<String>,
@@ -54,6 +57,7 @@ impl BearerError {
             description: d.into(),
             scope: None,
             basic: false,
+            oauth1: false,
             retry_after: None,
             cause: None,
         }
@@ -63,6 +67,14 @@ impl BearerError {
     pub fn of_basic(self) -> Self {
         BearerError {
             basic: true,
+            ..self
+        }
+    }
+
+    /// The same refusal, of a request signed with OAuth 1.0a.
+    pub fn of_oauth1(self) -> Self {
+        BearerError {
+            oauth1: true,
             ..self
         }
     }

@@ -18,6 +18,8 @@ use crate::apikeys::{self, KeyOwner, KeyRefusal};
 use crate::clock::Timestamp;
 use crate::credential::{self, Kind};
 use crate::limits::Attempt;
+use crate::oauth1::request::{TokenUse, VerifiedToken};
+use crate::oauth1::{self, OAuth1Error, Problem, SignedRequest};
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -49,6 +51,43 @@ pub async fn authenticate(
         )));
     }
     bearer(store, now, settings, attempt, value).await
+}
+
+/// A request signed with OAuth 1.0a token credentials (RFC 5849 §3; docs/architecture.md,
+/// OAuth 1.0a), at `now`: the token's user, with the grants of its account access.
+pub async fn authenticate_signed(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    attempt: Attempt<'_>,
+    req: &SignedRequest<'_>,
+) -> Result<Principal, BearerError> {
+    let verified = oauth1::request::verify(store, now, settings, attempt, req, TokenUse::Access)
+        .await
+        .map_err(|e| signed_refusal(e).of_oauth1())?;
+    let (app, VerifiedToken::Access(rec)) = (verified.0.app, verified.0.token) else {
+        return Err(BearerError::invalid_token("the token is unknown").of_oauth1());
+    };
+    let grants = rec.grants();
+    let mut p = Principal::of_user(rec.user, grants, AuthMethod::OAuth1);
+    p.app_id = Some(app.id);
+    p.client_id = Some(app.client_id);
+    Ok(p)
+}
+
+/// An OAuth 1.0a refusal in RFC 6750 terms, which every API renders in its own format.
+fn signed_refusal(e: OAuth1Error) -> BearerError {
+    let description = format!("{}: {}", e.problem.name(), e.description);
+    match e.problem {
+        Problem::Throttled(t) => t.into(),
+        Problem::Server(cause) => {
+            let mut b = BearerError::from(crate::store::StoreError::Backend(cause));
+            b.description = "the server could not check the request; try again".into();
+            b
+        }
+        p if p.is_bad_request() => BearerError::invalid_request(description),
+        _ => BearerError::invalid_token(description),
+    }
 }
 
 /// `Basic base64(<API user's username>:<secret key>)` (desktop and mobile tools).

@@ -13,6 +13,8 @@ pub enum AuthMethod {
     ApiKey,
     /// HTTP Basic with an API user's username and secret key.
     Basic,
+    /// A request signed with OAuth 1.0a token credentials (RFC 5849 §3).
+    OAuth1,
 }
 
 /// Who is calling: one org, one user, optionally an application, and the grants in force now.

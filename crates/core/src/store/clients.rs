@@ -23,6 +23,24 @@ pub struct NewApplication {
     pub created_at: Timestamp,
 }
 
+/// A client secret to store: its digest, and the nonce it was derived from when the server
+/// can compute it again for OAuth 1.0a signatures (docs/architecture.md, OAuth 1.0a).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewSecret {
+    pub digest: Digest,
+    pub derive_nonce: Option<[u8; 16]>,
+}
+
+impl From<Digest> for NewSecret {
+    /// A secret minted at random.
+    fn from(digest: Digest) -> Self {
+        NewSecret {
+            digest,
+            derive_nonce: None,
+        }
+    }
+}
+
 /// An application as the console lists it.
 #[derive(Clone, Debug)]
 pub struct AppSummary {
@@ -40,7 +58,7 @@ pub trait ClientStore: Send + Sync {
     async fn create_application(
         &self,
         app: NewApplication,
-        secret: Option<Digest>,
+        secret: Option<NewSecret>,
         audit: NewAudit,
     ) -> Result<Application>;
     async fn application_by_client_id(&self, client_id: &str) -> Result<Option<Application>>;
@@ -49,7 +67,7 @@ pub trait ClientStore: Send + Sync {
     async fn rotate_client_secret(
         &self,
         app: AppId,
-        secret: Digest,
+        secret: NewSecret,
         now: Timestamp,
         old_expires_at: Timestamp,
         audit: NewAudit,

@@ -20,6 +20,7 @@ mod directory;
 pub mod error;
 mod events;
 mod lockouts;
+mod oauth1;
 pub mod retention;
 mod sessions;
 mod signing_keys;
@@ -28,12 +29,15 @@ mod tokens;
 pub use account_access::{AccessSummary, AccountAccessStore, Consent, NewAuthCode, Redemption};
 pub use api_keys::{ApiKeyStore, DeletedKey};
 pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAudit};
-pub use clients::{AppSummary, ClientStore, NewApplication};
+pub use clients::{AppSummary, ClientStore, NewApplication, NewSecret};
 pub use data::{ContactKey, DataStore};
 pub use directory::{DirectoryStore, NewUser};
 pub use error::StoreError;
 pub use events::EventStore;
 pub use lockouts::{FailureCount, LockoutStore};
+pub use oauth1::{
+    DerivableSecret, Exchange, NewRequestToken, OAuth1Store, OAuth1TokenRecord, RequestTokenRecord,
+};
 pub use retention::{RetentionStore, SweepReport};
 pub use sessions::SessionStore;
 pub use signing_keys::{SigningKey, SigningKeyStore};
@@ -58,6 +62,7 @@ pub trait Store:
     + AuditStore
     + SigningKeyStore
     + LockoutStore
+    + OAuth1Store
     + RetentionStore
     + Send
     + Sync

@@ -28,6 +28,10 @@ pub struct SweepReport {
     pub access_tokens: u64,
     /// Client secrets whose rotation overlap has ended.
     pub client_secrets: u64,
+    /// OAuth 1.0a temporary credentials past their expiry.
+    pub oauth1_request_tokens: u64,
+    /// OAuth 1.0a nonces whose timestamp has left the window.
+    pub oauth1_nonces: u64,
 }
 
 impl SweepReport {
@@ -38,6 +42,8 @@ impl SweepReport {
             + self.sessions
             + self.access_tokens
             + self.client_secrets
+            + self.oauth1_request_tokens
+            + self.oauth1_nonces
     }
 }
 
@@ -46,7 +52,8 @@ impl SweepReport {
 pub trait RetentionStore: Send + Sync {
     /// Deletes, as of `now`: audit events recorded before `audit_before`; authorization codes
     /// that expired unspent, and spent ones that expired [`SPENT_CODE_MEMORY`] ago; browser
-    /// sessions, access tokens and client secrets whose expiry has passed. Nothing that is
+    /// sessions, access tokens, client secrets, OAuth 1.0a temporary credentials and nonces whose
+    /// expiry has passed. Nothing that is
     /// still usable at `now` is deleted, and refresh tokens are never deleted (a rotated-away
     /// one is what detects reuse). Deletes in batches of [`SWEEP_BATCH`], each a transaction
     /// of its own. Returns `None` without deleting anything when another instance sharing

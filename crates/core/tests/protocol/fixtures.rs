@@ -6,7 +6,9 @@ use async_trait::async_trait;
 
 use grantry_core::credential::Digest;
 use grantry_core::model::{AccessTokenRecord, AppId, Application, OrgId, TokenFormat};
-use grantry_core::store::{AppSummary, ClientStore, NewApplication, NewAudit, Result, StoreError};
+use grantry_core::store::{
+    AppSummary, ClientStore, NewApplication, NewAudit, NewSecret, Result, StoreError,
+};
 use grantry_core::{GrantSet, Timestamp};
 
 /// 2026-11-18, the instant every rule is decided at unless a test moves it.
@@ -52,7 +54,7 @@ impl ClientStore for Registry {
     async fn create_application(
         &self,
         _: NewApplication,
-        _: Option<Digest>,
+        _: Option<NewSecret>,
         _: NewAudit,
     ) -> Result<Application> {
         Err(StoreError::Backend("this registry is read-only".into()))
@@ -65,7 +67,7 @@ impl ClientStore for Registry {
     async fn rotate_client_secret(
         &self,
         _: AppId,
-        _: Digest,
+        _: NewSecret,
         _: Timestamp,
         _: Timestamp,
         _: NewAudit,

@@ -18,8 +18,10 @@ use figment::Figment;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
+use grantry_core::credential::{DeriveKey, DERIVE_KEY_LEN};
 use grantry_core::settings::{
-    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, Settings, TokenSettings,
+    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, OAuth1Settings, Settings,
+    TokenSettings,
 };
 
 use env::{env_key, unknown_key_message};
@@ -37,6 +39,7 @@ pub struct Config {
     pub audit: AuditSection,
     pub console: ConsoleSection,
     pub sessions: SessionsSection,
+    pub oauth1: OAuth1Section,
     pub database: DatabaseSection,
     pub pod: PodSection,
     pub mail: MailSection,
@@ -138,6 +141,40 @@ impl Config {
         self.mail.smtp_url.as_ref().map(|u| u.expose_secret())
     }
 
+    /// Where the OAuth 1.0a key is kept: `oauth1.key_file`, else `oauth1.key` in the data
+    /// folder.
+    pub fn oauth1_key_path(&self) -> PathBuf {
+        self.oauth1
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("oauth1.key"))
+    }
+
+    /// The OAuth 1.0a key (docs/architecture.md, OAuth 1.0a): read from its file, which
+    /// holds 64 hex digits. The default file in the data folder is made on first use
+    /// (readable by its owner only); a configured `oauth1.key_file` must exist.
+    pub fn oauth1_key(&self) -> Result<DeriveKey, ConfigError> {
+        let path = self.oauth1_key_path();
+        let shown = path.display();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse_key(text.trim()).ok_or_else(|| {
+                ConfigError::Settings(format!(
+                    "OAuth 1.0a key file {shown} must hold {} hex digits (make one with:                      openssl rand -hex {DERIVE_KEY_LEN} > {shown})",
+                    DERIVE_KEY_LEN * 2
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.oauth1.key_file.is_none() => {
+                make_key_file(&path).map_err(|e| {
+                    ConfigError::Settings(format!("cannot create the OAuth 1.0a key file {shown}: {e}"))
+                })?;
+                self.oauth1_key()
+            }
+            Err(e) => Err(ConfigError::Settings(format!(
+                "cannot read the OAuth 1.0a key file {shown} (oauth1.key_file): {e};                  make one with: openssl rand -hex {DERIVE_KEY_LEN} > {shown}"
+            ))),
+        }
+    }
+
     /// The mailer of `[mail]`, its settings checked ([`crate::mailer`]).
     pub fn mailer(&self) -> Result<crate::mailer::LettreMailer, crate::mailer::MailSetupError> {
         crate::mailer::LettreMailer::new(
@@ -209,9 +246,47 @@ impl Config {
             console: ConsoleSettings {
                 idle_timeout: self.console.idle_timeout.0,
             },
+            oauth1: OAuth1Settings {
+                timestamp_window: self.oauth1.timestamp_window.0,
+                key: None,
+            },
         };
         s.validate().map_err(ConfigError::Settings)?;
         Ok(s)
+    }
+}
+
+fn parse_key(hex: &str) -> Option<DeriveKey> {
+    if hex.len() != DERIVE_KEY_LEN * 2 || !hex.is_ascii() {
+        return None;
+    }
+    let mut key = [0u8; DERIVE_KEY_LEN];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(DeriveKey::new(key))
+}
+
+/// Writes a new random key to `path`, readable by its owner only; if another process made
+/// the file first, its key is kept.
+fn make_key_file(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let bytes = grantry_core::credential::random_bytes::<DERIVE_KEY_LEN>();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match options.open(path) {
+        Ok(mut f) => {
+            f.write_all(format!("{hex}\n").as_bytes())?;
+            f.sync_all()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

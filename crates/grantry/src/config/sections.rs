@@ -8,7 +8,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
 use grantry_core::settings::{
-    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, ReissuePolicy, TokenSettings,
+    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, OAuth1Settings, ReissuePolicy,
+    TokenSettings,
 };
 
 /// A duration written as `"4h"`, `"300s"`, `"10m"`, or whole seconds.
@@ -151,6 +152,25 @@ impl Default for ConsoleSection {
     fn default() -> Self {
         ConsoleSection {
             idle_timeout: Dur(ConsoleSettings::default().idle_timeout),
+        }
+    }
+}
+
+/// `[oauth1]`: OAuth 1.0a (docs/architecture.md, OAuth 1.0a).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuth1Section {
+    pub timestamp_window: Dur,
+    /// The key client secrets and token secrets are derived from; default
+    /// `<data>/oauth1.key`, made on first use.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for OAuth1Section {
+    fn default() -> Self {
+        OAuth1Section {
+            timestamp_window: Dur(OAuth1Settings::default().timestamp_window),
+            key_file: None,
         }
     }
 }

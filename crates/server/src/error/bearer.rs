@@ -68,6 +68,10 @@ fn param(s: &str) -> String {
 /// The RFC 6750 §3 challenge for a refused protected request; when the request used HTTP
 /// Basic and is answered 401, a Basic challenge follows it (RFC 7235 §4.1 allows several).
 pub fn challenge(e: &BearerError) -> String {
+    if e.oauth1 {
+        // RFC 5849 §3.2: a signed request is challenged with its own scheme.
+        return format!("OAuth realm=\"{REALM}\"");
+    }
     let mut c = bearer_challenge(e);
     if e.basic && status(e) == StatusCode::UNAUTHORIZED {
         c.push_str(&format!(", Basic realm=\"{REALM}\", charset=\"UTF-8\""));
@@ -101,6 +105,7 @@ mod tests {
             description: "why \"not\"\n".into(),
             scope: None,
             basic: false,
+            oauth1: false,
             retry_after: None,
             cause: None,
         }

@@ -74,6 +74,7 @@ mod tests {
                 description: "d".into(),
                 scope: None,
                 basic: false,
+                oauth1: false,
                 retry_after: None,
                 cause: None,
             })

@@ -19,6 +19,7 @@ pub mod bearer;
 pub mod console;
 pub mod events;
 pub mod oauth;
+pub mod oauth1;
 pub mod rest;
 pub mod xml;
 
@@ -39,6 +40,8 @@ pub enum ApiError {
     /// Event API: `{"code", "description"}`, with the RFC 6750 challenge when authentication
     /// failed.
     Event(EventError, Option<bearer::Refusal>),
+    /// OAuth 1.0a endpoints: RFC 5849 §3.2.
+    OAuth1(grantry_core::oauth1::OAuth1Error),
 }
 
 impl ApiError {
@@ -74,6 +77,12 @@ impl From<Fault> for ApiError {
 impl From<AuthorizeError> for ApiError {
     fn from(e: AuthorizeError) -> Self {
         ApiError::Authorize(e)
+    }
+}
+
+impl From<grantry_core::oauth1::OAuth1Error> for ApiError {
+    fn from(e: grantry_core::oauth1::OAuth1Error) -> Self {
+        ApiError::OAuth1(e)
     }
 }
 
@@ -179,6 +188,7 @@ impl IntoResponse for ApiError {
             ApiError::Xml(f, challenge) => xml::response(f, challenge),
             ApiError::Event(e, challenge) => events::response(e, challenge),
             ApiError::Rest(e) => rest::response(e),
+            ApiError::OAuth1(e) => oauth1::response(e),
         }
     }
 }

@@ -67,6 +67,7 @@ mod tests {
             description: "why".into(),
             scope: None,
             basic: false,
+            oauth1: false,
             retry_after: None,
             cause: None,
         })

@@ -422,6 +422,7 @@ fn test_settings(policy: ReissuePolicy) -> Settings {
         ..Settings::default()
     };
     s.tokens.reissue_policy = policy;
+    s.oauth1.key = Some(grantry_core::credential::DeriveKey::random());
     s
 }
 

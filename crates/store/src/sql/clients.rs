@@ -16,8 +16,8 @@ pub(crate) const APP_BY_CLIENT_ID: &str = concat!(
     " FROM applications p WHERE p.client_id = $1"
 );
 
-pub(crate) const INSERT_SECRET: &str =
-    "INSERT INTO client_secrets (app_id, digest, created_at) VALUES ($1, $2, $3)";
+pub(crate) const INSERT_SECRET: &str = "INSERT INTO client_secrets \
+    (app_id, digest, created_at, derive_nonce) VALUES ($1, $2, $3, $4)";
 
 /// Makes every secret of the application end at `$2`, or earlier if it already ends sooner.
 pub(crate) const END_SECRETS: &str = "UPDATE client_secrets SET expires_at = $2 \
@@ -71,7 +71,7 @@ macro_rules! impl_client_store {
             use grantry_core::credential::Digest;
             use grantry_core::model::{AppId, Application, OrgId};
             use grantry_core::store::audit::NewAudit;
-            use grantry_core::store::{AppSummary, ClientStore, NewApplication, Result};
+            use grantry_core::store::{AppSummary, ClientStore, NewApplication, NewSecret, Result};
             use grantry_core::Timestamp;
 
             use $crate::cache::{cached, SecretEntry};
@@ -105,13 +105,14 @@ macro_rules! impl_client_store {
             async fn insert_secret(
                 conn: &mut <Db as Database>::Connection,
                 app: AppId,
-                secret: &Digest,
+                secret: &NewSecret,
                 at: Timestamp,
             ) -> Result<()> {
                 sqlx::query(INSERT_SECRET)
                     .bind(app)
-                    .bind(secret.as_bytes())
+                    .bind(secret.digest.as_bytes())
                     .bind(at.0)
+                    .bind(secret.derive_nonce.as_ref().map(|n| n.as_slice()))
                     .execute(&mut *conn)
                     .await
                     .map_err(backend_err)?;
@@ -123,7 +124,7 @@ macro_rules! impl_client_store {
                 async fn create_application(
                     &self,
                     app: NewApplication,
-                    secret: Option<Digest>,
+                    secret: Option<NewSecret>,
                     audit: NewAudit,
                 ) -> Result<Application> {
                     let mut tx = self.begin_write().await?;
@@ -157,7 +158,7 @@ macro_rules! impl_client_store {
                 async fn rotate_client_secret(
                     &self,
                     app: AppId,
-                    secret: Digest,
+                    secret: NewSecret,
                     now: Timestamp,
                     old_expires_at: Timestamp,
                     audit: NewAudit,

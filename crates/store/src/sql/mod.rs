@@ -34,6 +34,7 @@ pub(crate) mod data;
 pub(crate) mod directory;
 pub(crate) mod events;
 pub(crate) mod lockouts;
+pub(crate) mod oauth1;
 pub(crate) mod retention;
 pub(crate) mod rows;
 pub(crate) mod sessions;
@@ -272,6 +273,7 @@ macro_rules! impl_store {
         $crate::sql::audit::impl_audit_store!($store);
         $crate::sql::signing_keys::impl_signing_key_store!($store);
         $crate::sql::lockouts::impl_lockout_store!($store);
+        $crate::sql::oauth1::impl_oauth1_store!($store);
         $crate::sql::retention::impl_retention_store!($store);
 
         const _: () = {

@@ -37,6 +37,16 @@ pub(crate) const PURGE_CLIENT_SECRETS: &str = "DELETE FROM client_secrets WHERE 
     (SELECT id FROM client_secrets WHERE expires_at IS NOT NULL AND expires_at < $1 \
     ORDER BY id LIMIT $2)";
 
+/// OAuth 1.0a temporary credentials that expired before `$1` (spent or not: once expired
+/// they can be neither authorized nor exchanged).
+pub(crate) const PURGE_REQUEST_TOKENS: &str = "DELETE FROM oauth1_request_tokens WHERE id IN \
+    (SELECT id FROM oauth1_request_tokens WHERE expires_at < $1 ORDER BY id LIMIT $2)";
+
+/// OAuth 1.0a nonces whose timestamp left the window before `$1`: a request carrying one is
+/// refused for its timestamp, so it need not be remembered.
+pub(crate) const PURGE_NONCES: &str = "DELETE FROM oauth1_nonces WHERE (app_id, stamp, nonce) IN \
+    (SELECT app_id, stamp, nonce FROM oauth1_nonces WHERE expires_at < $1 LIMIT $2)";
+
 /// Implements [`grantry_core::store::RetentionStore`] for a [`super::Backend`].
 macro_rules! impl_retention_store {
     ($store:ty) => {
@@ -99,8 +109,10 @@ macro_rules! impl_retention_store {
                         (PURGE_SESSIONS, now),
                         (PURGE_ACCESS_TOKENS, now),
                         (PURGE_CLIENT_SECRETS, now),
+                        (PURGE_REQUEST_TOKENS, now),
+                        (PURGE_NONCES, now),
                     ];
-                    let mut counts = [0u64; 5];
+                    let mut counts = [0u64; 7];
                     let mut first = true;
                     'kinds: for (i, (statement, limit)) in kinds.into_iter().enumerate() {
                         loop {
@@ -117,7 +129,7 @@ macro_rules! impl_retention_store {
                             }
                         }
                     }
-                    let [audit_events, auth_codes, sessions, access_tokens, client_secrets] =
+                    let [audit_events, auth_codes, sessions, access_tokens, client_secrets, oauth1_request_tokens, oauth1_nonces] =
                         counts;
                     let report = SweepReport {
                         audit_events,
@@ -125,6 +137,8 @@ macro_rules! impl_retention_store {
                         sessions,
                         access_tokens,
                         client_secrets,
+                        oauth1_request_tokens,
+                        oauth1_nonces,
                     };
                     Ok(Some(report))
                 }

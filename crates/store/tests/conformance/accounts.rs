@@ -228,7 +228,7 @@ conformance!(
         let app = store
             .create_application(
                 new.clone(),
-                Some(secret.digest),
+                Some(secret.digest.into()),
                 audit(Some(org.id), T0, "application.created"),
             )
             .await
@@ -295,7 +295,7 @@ conformance!(
         let err = store
             .create_application(
                 again,
-                Some(again_secret),
+                Some(again_secret.into()),
                 audit(Some(a.id), T0, "application.created"),
             )
             .await

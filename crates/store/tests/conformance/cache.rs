@@ -240,7 +240,7 @@ conformance_twins!(
         let new = credential::mint(Kind::ClientSecret, "test").digest;
         a.rotate_client_secret(
             app.id,
-            new,
+            new.into(),
             T0,
             T0,
             audit(Some(org.id), T0, "application.secret_rotated"),

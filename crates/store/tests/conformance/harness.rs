@@ -279,7 +279,7 @@ pub async fn make_app(store: &dyn Store, org: OrgId, name: &str) -> Application 
     store
         .create_application(
             new_app(org, name, GrantSet::all(), false),
-            Some(secret),
+            Some(secret.into()),
             audit(Some(org), T0, "application.created"),
         )
         .await

@@ -854,7 +854,7 @@ async fn app_with_secret(store: &dyn Store) -> (OrgId, AppId, Digest) {
     let app = store
         .create_application(
             new_app(org.id, "crm-sync", GrantSet::all(), false),
-            Some(secret),
+            Some(secret.into()),
             audit(Some(org.id), T0, "application.created"),
         )
         .await
@@ -873,7 +873,7 @@ conformance!(
         store
             .rotate_client_secret(
                 app,
-                new,
+                new.into(),
                 at,
                 old_expires_at,
                 audit(Some(org), at, "client_secret.rotated"),
@@ -904,7 +904,7 @@ conformance!(rotation_never_extends_an_older_secret, |store| async move {
     store
         .rotate_client_secret(
             app,
-            second,
+            second.into(),
             t1,
             t1.plus(HOUR),
             audit(Some(org), t1, "client_secret.rotated"),
@@ -915,7 +915,7 @@ conformance!(rotation_never_extends_an_older_secret, |store| async move {
     store
         .rotate_client_secret(
             app,
-            third,
+            third.into(),
             t2,
             t2.plus(24 * HOUR),
             audit(Some(org), t2, "client_secret.rotated"),

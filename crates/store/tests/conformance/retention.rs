@@ -51,7 +51,7 @@ conformance!(
         store
             .rotate_client_secret(
                 g.app.id,
-                new_secret,
+                new_secret.into(),
                 T0,
                 T0.plus(HOUR),
                 audit(Some(org), T0, "client_secret.rotated"),
@@ -88,6 +88,8 @@ conformance!(
                 sessions: 1,
                 access_tokens: 1,
                 client_secrets: 1,
+                oauth1_request_tokens: 0,
+                oauth1_nonces: 0,
             })
         );
 
@@ -162,6 +164,8 @@ conformance!(
                 sessions: 1,
                 access_tokens: 1,
                 client_secrets: 0,
+                oauth1_request_tokens: 0,
+                oauth1_nonces: 0,
             })
         );
         assert!(matches!(

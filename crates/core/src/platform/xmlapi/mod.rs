@@ -243,6 +243,7 @@ mod tests {
             description: "why".into(),
             scope: None,
             basic: false,
+            oauth1: false,
             retry_after: None,
             cause: Some("db down".into()),
         }
