@@ -23,6 +23,7 @@ import argparse
 import base64
 import datetime
 import hashlib
+import hmac
 import html
 import json
 import os
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from xml.sax.saxutils import escape
@@ -53,6 +55,8 @@ TARGETS = {
     "refresh_in_window": 0.40,
     "issue_client_credentials": 0.25,
     "issue_refresh_after_window": 0.25,
+    "rest_get_oauth1": 0.25,
+    "xml_session": 0.40,
 }
 # grantry's scenario -> the peer's scenario doing the same work.
 PEER_OF = {
@@ -147,6 +151,106 @@ function done(summary, latency, requests)
   io.write(string.format("bodies wrapped: %d\\n", n))
 end
 """
+
+
+# Every request takes the next line of a file as its Authorization header (an OAuth 1.0a
+# signature with a nonce of its own), like LUA_BODIES.
+LUA_HEADERS = """
+wrk.method = "GET"
+local lines = {lines}
+local path = {path}
+local f = nil
+wrapped = 0
+function request()
+  local line = f and f:read("*l")
+  if not line then
+    if f then
+      f:close()
+      wrapped = wrapped + 1
+    end
+    f = assert(io.open(lines, "r"))
+    line = f:read("*l")
+  end
+  return wrk.format(nil, path, {{["Authorization"] = line}}, nil)
+end
+local threads = {{}}
+function setup(thread)
+  table.insert(threads, thread)
+end
+function done(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(threads) do
+    n = n + (t:get("wrapped") or 0)
+  end
+  io.write(string.format("bodies wrapped: %d\\n", n))
+end
+"""
+
+
+def lua_headers_script(tmp, name, path, lines_file):
+    script = os.path.join(tmp, f"{name}.lua")
+    with open(script, "w") as f:
+        f.write(LUA_HEADERS.format(lines=json.dumps(lines_file), path=json.dumps(path)))
+    return script
+
+
+def oauth1_encode(s):
+    return urllib.parse.quote(s, safe="-._~")
+
+
+def oauth1_header(method, url, consumer, consumer_secret, token, token_secret, stamp):
+    """An `Authorization: OAuth` header signed with HMAC-SHA1 (RFC 5849 §3.4) for a URL without
+    a query, with a fresh nonce."""
+    params = {
+        "oauth_consumer_key": consumer,
+        "oauth_token": token,
+        "oauth_signature_method": "HMAC-SHA1",
+        "oauth_timestamp": str(stamp),
+        "oauth_nonce": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
+        "oauth_version": "1.0",
+    }
+    normalized = "&".join(f"{oauth1_encode(k)}={oauth1_encode(v)}" for k, v in sorted(params.items()))
+    base = "&".join(oauth1_encode(x) for x in (method, url, normalized))
+    key = f"{oauth1_encode(consumer_secret)}&{oauth1_encode(token_secret)}".encode()
+    params["oauth_signature"] = base64.b64encode(hmac.new(key, base.encode(), hashlib.sha1).digest()).decode()
+    return "OAuth " + ", ".join(f'{k}="{oauth1_encode(v)}"' for k, v in params.items())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **kw):
+        return None
+
+
+def oauth1_credentials(base, cli, app, username, password):
+    """Token credentials for `app` acting for UI user `username`, through the three legs of
+    RFC 5849 §2 as a client and a browser go through them."""
+    rt_url = base + "/oauth1/request_token"
+    consumer, secret = app["client_id"], app["client_secret"]
+    params = {"oauth_consumer_key": consumer, "oauth_signature_method": "PLAINTEXT",
+              "oauth_callback": "oob", "oauth_signature": f"{oauth1_encode(secret)}&"}
+    temp = dict(urllib.parse.parse_qsl(urllib.request.urlopen(urllib.request.Request(
+        rt_url, data=urllib.parse.urlencode(params).encode(), method="POST")).read().decode()))
+    opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPCookieProcessor())
+    query = urllib.parse.urlencode({"oauth_token": temp["oauth_token"]})
+    page = opener.open(f"{base}/oauth1/authorize?{query}").read().decode()
+    csrf = html.unescape(re.search(r'name="csrf" value="([^"]*)"', page).group(1))
+    form = {"query": query, "csrf": csrf, "username": username, "password": password}
+    try:
+        opener.open(base + "/oauth1/authorize/login", data=urllib.parse.urlencode(form).encode())
+    except urllib.error.HTTPError as e:
+        if e.code != 303:
+            raise
+    page = opener.open(f"{base}/oauth1/authorize?{query}").read().decode()
+    csrf = html.unescape(re.search(r'name="csrf" value="([^"]*)"', page).group(1))
+    page = opener.open(base + "/oauth1/authorize", data=urllib.parse.urlencode(
+        {"query": query, "csrf": csrf, "decision": "allow"}).encode()).read().decode()
+    verifier = re.search(r'<code id="verifier">([^<]*)</code>', page).group(1)
+    params = {"oauth_consumer_key": consumer, "oauth_token": temp["oauth_token"], "oauth_verifier": verifier,
+              "oauth_signature_method": "PLAINTEXT",
+              "oauth_signature": f"{oauth1_encode(secret)}&{oauth1_encode(temp['oauth_token_secret'])}"}
+    return dict(urllib.parse.parse_qsl(urllib.request.urlopen(urllib.request.Request(
+        base + "/oauth1/access_token", data=urllib.parse.urlencode(params).encode(),
+        method="POST")).read().decode()))
 
 
 # A flood of wrong sign-ins: each request names another made-up user, so neither the account
@@ -500,6 +604,12 @@ def main():
                                               "redirect_uri": "https://bench.example/cb"})
         login_cookie, login_csrf = login_form(base, login_query)
         flood_prefix = urllib.parse.urlencode({"query": login_query, "csrf": login_csrf})
+        # OAuth 1.0a: a UI user who authorizes the bench application through the three legs.
+        o1_password = base64.urlsafe_b64encode(os.urandom(18)).decode()
+        subprocess.run([grantry, *glob, "--json", "user", "add", "--org", "default", "--username", "ann",
+                        "--email", "ann@example.com", "--kind", "ui", "--grant", "lists:read", "--password-stdin"],
+                       input=o1_password + "\n", text=True, check=True, capture_output=True)
+        o1 = oauth1_credentials(base, cli, app, "ann", o1_password)
         tok = post(base + "/oauth/token", {"grant_type": "refresh_token", "client_id": app["client_id"],
                                             "client_secret": app["client_secret"], "refresh_token": rt})
         at = tok["access_token"]
@@ -552,6 +662,18 @@ def main():
 
             files = seed_after_window(phase)
             token_url = f"{base}/oauth/token"
+            # Signed REST calls, one nonce each: a header per request, made before the run
+            # (their timestamps stay well inside the window).
+            o1_path = f"/rest/databases/{db}"
+            o1_url = base + o1_path
+            o1_files = {}
+            stamp = int(time.time())
+            for part, n in {"warmup": args.issue_rate_cap * args.warmup // 2,
+                            "run": args.issue_rate_cap * args.duration // 2}.items():
+                o1_files[part] = os.path.join(tmp, f"oauth1-{phase}-{part}.txt")
+                write_lines(o1_files[part], (oauth1_header("GET", o1_url, app["client_id"], app["client_secret"],
+                                                           o1["oauth_token"], o1["oauth_token_secret"], stamp)
+                                             for _ in range(n)))
             return [
                 plain("floor", f"http://127.0.0.1:{fport}/", "POST", "a=1&b=2", {"Content-Type": FORM}, f.pid),
                 plain("rest_get_access_token", f"{base}/rest/databases/{db}", "GET", None,
@@ -568,6 +690,9 @@ def main():
                 plain("issue_client_credentials", token_url, "POST", urllib.parse.urlencode(
                     {"grant_type": "client_credentials", "client_id": key["key_id"], "client_secret": key["secret"]}),
                     {"Content-Type": FORM}, g.pid),
+                ("rest_get_oauth1", o1_url,
+                 lua_headers_script(tmp, f"{phase}-oauth1-warmup", o1_path, o1_files["warmup"]),
+                 lua_headers_script(tmp, f"{phase}-oauth1-run", o1_path, o1_files["run"]), g.pid),
                 ("issue_refresh_after_window", token_url,
                  lua_bodies_script(tmp, f"{phase}-after-window-warmup", "/oauth/token", files["warmup"]),
                  lua_bodies_script(tmp, f"{phase}-after-window-run", "/oauth/token", files["run"]), g.pid),

@@ -153,7 +153,9 @@ pub fn app(state: AppState) -> Router {
         .route("/XMLAPI", xml)
         .route("/campaignapi/resources/v3/events", events)
         .merge(pages::with_security_headers(
-            Router::new().route("/docs/api-keys", get(docs::api_keys)),
+            Router::new()
+                .route("/docs/api-keys", get(docs::api_keys))
+                .route("/docs/oauth1", get(docs::oauth1)),
         ))
         .nest(
             "/rest",
