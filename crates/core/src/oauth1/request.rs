@@ -421,8 +421,9 @@ pub async fn verify(
     if secrets.is_empty() {
         return Err(OAuth1Error::new(
             Problem::ConsumerKeyRejected,
-            "this application's client secret was made before OAuth 1.0a was enabled on this \
-             server; rotate it (console: Settings, or grantry app rotate-secret) and sign with the new one",
+            "this application's client secret cannot sign OAuth 1.0a requests: it was made before \
+             OAuth 1.0a was enabled on this server, or under another oauth1.key_file; rotate it \
+             (console: the application's page, or grantry app rotate-secret) and sign with the new one",
         ));
     }
     let (token, token_secret) =
@@ -455,4 +456,114 @@ pub async fn verify(
         }
     }
     Ok((Verified { app, token }, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(auth: Option<&'a str>, query: &'a str, body: Option<&'a [u8]>) -> SignedRequest<'a> {
+        SignedRequest {
+            method: "GET",
+            base_uri: "http://example.com/r".into(),
+            query,
+            authorization: auth,
+            form_body: body,
+            confidential: false,
+        }
+    }
+
+    /// RFC 5849 §3.5.1: quoted, percent-encoded values; `realm` left out; the scheme name is
+    /// case-insensitive.
+    #[test]
+    fn the_authorization_header_is_read_as_section_3_5_1_writes_it() {
+        let h = r#"oauth realm="Example", oauth_consumer_key="9djdj82h48djs9d2",
+            oauth_token="kkk9d7dh3k39sjv7", oauth_nonce="a%20b%2Bc""#;
+        assert!(is_oauth_header(h));
+        let p = header_params(h).unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("oauth_consumer_key".into(), "9djdj82h48djs9d2".into()),
+                ("oauth_token".into(), "kkk9d7dh3k39sjv7".into()),
+                ("oauth_nonce".into(), "a b+c".into()),
+            ]
+        );
+        assert!(!is_oauth_header("Bearer x"));
+        let e = header_params(r#"OAuth oauth_token=unquoted"#).unwrap_err();
+        assert_eq!(e.problem, Problem::ParameterRejected);
+    }
+
+    /// §3.5 and §3.2: a protocol parameter is sent once, in one place; other parameters may
+    /// repeat, and all of them count for the signature.
+    #[test]
+    fn protocol_parameters_are_sent_once_in_one_place() {
+        let auth = r#"OAuth oauth_nonce="n1""#;
+        let e = Params::read(&req(Some(auth), "oauth_nonce=n2", None))
+            .err()
+            .unwrap();
+        assert_eq!(e.problem, Problem::ParameterRejected);
+        assert!(e
+            .description
+            .contains("oauth_nonce was sent more than once"));
+        let p = Params::read(&req(None, "a=1&a=2", Some(b"b=3&oauth_token=t"))).unwrap();
+        assert_eq!(p.all.len(), 4);
+        assert_eq!(p.get("oauth_token"), Some("t"));
+        let nul = Params::read(&req(None, "a=%00", None)).err().unwrap();
+        assert_eq!(nul.problem, Problem::ParameterRejected);
+    }
+
+    fn syntax(query: &str, confidential: bool, now_secs: i64) -> Result<(), Problem> {
+        let mut r = req(None, query, None);
+        r.confidential = confidential;
+        let params = Params::read(&r).map_err(|e| e.problem)?;
+        let now = Timestamp(now_secs * 1000);
+        check_syntax(&params, &r, now, &Settings::default())
+            .map(|_| ())
+            .map_err(|e| e.problem)
+    }
+
+    const GOOD: &str = "oauth_consumer_key=c&oauth_signature=s&oauth_signature_method=HMAC-SHA1\
+        &oauth_timestamp=1000&oauth_nonce=n";
+
+    /// §3.2's 400s and the timestamp window (§3.3), which is inclusive at 300 s.
+    #[test]
+    fn malformed_requests_and_stale_timestamps_are_told_apart() {
+        assert_eq!(syntax(GOOD, false, 1000), Ok(()));
+        assert_eq!(syntax(GOOD, false, 1300), Ok(()));
+        assert_eq!(syntax(GOOD, false, 700), Ok(()));
+        assert_eq!(syntax(GOOD, false, 1301), Err(Problem::TimestampRefused));
+        let cases = [
+            ("oauth_version=2.0", Problem::VersionRejected),
+            ("oauth_foo=1", Problem::ParameterRejected),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(
+                syntax(&format!("{GOOD}&{extra}"), false, 1000),
+                Err(want),
+                "{extra}"
+            );
+        }
+        let rsa = GOOD.replace("HMAC-SHA1", "RSA-SHA1");
+        assert_eq!(
+            syntax(&rsa, false, 1000),
+            Err(Problem::SignatureMethodRejected)
+        );
+        let plain = GOOD.replace("HMAC-SHA1", "PLAINTEXT");
+        assert_eq!(
+            syntax(&plain, false, 1000),
+            Err(Problem::SignatureMethodRejected)
+        );
+        assert_eq!(syntax(&plain, true, 1000), Ok(()));
+        let no_nonce = GOOD.replace("&oauth_nonce=n", "");
+        assert_eq!(
+            syntax(&no_nonce, false, 1000),
+            Err(Problem::ParameterAbsent)
+        );
+        let bad_stamp = GOOD.replace("oauth_timestamp=1000", "oauth_timestamp=-5");
+        assert_eq!(
+            syntax(&bad_stamp, false, 1000),
+            Err(Problem::ParameterRejected)
+        );
+    }
 }
