@@ -13,7 +13,7 @@ use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
     DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Result,
 };
-use grantry_core::StoreError;
+use grantry_core::{StoreError, Timestamp};
 
 use crate::cache::{confirm, Caches, EPOCH_SQL, POLL_EVERY};
 use crate::postgres_hot as hot;
@@ -162,6 +162,16 @@ impl Backend for PgStore {
 
     async fn insert_event(&self, event: Event) -> Result<()> {
         hot::insert_event(&self.pool, event).await
+    }
+
+    async fn insert_nonce(
+        &self,
+        app: i64,
+        stamp: i64,
+        nonce: String,
+        expires_at: Timestamp,
+    ) -> Result<bool> {
+        hot::insert_nonce(&self.pool, app, stamp, nonce, expires_at).await
     }
 
     async fn insert_audit_event(&self, audit: NewAudit) -> Result<()> {

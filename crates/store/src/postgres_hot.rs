@@ -11,9 +11,10 @@ use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
     DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue, Result,
 };
+use grantry_core::Timestamp;
 
 use crate::sql::rows::{ListRow, OwnerRow, RefreshRow, TokenRow};
-use crate::sql::{backend_err, data, events, naming_token, tokens, SharedWrites};
+use crate::sql::{backend_err, data, events, naming_token, oauth1, tokens, SharedWrites};
 
 /// `INSERT_KEY_TOKEN` and its audit record (whose detail gains the token's id, as
 /// [`naming_token`] does) in one statement.
@@ -109,6 +110,25 @@ pub(crate) async fn insert_event(pool: &PgPool, event: Event) -> Result<()> {
         .await
         .map_err(backend_err)?;
     Ok(())
+}
+
+pub(crate) async fn insert_nonce(
+    pool: &PgPool,
+    app: i64,
+    stamp: i64,
+    nonce: String,
+    expires_at: Timestamp,
+) -> Result<bool> {
+    let n = sqlx::query(oauth1::INSERT_NONCE)
+        .bind(app)
+        .bind(stamp)
+        .bind(nonce)
+        .bind(expires_at.0)
+        .execute(pool)
+        .await
+        .map_err(backend_err)?
+        .rows_affected();
+    Ok(n == 1)
 }
 
 pub(crate) async fn insert_audit_event(pool: &PgPool, audit: NewAudit) -> Result<()> {

@@ -21,7 +21,7 @@ use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
     DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Result,
 };
-use grantry_core::StoreError;
+use grantry_core::{StoreError, Timestamp};
 
 use crate::cache::{confirm, Caches, EPOCH_SQL, POLL_EVERY};
 use crate::group_commit::GroupCommit;
@@ -164,6 +164,16 @@ impl Backend for SqliteStore {
 
     async fn insert_audit_event(&self, audit: NewAudit) -> Result<()> {
         hot::insert_audit_event(&self.committer, audit).await
+    }
+
+    async fn insert_nonce(
+        &self,
+        app: i64,
+        stamp: i64,
+        nonce: String,
+        expires_at: Timestamp,
+    ) -> Result<bool> {
+        hot::insert_nonce(&self.committer, app, stamp, nonce, expires_at).await
     }
 
     async fn mark_used(&self, token: i64, audit: NewAudit) -> Result<()> {

@@ -12,11 +12,11 @@ use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
     DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue, Result,
 };
-use grantry_core::StoreError;
+use grantry_core::{StoreError, Timestamp};
 
 use crate::group_commit::{sqlite_err, GroupCommit};
 use crate::sql::rows::{AccessRow, ListRow, OwnerRow, RefreshRow, TokenRow};
-use crate::sql::{api_keys, audit, data, events, naming_token, tokens};
+use crate::sql::{api_keys, audit, data, events, naming_token, oauth1, tokens};
 use crate::sqlite_read::InlineReaders;
 
 /// Appends an audit record, or counts it on the event it merges with. The commit thread is
@@ -261,6 +261,28 @@ pub(crate) async fn insert_event(commits: &GroupCommit, event: Event) -> Result<
                 })
                 .map_err(sqlite_err)?;
             Ok(())
+        })
+        .await
+}
+
+pub(crate) async fn insert_nonce(
+    commits: &GroupCommit,
+    app: i64,
+    stamp: i64,
+    nonce: String,
+    expires_at: Timestamp,
+) -> Result<bool> {
+    commits
+        .write(move |conn| {
+            let n = conn
+                .prepare_cached(oauth1::INSERT_NONCE)
+                .and_then(|mut st| {
+                    st.execute(named_params! {
+                        "$1": app, "$2": stamp, "$3": nonce, "$4": expires_at.0,
+                    })
+                })
+                .map_err(sqlite_err)?;
+            Ok(n == 1)
         })
         .await
 }

@@ -114,6 +114,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Stores an Event API event durably.
     fn insert_event(&self, event: Event) -> impl Future<Output = Result<()>> + Send;
 
+    /// Remembers an OAuth 1.0a nonce durably ([`oauth1::INSERT_NONCE`]): `true` for its first
+    /// use.
+    fn insert_nonce(
+        &self,
+        app: i64,
+        stamp: i64,
+        nonce: String,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Appends an audit record on its own.
     fn insert_audit_event(&self, audit: NewAudit) -> impl Future<Output = Result<()>> + Send;
 

@@ -256,19 +256,10 @@ macro_rules! impl_oauth1_store {
                     nonce: &str,
                     expires_at: Timestamp,
                 ) -> Result<bool> {
-                    let mut tx = self.begin_write().await?;
-                    let fresh = sqlx::query(INSERT_NONCE)
-                        .bind(app)
-                        .bind(stamp)
-                        .bind(nonce)
-                        .bind(expires_at.0)
-                        .execute(&mut *tx)
+                    // A durable write on every signed request: the backend's hot path (on
+                    // SQLite, the commit thread's group commit).
+                    self.insert_nonce(app, stamp, nonce.to_string(), expires_at)
                         .await
-                        .map_err(backend_err)?
-                        .rows_affected()
-                        == 1;
-                    Db::commit(tx, self.caches()).await?;
-                    Ok(fresh)
                 }
             }
         };
