@@ -27,9 +27,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, quote, quote_plus, unquote_plus, urlsplit
 
-import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from oauthlib.oauth1 import (
     SIGNATURE_HMAC_SHA1,
@@ -206,7 +205,7 @@ def send(http: requests.Session, method: str, uri: str, headers: dict, body) -> 
     return http.request(method, uri, headers=headers, data=data, timeout=HTTP_TIMEOUT)
 
 
-def assert_refused(resp: requests.Response, problem: str, context: str) -> None:
+def assert_refused(resp: requests.Response, problem: str, context: object) -> None:
     """§3.2: a request whose signature does not verify is answered 401 with the OAuth
     challenge."""
     assert resp.status_code == 401, (context, resp.status_code, resp.text)
@@ -246,7 +245,22 @@ def api_requests(draw):
     }
 
 
+# The parameters of RFC 5849 §3.4.1.1's example request: its query `b5=%3D%253D&a3=a&c%40=&a2=r%20b`
+# and its form body `c2&a3=2+q` (a bare name, `+` for a space, one name in both places),
+# sent with spaces as `+` and empty values as bare names.
+RFC_QUERY = [("b5", "=%3D"), ("a3", "a"), ("c@", ""), ("a2", "r b")]
+RFC_FORM = [("c2", ""), ("a3", "2 q")]
+
+# Each example makes HTTP requests to a live server: the health checks on slow or large
+# examples do not apply.
+EXAMPLES = {"deadline": None, "suppress_health_check": list(HealthCheck), "database": None}
+
+
 def test_grantry_verifies_what_oauthlib_signs_at_the_apis(grantry_factory):
+    """§3.4 at the REST and XML APIs: the altered copy is sent first and refused; the request
+    oauthlib signed is sent next and accepted, so a refused request did not spend its nonce
+    (grantry remembers a nonce only once the signature holds). A JSON body is not signed
+    (§3.4.1.3.1): the accepted request carries another body than the refused one."""
     grantry = grantry_factory(NO_LOCKOUT)
     app = register(grantry)
     user = add_user(grantry, grants=("lists:read", "lists:write"))
@@ -257,8 +271,11 @@ def test_grantry_verifies_what_oauthlib_signs_at_the_apis(grantry_factory):
     list_id = made.json()["data"]["id"]
     seen = Counter()
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=150, **EXAMPLES)
     @given(api_requests())
+    @example({"method": "POST", "route": "/XMLAPI", "body_kind": "form", "query": RFC_QUERY, "form": RFC_FORM,
+              "encoding": (True, False, True), "sig_method": SIGNATURE_HMAC_SHA1,
+              "placement": SIGNATURE_TYPE_AUTH_HEADER, "pos": 1, "tamper": "param"})
     def check(r):
         seen["examples"] += 1
         path = r["route"]
@@ -363,8 +380,10 @@ def test_grantry_verifies_what_oauthlib_signs_at_the_request_token_endpoint(gran
     app = register(grantry)
     seen = Counter()
 
-    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=60, **EXAMPLES)
     @given(request_token_requests())
+    @example({"form": RFC_FORM, "query": RFC_QUERY, "encoding": (True, False, True),
+              "sig_method": SIGNATURE_HMAC_SHA1, "placement": SIGNATURE_TYPE_AUTH_HEADER, "pos": 0})
     def check(r):
         seen.update(["examples", r["sig_method"], r["placement"]])
         query = form_encode(r["query"], r["encoding"])
@@ -410,7 +429,7 @@ def two_servers(grantry_factory, tmp_path) -> tuple[Grantry, Grantry]:
     workdir = tmp_path / "second-instance"
     workdir.mkdir()
     b = Grantry(a.backend, workdir, a.database_url, env=env)
-    b.data_dir = a.data_dir  # SQLite: the same database file; PostgreSQL: the same folder for both
+    b.data_dir = a.data_dir  # on SQLite, the same database file
     # the factory stops it and prints its logs if the test fails, as for its own servers
     grantry_factory.servers.append((b, None))
     b.start()
