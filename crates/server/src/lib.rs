@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use grantry_core::mail::Mailer;
 use grantry_core::{Clock, Settings, Store};
 
 use crate::error::RouteProblem;
+use crate::extract::{Now, Source};
 pub use crate::limits::Limits;
 
 mod authorize;
@@ -167,13 +168,20 @@ pub fn app(state: AppState) -> Router {
 
 /// A path no route matches: `/XMLAPI;jsessionid=...` is the XML API's, anything under the
 /// Event API's prefix is answered in its format, the rest is a bare 404.
-async fn unrouted(req: Request) -> Response {
+async fn unrouted(
+    State(state): State<AppState>,
+    Now(now): Now,
+    source: Source,
+    req: Request,
+) -> Response {
     let path = req.uri().path();
     if path.starts_with("/XMLAPI;") {
         let uri = req.uri().clone();
+        let method = req.method().clone();
+        let headers = req.headers().clone();
         let body =
             <axum::body::Bytes as axum::extract::FromRequest<()>>::from_request(req, &()).await;
-        return xmlapi::with_path_parameters(uri, body).await;
+        return xmlapi::with_path_parameters(state, now, source, method, uri, headers, body).await;
     }
     if path.starts_with("/campaignapi/") {
         return error::events::route_refused(RouteProblem::NotFound);

@@ -28,6 +28,8 @@ pub enum Kind {
     AuthorizationCode,
     /// A signed-in console or consent session.
     Session,
+    /// An XML API `Login` session.
+    XmlSession,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::ApiSecretKey => "gsk",
             Kind::AuthorizationCode => "gac",
             Kind::Session => "gss",
+            Kind::XmlSession => "gxs",
         }
     }
 
@@ -50,6 +53,7 @@ impl Kind {
             Kind::ApiSecretKey,
             Kind::AuthorizationCode,
             Kind::Session,
+            Kind::XmlSession,
         ]
         .into_iter()
         .find(|k| k.prefix() == p)

@@ -13,6 +13,8 @@ pub enum AuthMethod {
     ApiKey,
     /// HTTP Basic with an API user's username and secret key.
     Basic,
+    /// An XML API `Login` session, opened with an API user's username and secret key.
+    XmlSession,
 }
 
 /// Who is calling: one org, one user, optionally an application, and the grants in force now.

@@ -24,6 +24,7 @@ pub mod retention;
 mod sessions;
 mod signing_keys;
 mod tokens;
+mod xml_sessions;
 
 pub use account_access::{AccessSummary, AccountAccessStore, Consent, NewAuthCode, Redemption};
 pub use api_keys::{ApiKeyStore, DeletedKey};
@@ -41,6 +42,7 @@ pub use tokens::{
     BearerRecord, DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue,
     Revocation, Rotation, TokenOwner, TokenRefusal, TokenStore,
 };
+pub use xml_sessions::{SessionStart, XmlSession, XmlSessionStore};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -59,6 +61,7 @@ pub trait Store:
     + SigningKeyStore
     + LockoutStore
     + RetentionStore
+    + XmlSessionStore
     + Send
     + Sync
     + 'static

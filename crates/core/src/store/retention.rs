@@ -28,6 +28,8 @@ pub struct SweepReport {
     pub access_tokens: u64,
     /// Client secrets whose rotation overlap has ended.
     pub client_secrets: u64,
+    /// XML API `Login` sessions idle past their limit.
+    pub xml_sessions: u64,
 }
 
 impl SweepReport {
@@ -38,6 +40,7 @@ impl SweepReport {
             + self.sessions
             + self.access_tokens
             + self.client_secrets
+            + self.xml_sessions
     }
 }
 
@@ -46,7 +49,8 @@ impl SweepReport {
 pub trait RetentionStore: Send + Sync {
     /// Deletes, as of `now`: audit events recorded before `audit_before`; authorization codes
     /// that expired unspent, and spent ones that expired [`SPENT_CODE_MEMORY`] ago; browser
-    /// sessions, access tokens and client secrets whose expiry has passed. Nothing that is
+    /// sessions, access tokens and client secrets whose expiry has passed; XML API sessions
+    /// idle past their limit. Nothing that is
     /// still usable at `now` is deleted, and refresh tokens are never deleted (a rotated-away
     /// one is what detects reuse). Deletes in batches of [`SWEEP_BATCH`], each a transaction
     /// of its own. Returns `None` without deleting anything when another instance sharing

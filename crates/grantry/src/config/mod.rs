@@ -19,7 +19,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use grantry_core::settings::{
-    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, Settings, TokenSettings,
+    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, SessionSettings, Settings,
+    TokenSettings,
 };
 
 use env::{env_key, unknown_key_message};
@@ -208,6 +209,10 @@ impl Config {
             },
             console: ConsoleSettings {
                 idle_timeout: self.console.idle_timeout.0,
+            },
+            sessions: SessionSettings {
+                idle_timeout: self.sessions.idle_timeout.0,
+                max_per_org: self.sessions.max_per_org,
             },
         };
         s.validate().map_err(ConfigError::Settings)?;

@@ -88,6 +88,7 @@ conformance!(
                 sessions: 1,
                 access_tokens: 1,
                 client_secrets: 1,
+                xml_sessions: 0,
             })
         );
 
@@ -162,6 +163,7 @@ conformance!(
                 sessions: 1,
                 access_tokens: 1,
                 client_secrets: 0,
+                xml_sessions: 0,
             })
         );
         assert!(matches!(
