@@ -296,3 +296,21 @@ async fn accept_failed(e: std::io::Error) {
     tracing::error!(error = %e, "accepting a connection failed; retrying in 1s");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logged_path_never_carries_a_session_id() {
+        for (uri, logged) in [
+            ("/XMLAPI;jsessionid=gxs_p_SECRET", "/XMLAPI"),
+            ("/XMLAPI;JSESSIONID=gxs_p_SECRET;other=1", "/XMLAPI"),
+            ("/XMLAPI?jsessionid=gxs_p_SECRET", "/XMLAPI"),
+            ("/rest/databases", "/rest/databases"),
+        ] {
+            let uri: axum::http::Uri = uri.parse().unwrap();
+            assert_eq!(loggable_path(&uri), logged);
+        }
+    }
+}

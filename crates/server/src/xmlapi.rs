@@ -71,21 +71,28 @@ async fn execute(
     let store = &*state.store;
     if req.op == "Login" {
         let attempt = state.attempt(source);
-        let out = xmlapi::login(store, now, &state.settings, attempt, &req.element).await?;
+        let out = xmlapi::login(store, now, &state.settings, attempt, &req.element)
+            .await
+            .map_err(ApiError::xml_session)?;
         return Ok(xml_response(out));
     }
     let p = match named_session(path_session, headers) {
         Some(id) => {
-            let call = xmlapi::session_principal(store, now, &state.settings, id).await?;
+            let call = xmlapi::session_principal(store, now, &state.settings, id)
+                .await
+                .map_err(ApiError::xml_session)?;
             if req.op == "Logout" {
-                return Ok(xml_response(xmlapi::logout(store, now, &call).await?));
+                let out = xmlapi::logout(store, now, &call)
+                    .await
+                    .map_err(ApiError::xml_session)?;
+                return Ok(xml_response(out));
             }
             call.principal
         }
         None => {
             if req.op == "Logout" {
                 authorization(headers).map_err(|e| ApiError::xml_bearer(&e))?;
-                return Err(xmlapi::logout_without_session().into());
+                return Err(ApiError::xml_session(xmlapi::logout_without_session()));
             }
             principal(state, now, source, headers)
                 .await
