@@ -38,7 +38,7 @@ impl Default for TokenSettings {
     }
 }
 
-/// API secret key rules (docs/architecture.md, ways to authenticate).
+/// API secret key rules (docs/architecture.md, XML API sessions).
 #[derive(Clone, Debug)]
 pub struct ApiKeySettings {
     pub delete_grace: Duration,
@@ -120,7 +120,7 @@ impl Default for ConsoleSettings {
     }
 }
 
-/// The XML API's `Login` sessions (docs/architecture.md, ways to authenticate).
+/// The XML API's `Login` sessions (docs/architecture.md, XML API sessions).
 #[derive(Clone, Debug)]
 pub struct SessionSettings {
     /// A session not used for this long ends (it may live up to [`SessionSettings::touch`]

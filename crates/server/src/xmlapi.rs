@@ -2,7 +2,7 @@
 //! (what the original clients send) or as a raw `text/xml` body; it is parsed before the
 //! credential is checked. A call authenticates with an `Authorization` header or names a
 //! `Login` session: `;jsessionid=<id>` in the path, or the `JSESSIONID` cookie
-//! (docs/architecture.md, ways to authenticate).
+//! (docs/architecture.md, XML API sessions).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -107,7 +107,7 @@ async fn execute(
 }
 
 /// `/XMLAPI;jsessionid=...`: legacy clients name their `Login` session in the path
-/// (docs/architecture.md, ways to authenticate). Other `;` parameters name no XML API path.
+/// (docs/architecture.md, XML API sessions). Other `;` parameters name no XML API path.
 /// The body is read (up to the XML API's limit) so the connection stays usable.
 pub async fn with_path_parameters(
     state: AppState,

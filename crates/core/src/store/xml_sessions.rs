@@ -1,4 +1,4 @@
-//! The XML API's `Login` sessions (docs/architecture.md, ways to authenticate), stored by the
+//! The XML API's `Login` sessions (docs/architecture.md, XML API sessions), stored by the
 //! digest of their id.
 
 use async_trait::async_trait;
@@ -29,7 +29,7 @@ pub enum SessionStart {
 
 /// `Login` sessions. A session is live at `now` while `now <= last_seen_at + live_for`; the
 /// caller passes `live_for` (the idle timeout plus the touch interval of
-/// docs/architecture.md, ways to authenticate).
+/// docs/architecture.md, XML API sessions).
 #[async_trait]
 pub trait XmlSessionStore: Send + Sync {
     /// Starts a session for `key` of `user` at `now` with its `audit`, unless `user`'s org

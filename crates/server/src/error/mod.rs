@@ -52,7 +52,7 @@ impl ApiError {
         ApiError::Xml(Fault::from_bearer(e), Some(bearer::Refusal::of(e)))
     }
 
-    /// A refused `Login` or session (docs/architecture.md, ways to authenticate): an
+    /// A refused `Login` or session (docs/architecture.md, XML API sessions): an
     /// unauthenticated Fault carries the RFC 6750 `invalid_token` challenge every 401 of the
     /// XML API carries.
     pub fn xml_session(f: Fault) -> Self {

@@ -1,4 +1,4 @@
--- The XML API's `Login` sessions (docs/architecture.md, ways to authenticate): stored by the
+-- The XML API's `Login` sessions (docs/architecture.md, XML API sessions): stored by the
 -- SHA-256 digest of their id, with the API user and the secret key that opened them. Deleting
 -- the user or purging the key ends its sessions. `last_seen_at` is the latest recorded call,
 -- written at most once per touch interval. `live_for` (milliseconds) is how long past

@@ -1,4 +1,4 @@
-//! `Login` and `Logout`: the XML API's sessions (docs/architecture.md, ways to authenticate).
+//! `Login` and `Logout`: the XML API's sessions (docs/architecture.md, XML API sessions).
 //! `Login` takes an API user's username and one of its secret keys (checked by
 //! [`apikeys::check_key`], under the same limits as every secret key) and answers a session
 //! id, shown once and stored as its digest; later calls name it in `;jsessionid=` or the
