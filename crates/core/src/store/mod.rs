@@ -42,7 +42,7 @@ pub use tokens::{
     BearerRecord, DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue,
     Revocation, Rotation, TokenOwner, TokenRefusal, TokenStore,
 };
-pub use xml_sessions::{SessionStart, XmlSession, XmlSessionStore};
+pub use xml_sessions::{SessionBounds, SessionStart, XmlSession, XmlSessionStore};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 

@@ -27,13 +27,22 @@ pub enum SessionStart {
     OrgFull,
 }
 
+/// The bounds a new session is started under.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionBounds {
+    /// How long past `last_seen_at` a session stays live.
+    pub live_for: std::time::Duration,
+    /// At most this many live sessions per org.
+    pub max_per_org: u32,
+}
+
 /// `Login` sessions. A session is live at `now` while `now <= last_seen_at + live_for`; the
 /// caller passes `live_for` (the idle timeout plus the touch interval of
 /// docs/architecture.md, XML API sessions).
 #[async_trait]
 pub trait XmlSessionStore: Send + Sync {
     /// Starts a session for `key` of `user` at `now` with its `audit`, unless `user`'s org
-    /// already has `max_per_org` sessions live at `now`. Counting and inserting are one
+    /// already has `bounds.max_per_org` sessions live at `now`. Counting and inserting are one
     /// atomic step: of two starts racing for the last place, exactly one succeeds.
     async fn start_xml_session(
         &self,
@@ -41,8 +50,7 @@ pub trait XmlSessionStore: Send + Sync {
         user: &User,
         key: &ApiKey,
         now: Timestamp,
-        live_for: std::time::Duration,
-        max_per_org: u32,
+        bounds: SessionBounds,
         audit: NewAudit,
     ) -> Result<SessionStart>;
     /// The session with this digest, live at `now`, with its user and key as they are now

@@ -82,7 +82,7 @@ macro_rules! impl_xml_session_store {
             use grantry_core::credential::Digest;
             use grantry_core::model::{ApiKey, User};
             use grantry_core::store::{
-                NewAudit, Result, SessionStart, XmlSession, XmlSessionStore,
+                NewAudit, Result, SessionBounds, SessionStart, XmlSession, XmlSessionStore,
             };
             use grantry_core::Timestamp;
 
@@ -99,11 +99,10 @@ macro_rules! impl_xml_session_store {
                     user: &User,
                     key: &ApiKey,
                     now: Timestamp,
-                    live_for: std::time::Duration,
-                    max_per_org: u32,
+                    bounds: SessionBounds,
                     audit: NewAudit,
                 ) -> Result<SessionStart> {
-                    let live_for = millis(live_for);
+                    let live_for = millis(bounds.live_for);
                     let mut tx = self.begin_write().await?;
                     <Db as SharedWrites>::lock_org(&mut tx, user.org_id).await?;
                     let live: i64 = sqlx::query_scalar(COUNT_LIVE)
@@ -113,7 +112,7 @@ macro_rules! impl_xml_session_store {
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(backend_err)?;
-                    if live >= i64::from(max_per_org) {
+                    if live >= i64::from(bounds.max_per_org) {
                         return Ok(SessionStart::OrgFull);
                     }
                     sqlx::query(INSERT_XML_SESSION)

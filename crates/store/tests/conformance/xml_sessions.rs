@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use grantry_core::credential::{self, Digest, Kind};
 use grantry_core::model::{ApiKey, OrgId, User};
-use grantry_core::store::SessionStart;
+use grantry_core::store::{SessionBounds, SessionStart};
 use grantry_core::{GrantSet, Store, Timestamp};
 
 use crate::harness::*;
@@ -48,8 +48,12 @@ async fn start(
 ) -> (Digest, SessionStart) {
     let d = session_id();
     let audit = audit(Some(user.org_id), at, "xml_session.started");
+    let bounds = SessionBounds {
+        live_for: LIVE_FOR,
+        max_per_org: cap,
+    };
     let started = store
-        .start_xml_session(d, user, key, at, LIVE_FOR, cap, audit)
+        .start_xml_session(d, user, key, at, bounds, audit)
         .await
         .unwrap();
     (d, started)

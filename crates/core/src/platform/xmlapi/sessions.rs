@@ -18,7 +18,7 @@ use crate::gate::{AuthMethod, Principal};
 use crate::limits::Attempt;
 use crate::model::UserKind;
 use crate::settings::{SessionSettings, Settings};
-use crate::store::{NewAudit, SessionStart, Store};
+use crate::store::{NewAudit, SessionBounds, SessionStart, Store};
 
 use super::ops::{field, missing};
 use super::{render, Element, Fault, FaultKind, ERR_LOGIN, ERR_SESSION, ERR_SESSION_LIMIT};
@@ -108,16 +108,12 @@ pub async fn login(
     )
     .with_detail(serde_json::json!({ "key": key.id }));
     let s = &settings.sessions;
+    let bounds = SessionBounds {
+        live_for: live_for(s),
+        max_per_org: s.max_per_org,
+    };
     let started = store
-        .start_xml_session(
-            minted.digest,
-            &user,
-            &key,
-            now,
-            live_for(s),
-            s.max_per_org,
-            audit,
-        )
+        .start_xml_session(minted.digest, &user, &key, now, bounds, audit)
         .await
         .map_err(Fault::server)?;
     if started == SessionStart::OrgFull {
