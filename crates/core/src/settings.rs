@@ -38,7 +38,7 @@ impl Default for TokenSettings {
     }
 }
 
-/// API secret key rules (docs/architecture.md, ways to authenticate).
+/// API secret key rules (docs/architecture.md, XML API sessions).
 #[derive(Clone, Debug)]
 pub struct ApiKeySettings {
     pub delete_grace: Duration,
@@ -120,6 +120,34 @@ impl Default for ConsoleSettings {
     }
 }
 
+/// The XML API's `Login` sessions (docs/architecture.md, XML API sessions).
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// A session not used for this long ends (it may live up to [`SessionSettings::touch`]
+    /// longer, never less).
+    pub idle_timeout: Duration,
+    /// At most this many live sessions per org.
+    pub max_per_org: u32,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_per_org: 20,
+        }
+    }
+}
+
+impl SessionSettings {
+    /// How stale a session's recorded last use may get before a call records it again:
+    /// `min(1 minute, idle_timeout / 10)`. A session is live while
+    /// `now <= last_seen_at + idle_timeout + touch`.
+    pub fn touch(&self) -> Duration {
+        (self.idle_timeout / 10).min(Duration::from_secs(60))
+    }
+}
+
 impl LimitSettings {
     /// How long a subject with `failures` counted failures is locked for: nothing below
     /// `lockout_after`, then `lockout_base` doubled per further failure, capped at
@@ -148,6 +176,7 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub console: ConsoleSettings,
     pub oauth1: OAuth1Settings,
+    pub sessions: SessionSettings,
 }
 
 /// OAuth 1.0a (docs/architecture.md, OAuth 1.0a).
@@ -181,6 +210,7 @@ impl Default for Settings {
             audit: AuditSettings::default(),
             console: ConsoleSettings::default(),
             oauth1: OAuth1Settings::default(),
+            sessions: SessionSettings::default(),
         }
     }
 }
@@ -234,6 +264,12 @@ impl Settings {
                 "pod.id {:?} must be 1-32 characters of letters, digits and '-'",
                 self.pod_id
             ));
+        }
+        if self.sessions.idle_timeout < Duration::from_secs(60) {
+            return Err("sessions.idle_timeout must be at least 60s".into());
+        }
+        if self.sessions.max_per_org == 0 {
+            return Err("sessions.max_per_org must be at least 1".into());
         }
         if self.tokens.access_ttl < Duration::from_secs(60) {
             return Err("tokens.access_ttl must be at least 60s".into());

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use grantry_core::mail::Mailer;
 use grantry_core::{Clock, Settings, Store};
 
 use crate::error::RouteProblem;
+use crate::extract::{Now, Source};
 pub use crate::limits::Limits;
 
 mod authorize;
@@ -181,13 +182,20 @@ pub fn app(state: AppState) -> Router {
 
 /// A path no route matches: `/XMLAPI;jsessionid=...` is the XML API's, anything under the
 /// Event API's prefix is answered in its format, the rest is a bare 404.
-async fn unrouted(req: Request) -> Response {
+async fn unrouted(
+    State(state): State<AppState>,
+    Now(now): Now,
+    source: Source,
+    req: Request,
+) -> Response {
     let path = req.uri().path();
     if path.starts_with("/XMLAPI;") {
         let uri = req.uri().clone();
+        let method = req.method().clone();
+        let headers = req.headers().clone();
         let body =
             <axum::body::Bytes as axum::extract::FromRequest<()>>::from_request(req, &()).await;
-        return xmlapi::with_path_parameters(uri, body).await;
+        return xmlapi::with_path_parameters(state, now, source, method, uri, headers, body).await;
     }
     if path.starts_with("/campaignapi/") {
         return error::events::route_refused(RouteProblem::NotFound);
@@ -301,4 +309,22 @@ async fn accept_failed(e: std::io::Error) {
     }
     tracing::error!(error = %e, "accepting a connection failed; retrying in 1s");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logged_path_never_carries_a_session_id() {
+        for (uri, logged) in [
+            ("/XMLAPI;jsessionid=gxs_p_SECRET", "/XMLAPI"),
+            ("/XMLAPI;JSESSIONID=gxs_p_SECRET;other=1", "/XMLAPI"),
+            ("/XMLAPI?jsessionid=gxs_p_SECRET", "/XMLAPI"),
+            ("/rest/databases", "/rest/databases"),
+        ] {
+            let uri: axum::http::Uri = uri.parse().unwrap();
+            assert_eq!(loggable_path(&uri), logged);
+        }
+    }
 }

@@ -34,6 +34,8 @@ pub enum Kind {
     RequestToken,
     /// OAuth 1.0a token credentials (RFC 5849 §2.3).
     OAuth1Token,
+    /// An XML API `Login` session.
+    XmlSession,
 }
 
 impl Kind {
@@ -47,6 +49,7 @@ impl Kind {
             Kind::Session => "gss",
             Kind::RequestToken => "grq",
             Kind::OAuth1Token => "goa",
+            Kind::XmlSession => "gxs",
         }
     }
 
@@ -60,6 +63,7 @@ impl Kind {
             Kind::Session,
             Kind::RequestToken,
             Kind::OAuth1Token,
+            Kind::XmlSession,
         ]
         .into_iter()
         .find(|k| k.prefix() == p)

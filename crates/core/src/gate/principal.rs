@@ -15,6 +15,8 @@ pub enum AuthMethod {
     Basic,
     /// A request signed with OAuth 1.0a token credentials (RFC 5849 §3).
     OAuth1,
+    /// An XML API `Login` session, opened with an API user's username and secret key.
+    XmlSession,
 }
 
 /// Who is calling: one org, one user, optionally an application, and the grants in force now.

@@ -25,6 +25,7 @@ pub mod retention;
 mod sessions;
 mod signing_keys;
 mod tokens;
+mod xml_sessions;
 
 pub use account_access::{AccessSummary, AccountAccessStore, Consent, NewAuthCode, Redemption};
 pub use api_keys::{ApiKeyStore, DeletedKey};
@@ -45,6 +46,7 @@ pub use tokens::{
     BearerRecord, DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue,
     Revocation, Rotation, TokenOwner, TokenRefusal, TokenStore,
 };
+pub use xml_sessions::{SessionBounds, SessionStart, XmlSession, XmlSessionStore};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -64,6 +66,7 @@ pub trait Store:
     + LockoutStore
     + OAuth1Store
     + RetentionStore
+    + XmlSessionStore
     + Send
     + Sync
     + 'static

@@ -32,6 +32,8 @@ pub struct SweepReport {
     pub oauth1_request_tokens: u64,
     /// OAuth 1.0a nonces whose timestamp has left the window.
     pub oauth1_nonces: u64,
+    /// XML API `Login` sessions idle past their limit.
+    pub xml_sessions: u64,
 }
 
 impl SweepReport {
@@ -44,6 +46,7 @@ impl SweepReport {
             + self.client_secrets
             + self.oauth1_request_tokens
             + self.oauth1_nonces
+            + self.xml_sessions
     }
 }
 
@@ -53,7 +56,7 @@ pub trait RetentionStore: Send + Sync {
     /// Deletes, as of `now`: audit events recorded before `audit_before`; authorization codes
     /// that expired unspent, and spent ones that expired [`SPENT_CODE_MEMORY`] ago; browser
     /// sessions, access tokens, client secrets, OAuth 1.0a temporary credentials and nonces whose
-    /// expiry has passed. Nothing that is
+    /// expiry has passed; XML API sessions idle past their limit. Nothing that is
     /// still usable at `now` is deleted, and refresh tokens are never deleted (a rotated-away
     /// one is what detects reuse). Deletes in batches of [`SWEEP_BATCH`], each a transaction
     /// of its own. Returns `None` without deleting anything when another instance sharing

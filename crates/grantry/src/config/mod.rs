@@ -20,8 +20,8 @@ use serde::Deserialize;
 
 use grantry_core::credential::{DeriveKey, DERIVE_KEY_LEN};
 use grantry_core::settings::{
-    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, OAuth1Settings, Settings,
-    TokenSettings,
+    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, OAuth1Settings, SessionSettings,
+    Settings, TokenSettings,
 };
 
 use env::{env_key, unknown_key_message};
@@ -249,6 +249,10 @@ impl Config {
             oauth1: OAuth1Settings {
                 timestamp_window: self.oauth1.timestamp_window.0,
                 key: None,
+            },
+            sessions: SessionSettings {
+                idle_timeout: self.sessions.idle_timeout.0,
+                max_per_org: self.sessions.max_per_org,
             },
         };
         s.validate().map_err(ConfigError::Settings)?;

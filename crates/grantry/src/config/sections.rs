@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 
 use grantry_core::settings::{
     ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, OAuth1Settings, ReissuePolicy,
-    TokenSettings,
+    SessionSettings, TokenSettings,
 };
 
 /// A duration written as `"4h"`, `"300s"`, `"10m"`, or whole seconds.
@@ -175,9 +175,7 @@ impl Default for OAuth1Section {
     }
 }
 
-/// `[sessions]`: reserved for the XML API's `Login` sessions, which are not served yet. The keys
-/// are accepted and checked so that a configuration written for them keeps working, but they
-/// have no effect today.
+/// `[sessions]`: the XML API's `Login` sessions (`grantry_core::settings::SessionSettings`).
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionsSection {
@@ -188,8 +186,8 @@ pub struct SessionsSection {
 impl Default for SessionsSection {
     fn default() -> Self {
         SessionsSection {
-            idle_timeout: Dur(Duration::from_secs(30 * 60)),
-            max_per_org: 100,
+            idle_timeout: Dur(SessionSettings::default().idle_timeout),
+            max_per_org: SessionSettings::default().max_per_org,
         }
     }
 }

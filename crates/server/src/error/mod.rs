@@ -54,6 +54,15 @@ impl ApiError {
     pub fn xml_bearer(e: &BearerError) -> Self {
         ApiError::Xml(Fault::from_bearer(e), Some(bearer::Refusal::of(e)))
     }
+
+    /// A refused `Login` or session (docs/architecture.md, XML API sessions): an
+    /// unauthenticated Fault carries the RFC 6750 `invalid_token` challenge every 401 of the
+    /// XML API carries.
+    pub fn xml_session(f: Fault) -> Self {
+        let refusal = (f.kind == grantry_core::platform::xmlapi::FaultKind::Unauthenticated)
+            .then(|| bearer::Refusal::of(&BearerError::invalid_token(f.message.clone())));
+        ApiError::Xml(f, refusal)
+    }
 }
 
 impl From<EventError> for ApiError {

@@ -27,8 +27,14 @@ pub(super) fn response(f: Fault, refusal: Option<Refusal>) -> Response {
     log_cause(status, &f.cause);
     let mut resp = xml_response(f.render());
     *resp.status_mut() = status;
-    if let Some(r) = refusal {
-        r.apply(resp.headers_mut());
+    match refusal {
+        Some(r) => r.apply(resp.headers_mut()),
+        None => {
+            if let Some(secs) = f.retry_after {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, secs.into());
+            }
+        }
     }
     resp
 }

@@ -21,6 +21,7 @@ mod props;
 mod protected;
 mod rejections;
 mod rest;
+mod sessions;
 mod sweeper;
 mod token;
 mod xml;

@@ -175,7 +175,8 @@ both!(xml_api_rejections_are_faults, |app: TestApp| async move {
     );
     assert!(h["content-type"].to_str().unwrap().contains("xml"));
 
-    // A legacy client's session id in the path: no session matches it.
+    // A legacy client's session id in the path: no session matches it (an Authorization
+    // header does not stand in for the session the path names).
     let i = app.integration("acme").await;
     let t = app.access_token(&i).await;
     let env = "<Envelope><Body><GetLists/></Body></Envelope>";
@@ -186,7 +187,7 @@ both!(xml_api_rejections_are_faults, |app: TestApp| async move {
             assert!(b.contains("<errorid>145</errorid>"), "{b}");
             assert!(
                 b.contains(
-                    "Session expired or invalid: the jsessionid in the path matches no session"
+                    "Session expired or invalid: the session is unknown, ended or was idle too long"
                 ),
                 "{b}"
             );

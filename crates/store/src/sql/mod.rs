@@ -40,6 +40,7 @@ pub(crate) mod rows;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;
 pub(crate) mod tokens;
+pub(crate) mod xml_sessions;
 
 /// The liveness probe.
 pub(crate) const PING: &str = "SELECT 1";
@@ -171,6 +172,12 @@ pub(crate) trait SharedWrites: Database {
 
     /// Revokes every refresh token of a rotation family (`family` is its first token's id)
     /// and the access tokens derived from them.
+    /// Serializes starting XML API sessions in org `org` until the transaction on `conn`
+    /// ends ([`xml_sessions::LOCK_ORG_PG`]; nothing on SQLite, whose single writer
+    /// serializes them).
+    fn lock_org(conn: &mut Self::Connection, org: OrgId)
+        -> impl Future<Output = Result<()>> + Send;
+
     fn revoke_family(
         conn: &mut Self::Connection,
         family: i64,
@@ -179,7 +186,7 @@ pub(crate) trait SharedWrites: Database {
 }
 
 macro_rules! impl_shared_writes {
-    ($db:ty, $merge_lock:expr, $sweep_lock:expr) => {
+    ($db:ty, $merge_lock:expr, $sweep_lock:expr, $org_lock:expr) => {
         impl SharedWrites for $db {
             #[allow(clippy::disallowed_methods, reason = "the cache's trust window is measured in monotonic time, which no protocol decision reads")]
             async fn commit(mut tx: Transaction<'static, Self>, caches: &Caches) -> Result<()> {
@@ -241,6 +248,18 @@ macro_rules! impl_shared_writes {
                 }
             }
 
+            async fn lock_org(conn: &mut Self::Connection, org: OrgId) -> Result<()> {
+                let lock: Option<&str> = $org_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock)
+                        .bind(org)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(backend_err)?;
+                }
+                Ok(())
+            }
+
             async fn revoke_family(
                 conn: &mut Self::Connection,
                 family: i64,
@@ -261,11 +280,12 @@ macro_rules! impl_shared_writes {
 }
 
 // SQLite has one writer, which serializes merges and sweeps by itself.
-impl_shared_writes!(sqlx::Sqlite, None, None);
+impl_shared_writes!(sqlx::Sqlite, None, None, None);
 impl_shared_writes!(
     sqlx::Postgres,
     Some(audit::MERGE_LOCK_PG),
-    Some(retention::SWEEP_LOCK_PG)
+    Some(retention::SWEEP_LOCK_PG),
+    Some(xml_sessions::LOCK_ORG_PG)
 );
 
 /// Implements [`grantry_core::Store`] and every storage contract for `$store`, a
@@ -285,6 +305,7 @@ macro_rules! impl_store {
         $crate::sql::lockouts::impl_lockout_store!($store);
         $crate::sql::oauth1::impl_oauth1_store!($store);
         $crate::sql::retention::impl_retention_store!($store);
+        $crate::sql::xml_sessions::impl_xml_session_store!($store);
 
         const _: () = {
             use async_trait::async_trait;

@@ -24,6 +24,10 @@ pub(crate) const PURGE_CODES: &str = "DELETE FROM auth_codes WHERE id IN \
 pub(crate) const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
     (SELECT id FROM sessions WHERE expires_at < $1 ORDER BY id LIMIT $2)";
 
+/// XML API `Login` sessions whose idle limit (as of their start) passed before `$1`.
+pub(crate) const PURGE_XML_SESSIONS: &str = "DELETE FROM xml_sessions WHERE id IN \
+    (SELECT id FROM xml_sessions WHERE last_seen_at + live_for < $1 ORDER BY id LIMIT $2)";
+
 /// Access tokens that expired before `$1`, in the order they were issued, up to the first
 /// one still live: a token with a shorter lifetime than one issued before it is purged once
 /// that one has expired too, so the hot table of issuance needs no index on expiry.
@@ -111,8 +115,9 @@ macro_rules! impl_retention_store {
                         (PURGE_CLIENT_SECRETS, now),
                         (PURGE_REQUEST_TOKENS, now),
                         (PURGE_NONCES, now),
+                        (PURGE_XML_SESSIONS, now),
                     ];
-                    let mut counts = [0u64; 7];
+                    let mut counts = [0u64; 8];
                     let mut first = true;
                     'kinds: for (i, (statement, limit)) in kinds.into_iter().enumerate() {
                         loop {
@@ -129,7 +134,7 @@ macro_rules! impl_retention_store {
                             }
                         }
                     }
-                    let [audit_events, auth_codes, sessions, access_tokens, client_secrets, oauth1_request_tokens, oauth1_nonces] =
+                    let [audit_events, auth_codes, sessions, access_tokens, client_secrets, oauth1_request_tokens, oauth1_nonces, xml_sessions] =
                         counts;
                     let report = SweepReport {
                         audit_events,
@@ -139,6 +144,7 @@ macro_rules! impl_retention_store {
                         client_secrets,
                         oauth1_request_tokens,
                         oauth1_nonces,
+                        xml_sessions,
                     };
                     Ok(Some(report))
                 }

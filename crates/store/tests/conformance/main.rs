@@ -87,3 +87,4 @@ mod oauth_races;
 mod races;
 mod retention;
 mod tokens;
+mod xml_sessions;

@@ -90,6 +90,7 @@ conformance!(
                 client_secrets: 1,
                 oauth1_request_tokens: 0,
                 oauth1_nonces: 0,
+                xml_sessions: 0,
             })
         );
 
@@ -166,6 +167,7 @@ conformance!(
                 client_secrets: 0,
                 oauth1_request_tokens: 0,
                 oauth1_nonces: 0,
+                xml_sessions: 0,
             })
         );
         assert!(matches!(

@@ -11,6 +11,7 @@
 mod ops;
 mod parse;
 mod render;
+mod sessions;
 
 use std::fmt::{self, Display};
 
@@ -21,6 +22,7 @@ use crate::platform::data::DataError;
 pub use ops::execute;
 pub use parse::{parse, MAX_DEPTH, MAX_ELEMENTS};
 pub use render::escape;
+pub use sessions::{login, logout, logout_without_session, session_principal, SessionCall};
 
 /// A parsed request (docs/architecture.md, protected APIs): the operation element's tag name and the element itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +81,10 @@ pub const ERR_INVALID_FIELD: u32 = 126;
 pub const ERR_RECIPIENT_NOT_FOUND: u32 = 128;
 /// Error id: the list does not exist.
 pub const ERR_LIST_NOT_FOUND: u32 = 134;
+/// Error id: login failed (the original product's 140): the username or secret key is wrong.
+pub const ERR_LOGIN: u32 = 140;
+/// Error id: the org has as many live `Login` sessions as `sessions.max_per_org` allows.
+pub const ERR_SESSION_LIMIT: u32 = 147;
 /// Error id: session expired or invalid (the original product's 145); here, a bad credential.
 pub const ERR_SESSION: u32 = 145;
 /// Error id: the credential lacks the grant the operation needs.
@@ -110,6 +116,9 @@ pub struct Fault {
     pub message: String,
     pub kind: FaultKind,
     pub cause: Option<String>,
+    /// For [`FaultKind::TooManyAttempts`]: seconds until the next attempt may succeed
+    /// (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl Fault {
@@ -120,6 +129,7 @@ impl Fault {
             message: message.into(),
             kind,
             cause: None,
+            retry_after: None,
         }
     }
 
@@ -149,6 +159,7 @@ impl Fault {
             message: "Server error; try again".into(),
             kind: FaultKind::Server,
             cause: Some(cause.to_string()),
+            retry_after: None,
         }
     }
 
@@ -170,11 +181,14 @@ impl Fault {
             Some(BearerErrorCode::InsufficientScope) => {
                 Fault::new(ERR_GRANT, FaultKind::Forbidden, e.description.clone())
             }
-            Some(BearerErrorCode::TooManyAttempts) => Fault::new(
-                ERR_SESSION,
-                FaultKind::TooManyAttempts,
-                format!("Session expired or invalid: {}", e.description),
-            ),
+            Some(BearerErrorCode::TooManyAttempts) => Fault {
+                retry_after: e.retry_after,
+                ..Fault::new(
+                    ERR_SESSION,
+                    FaultKind::TooManyAttempts,
+                    format!("Session expired or invalid: {}", e.description),
+                )
+            },
             Some(BearerErrorCode::ServerError) => {
                 Fault::server(e.cause.as_deref().unwrap_or(&e.description))
             }

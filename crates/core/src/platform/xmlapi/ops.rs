@@ -17,7 +17,7 @@ use super::{
 
 /// Runs the operation of `req` for `p` (docs/architecture.md, protected APIs) and returns the full success envelope.
 /// The operation's grant is checked before its fields, as the platform does; `Login` and
-/// `Logout` are refused until they exist (bearer tokens authenticate instead).
+/// `Logout` are not operations of a principal (`super::sessions` answers them).
 pub async fn execute(
     store: &dyn DataStore,
     now: Timestamp,
@@ -38,19 +38,10 @@ pub async fn execute(
     Ok(render::success(&inner))
 }
 
-/// The grant `op` needs, or the fault for an operation this server does not run.
+/// The grant `op` needs, or the fault for an operation this server does not run (`Login`
+/// and `Logout` are answered by [`super::sessions`] before this).
 fn operation_grant(op: &str) -> Result<Grant, Fault> {
-    match op {
-        "Login" | "Logout" => Err(Fault::new(
-            ERR_INVALID_REQUEST,
-            FaultKind::BadRequest,
-            format!(
-                "{op} is not available on this server yet; authenticate with \
-                 Authorization: Bearer <access token>"
-            ),
-        )),
-        _ => required_grant(op).ok_or_else(|| unknown_operation(op)),
-    }
+    required_grant(op).ok_or_else(|| unknown_operation(op))
 }
 
 fn unknown_operation(op: &str) -> Fault {
@@ -61,7 +52,7 @@ fn unknown_operation(op: &str) -> Fault {
     )
 }
 
-fn missing(what: &str) -> Fault {
+pub(super) fn missing(what: &str) -> Fault {
     Fault::new(
         ERR_INVALID_FIELD,
         FaultKind::BadRequest,
@@ -71,7 +62,7 @@ fn missing(what: &str) -> Fault {
 
 /// The text of the child `name`, trimmed of white space; `None` when absent or blank.
 /// A field given twice is ambiguous and refused.
-fn field<'a>(el: &'a Element, name: &str) -> Result<Option<&'a str>, Fault> {
+pub(super) fn field<'a>(el: &'a Element, name: &str) -> Result<Option<&'a str>, Fault> {
     let mut found = el.children_named(name);
     let first = found.next();
     if found.next().is_some() {
@@ -296,23 +287,14 @@ mod tests {
     }
 
     #[test]
-    fn login_logout_and_unknown_operations_refused() {
-        let f = operation_grant("Login").unwrap_err();
-        assert_eq!((f.errorid, f.kind), (51, FaultKind::BadRequest));
-        assert_eq!(
-            f.message,
-            "Login is not available on this server yet; authenticate with \
-             Authorization: Bearer <access token>"
-        );
-        assert!(operation_grant("Logout")
-            .unwrap_err()
-            .message
-            .starts_with("Logout "));
-        let f = operation_grant("getLists").unwrap_err();
-        assert_eq!(
-            (f.errorid, f.kind, f.message.as_str()),
-            (51, FaultKind::BadRequest, "Unknown operation getLists")
-        );
+    fn unknown_operations_refused() {
+        for op in ["Login", "Logout", "getLists"] {
+            let f = operation_grant(op).unwrap_err();
+            assert_eq!(
+                (f.errorid, f.kind, f.message),
+                (51, FaultKind::BadRequest, format!("Unknown operation {op}"))
+            );
+        }
         assert_eq!(operation_grant("GetLists").unwrap(), Grant::ListsRead);
     }
 
