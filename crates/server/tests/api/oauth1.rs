@@ -613,7 +613,8 @@ both!(
         for method in [SignatureMethod::HmacSha1, SignatureMethod::HmacSha256] {
             for place in [Place::Header, Place::Query] {
                 let signer = s.clone().method(method).place(place);
-                let query = [("page", "1"), ("x", "a b&c")];
+                // §3.4.1.3.2: repeated names and non-ASCII values all count, encoded.
+                let query = [("page", "1"), ("x", "a b&c"), ("x", "1"), ("q", "café ✓")];
                 let r = prepare(
                     &app,
                     reqwest::Method::GET,
@@ -1317,5 +1318,200 @@ both!(
         let s = Signer::new(&id, &old).with("oauth_callback", CB);
         let r = post_endpoint(&app, "/oauth1/request_token", None, &s).await;
         assert_refused(r, 401, "signature_invalid").await;
+    }
+);
+
+both!(
+    rfc5849_3_5_the_endpoints_read_parameters_from_each_place,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        for place in [Place::Header, Place::Query, Place::Body] {
+            for method in [SignatureMethod::HmacSha1, SignatureMethod::HmacSha256] {
+                let s = Signer::new(&id, &secret)
+                    .with("oauth_callback", CB)
+                    .place(place)
+                    .method(method);
+                let r = post_endpoint(&app, "/oauth1/request_token", None, &s).await;
+                assert_eq!(r.status(), 200, "{place:?} {method:?}");
+                let body = r.text().await.unwrap();
+                assert!(body.starts_with("oauth_token=grq_"), "{body}");
+            }
+        }
+    }
+);
+
+both!(
+    an_answered_authorization_request_is_not_shown_again,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let consumer = Signer::new(&id, &secret);
+        let temp = request_token(&app, &consumer, CB, None).await;
+        verifier(&app, &temp.0).await;
+        let r = app
+            .browser()
+            .get(app.url(&format!("/oauth1/authorize?oauth_token={}", temp.0)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains("already answered"));
+        assert_eq!(app.audit_count("acme", "consent.granted").await, 1);
+    }
+);
+
+both!(
+    temporary_credentials_do_not_open_the_apis,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let consumer = Signer::new(&id, &secret);
+        let temp = request_token(&app, &consumer, CB, None).await;
+        verifier(&app, &temp.0).await;
+        let s = consumer.clone().token(&temp.0, &temp.1);
+        let (st, ch, errors) = rest_refusal(get_lists(&app, &s).await).await;
+        assert_eq!((st, ch.as_deref()), (401, Some(CHALLENGE)));
+        assert!(errors.contains("token_rejected"), "{errors}");
+        // Nor do token credentials stand in for temporary ones at access_token.
+        let creds = three_legs(&app, &consumer, None).await;
+        let (t, ts) = creds.token.clone().unwrap();
+        let r = access_token_call(&app, &consumer, &(t, ts), "v").await;
+        assert_refused(r, 401, "token_rejected").await;
+    }
+);
+
+both!(
+    refusals_at_the_event_and_xml_apis_are_in_their_own_formats,
+    |app: TestApp| async move {
+        let s = signed_in(&app).await;
+        let mut wrong = s.clone();
+        wrong.sign_with = Some("guess".into());
+        let mut p = prepare(
+            &app,
+            reqwest::Method::POST,
+            "/campaignapi/resources/v3/events",
+            &[],
+            None,
+            &wrong,
+        );
+        p.content_type = Some("application/json".into());
+        p.body = Some(json!({"event-id": "e", "event-key": "k"}).to_string());
+        let r = p.send(&app).await;
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["www-authenticate"], CHALLENGE);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"].as_u64(), Some(2001), "{v}");
+        assert!(
+            v["description"]
+                .as_str()
+                .unwrap()
+                .contains("signature_invalid"),
+            "{v}"
+        );
+        assert!(app.store.events(10).await.unwrap().is_empty());
+
+        let r = prepare(
+            &app,
+            reqwest::Method::POST,
+            "/XMLAPI",
+            &[],
+            Some(&[("xml", GET_LISTS)]),
+            &wrong.clone().place(Place::Body),
+        )
+        .send(&app)
+        .await;
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["www-authenticate"], CHALLENGE);
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("<SUCCESS>false</SUCCESS>") && body.contains("<errorid>145</errorid>"),
+            "{body}"
+        );
+        assert!(body.contains("signature_invalid"), "{body}");
+    }
+);
+
+both!(
+    too_many_bad_signatures_at_an_api_lock_the_consumer,
+    |app: TestApp| async move {
+        let s = signed_in(&app).await;
+        let mut wrong = s.clone();
+        wrong.sign_with = Some("guess".into());
+        for _ in 0..5 {
+            assert_eq!(get_lists(&app, &wrong).await.status(), 401);
+        }
+        let r = get_lists(&app, &s).await;
+        assert_eq!(r.status(), 429);
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry >= 1);
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            !v["meta"]["generalErrors"][0].as_str().unwrap().is_empty(),
+            "{v}"
+        );
+        app.advance(Duration::from_secs(retry));
+        assert_eq!(get_lists(&app, &s).await.status(), 200);
+    }
+);
+
+both!(
+    a_new_consent_after_deletion_does_not_revive_old_token_credentials,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let consumer = Signer::new(&id, &secret);
+        let old = three_legs(&app, &consumer, None).await;
+        admin::delete_account_access(&app.cx(), "acme", &id, "alice")
+            .await
+            .unwrap();
+        let new = three_legs(&app, &consumer, None).await;
+        assert_eq!(get_lists(&app, &new).await.status(), 200);
+        let (st, _, errors) = rest_refusal(get_lists(&app, &old).await).await;
+        assert_eq!(st, 401);
+        assert!(errors.contains("token_revoked"), "{errors}");
+        let accesses = admin::list_account_access(&app.cx(), "acme").await.unwrap();
+        assert_eq!(accesses.iter().filter(|a| a.client_id == id).count(), 1);
+    }
+);
+
+both!(
+    re_enabling_the_user_restores_the_token_credentials,
+    |app: TestApp| async move {
+        let s = signed_in(&app).await;
+        admin::set_disabled(&app.cx(), "acme", "alice", true)
+            .await
+            .unwrap();
+        assert_eq!(get_lists(&app, &s).await.status(), 401);
+        admin::set_disabled(&app.cx(), "acme", "alice", false)
+            .await
+            .unwrap();
+        assert_eq!(get_lists(&app, &s).await.status(), 200);
+    }
+);
+
+both!(
+    a_rotated_secret_signs_until_its_overlap_ends,
+    |app: TestApp| async move {
+        let (id, old) = setup(&app).await;
+        let s = three_legs(&app, &Signer::new(&id, &old), None).await;
+        let (new, _) =
+            admin::rotate_client_secret(&app.cx(), "acme", &id, Duration::from_secs(3600))
+                .await
+                .unwrap();
+        let new = new.expose_secret().to_string();
+        let (t, ts) = s.token.clone().unwrap();
+        let with_new = Signer::new(&id, &new).token(&t, &ts);
+        assert_eq!(
+            get_lists(&app, &s).await.status(),
+            200,
+            "the old one overlaps"
+        );
+        assert_eq!(get_lists(&app, &with_new).await.status(), 200);
+        app.advance(Duration::from_secs(3601));
+        let (st, _, errors) = rest_refusal(get_lists(&app, &s).await).await;
+        assert_eq!(st, 401);
+        assert!(errors.contains("signature_invalid"), "{errors}");
+        assert_eq!(get_lists(&app, &with_new).await.status(), 200);
     }
 );
