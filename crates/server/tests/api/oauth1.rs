@@ -1515,3 +1515,95 @@ both!(
         assert_eq!(get_lists(&app, &with_new).await.status(), 200);
     }
 );
+
+both!(
+    rfc5849_3_2_malformed_timestamps_and_nonces_are_400,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let stamp = (app.clock.now().0 / 1000).to_string();
+        for (k, v) in [
+            ("oauth_timestamp", "soon"),
+            ("oauth_timestamp", &*format!("+{stamp}")),
+            ("oauth_nonce", &*"n".repeat(129)),
+        ] {
+            let s = Signer::new(&id, &secret)
+                .with("oauth_callback", CB)
+                .with(k, v);
+            let r = post_endpoint(&app, "/oauth1/request_token", None, &s).await;
+            let body = assert_refused(r, 400, "parameter_rejected").await;
+            assert!(field(&body, "oauth_problem_advice").unwrap().contains(k));
+        }
+        let s = Signer::new(&id, &secret)
+            .with("oauth_callback", CB)
+            .with("oauth_nonce", &"n".repeat(128));
+        let r = post_endpoint(&app, "/oauth1/request_token", None, &s).await;
+        assert_eq!(r.status(), 200);
+        // An access_token request without its token or verifier.
+        let temp = request_token(&app, &Signer::new(&id, &secret), CB, None).await;
+        let v = verifier(&app, &temp.0).await;
+        let mut s = Signer::new(&id, &secret)
+            .token(&temp.0, &temp.1)
+            .with("oauth_verifier", &v);
+        s.without.push("oauth_verifier");
+        let r = post_endpoint(&app, "/oauth1/access_token", None, &s).await;
+        assert_refused(r, 400, "parameter_absent").await;
+        let mut s = Signer::new(&id, &secret).with("oauth_verifier", &v);
+        s.without.push("oauth_token");
+        let r = post_endpoint(&app, "/oauth1/access_token", None, &s).await;
+        assert_refused(r, 400, "parameter_absent").await;
+        // Neither spent the temporary credentials.
+        access_token(&app, &Signer::new(&id, &secret), &temp, &v).await;
+    }
+);
+
+both!(
+    rfc5849_2_3_concurrent_exchanges_issue_one_token,
+    |app: TestApp| async move {
+        let (id, secret) = setup(&app).await;
+        let consumer = Signer::new(&id, &secret);
+        let temp = request_token(&app, &consumer, CB, None).await;
+        let v = verifier(&app, &temp.0).await;
+        let s = consumer.token(&temp.0, &temp.1).with("oauth_verifier", &v);
+        // Each request has its own nonce: only the single use of the credentials is tested.
+        let prepared: Vec<Prepared> = (0..16)
+            .map(|_| {
+                prepare(
+                    &app,
+                    reqwest::Method::POST,
+                    "/oauth1/access_token",
+                    &[],
+                    None,
+                    &s,
+                )
+            })
+            .collect();
+        let app = std::sync::Arc::new(app);
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+        let tasks: Vec<_> = prepared
+            .into_iter()
+            .map(|p| {
+                let (app, start) = (app.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    p.send(&app).await.status().as_u16()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 401),
+            "{statuses:?}"
+        );
+        assert_eq!(app.audit_count("acme", "oauth1_token.issued").await, 1);
+        let accesses = admin::list_account_access(&app.cx(), "acme").await.unwrap();
+        assert_eq!(accesses.iter().filter(|a| a.client_id == id).count(), 1);
+    }
+);
