@@ -203,6 +203,9 @@ pub fn key_of(settings: &Settings) -> Result<&DeriveKey, OAuth1Error> {
     })
 }
 
+/// The (timestamp, nonce) of a request, to remember (§3.3).
+type Replay<'p> = Option<(i64, &'p str)>;
+
 /// The syntax checks that need no lookup: known parameters, version, method, timestamp
 /// window and nonce. Returns the method and the (timestamp, nonce) to remember, if any.
 fn check_syntax<'p>(
@@ -210,7 +213,7 @@ fn check_syntax<'p>(
     req: &SignedRequest<'_>,
     now: Timestamp,
     settings: &Settings,
-) -> Result<(SignatureMethod, Option<(i64, &'p str)>), OAuth1Error> {
+) -> Result<(SignatureMethod, Replay<'p>), OAuth1Error> {
     if let Some((k, _)) = params
         .all
         .iter()

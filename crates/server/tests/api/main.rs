@@ -17,6 +17,7 @@ mod jwt;
 mod keys;
 mod limits;
 mod nul;
+mod oauth1;
 mod props;
 mod protected;
 mod rejections;

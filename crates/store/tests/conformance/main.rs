@@ -83,6 +83,7 @@ mod events;
 mod harness;
 mod lockouts;
 mod oauth;
+mod oauth1;
 mod oauth_races;
 mod races;
 mod retention;
