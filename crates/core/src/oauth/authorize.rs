@@ -292,7 +292,7 @@ pub fn error_redirect(
 
 /// Appends form-encoded parameters to a redirect URI, keeping its own query (RFC 6749
 /// §3.1.2). The URI was registered as an absolute URI, so it parses.
-fn with_query(uri: &str, params: &[(&str, String)]) -> String {
+pub(crate) fn with_query(uri: &str, params: &[(&str, String)]) -> String {
     let Ok(mut url) = url::Url::parse(uri) else {
         return uri.to_string();
     };

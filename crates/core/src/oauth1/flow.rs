@@ -15,6 +15,7 @@ use crate::clock::Timestamp;
 use crate::credential::{self, Digest, Kind};
 use crate::limits::Attempt;
 use crate::model::{Application, User, UserKind};
+use crate::oauth::authorize::with_query;
 use crate::permissions::GrantSet;
 use crate::settings::Settings;
 use crate::store::{Exchange, NewAudit, NewRequestToken, RequestTokenRecord, Store, StoreError};
@@ -210,7 +211,10 @@ pub async fn approve(
     }
     Ok(Approved::Redirect(with_query(
         &p.record.callback,
-        &[("oauth_token", &p.token), ("oauth_verifier", &verifier)],
+        &[
+            ("oauth_token", p.token.clone()),
+            ("oauth_verifier", verifier),
+        ],
     )))
 }
 
@@ -236,8 +240,8 @@ pub async fn deny(
     Ok(Some(with_query(
         &p.record.callback,
         &[
-            ("oauth_token", &p.token),
-            ("oauth_problem", "permission_denied"),
+            ("oauth_token", p.token.clone()),
+            ("oauth_problem", "permission_denied".into()),
         ],
     )))
 }
@@ -303,13 +307,4 @@ pub async fn access_token(
     let token = token.value.expose_secret().to_string();
     let secret = key.token_secret(&token);
     Ok(Credentials { token, secret })
-}
-
-/// Appends parameters to a callback URI, keeping its own query. A registered URI parses.
-fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
-    let Ok(mut url) = url::Url::parse(uri) else {
-        return uri.to_string();
-    };
-    url.query_pairs_mut().extend_pairs(params);
-    url.into()
 }
