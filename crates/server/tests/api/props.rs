@@ -15,7 +15,7 @@ use tower::ServiceExt;
 use grantry_server::AppState;
 
 use crate::both;
-use crate::harness::TestApp;
+use crate::harness::{Integration, TestApp};
 
 fn config() -> Config {
     let cases = std::env::var("PROPTEST_CASES")
@@ -399,18 +399,29 @@ both!(
             (proptest::sample::select(vec!["page", "pageSize"]), number),
             0..3,
         );
-        // A list of its own: the REST property above may have deleted the first.
-        let (_, v) = app
+        // A list and a token of its own: the REST property above may have deleted the first
+        // list, and the token endpoint property may have revoked the first token (it sends
+        // `/oauth/revoke` with the real token and the application's credentials).
+        let (client_id, client_secret) = app.app("acme", "Paging", None).await;
+        let paging_token = app
+            .access_token(&Integration {
+                refresh_token: app.access("acme", &client_id, "admin").await,
+                client_id,
+                client_secret,
+            })
+            .await;
+        let (status, v) = app
             .rest(
                 Method::POST,
                 "/rest/databases",
-                &token,
+                &paging_token,
                 Some(json!({"name": "Paged"})),
             )
             .await;
+        assert_eq!(status, 201, "{v}");
         let paged = v["data"]["id"].as_i64().unwrap();
         let mut runner = TestRunner::new(config());
-        let bearer = format!("Bearer {token}");
+        let bearer = format!("Bearer {paging_token}");
         runner
             .run(&paging, |pairs| {
                 let query = form_urlencoded::Serializer::new(String::new())
