@@ -168,8 +168,13 @@ impl LimitSettings {
 pub struct Settings {
     /// This deployment's pod id; every credential minted here carries it.
     pub pod_id: String,
+    /// This pod's display name (`pod.name`; the id when not set).
+    pub pod_name: String,
     /// The public base URL of this pod's API host.
     pub public_url: String,
+    /// Every pod of the platform (`[[pods]]`), this one included: what `GET /pods` lists and
+    /// what a refusal of another pod's credential names (docs/architecture.md, Pods).
+    pub pods: Vec<Pod>,
     pub tokens: TokenSettings,
     pub api_keys: ApiKeySettings,
     pub limits: LimitSettings,
@@ -177,6 +182,37 @@ pub struct Settings {
     pub console: ConsoleSettings,
     pub oauth1: OAuth1Settings,
     pub sessions: SessionSettings,
+}
+
+/// One regional deployment of the platform (docs/architecture.md, Pods).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Pod {
+    pub id: String,
+    pub name: String,
+    /// The base URL of the pod's API host.
+    pub url: String,
+}
+
+/// The pod a credential from elsewhere belongs to, as a refusal names it: its id, and its name
+/// and URL when the pods table lists it.
+#[derive(Clone, Copy, Debug)]
+pub struct ForeignPod<'a> {
+    pub id: &'a str,
+    pub known: Option<&'a Pod>,
+}
+
+impl std::fmt::Display for ForeignPod<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.known {
+            Some(p) if p.name != p.id => write!(f, "pod {} ({}) at {}", p.id, p.name, p.url),
+            Some(p) => write!(f, "pod {} at {}", p.id, p.url),
+            None => write!(
+                f,
+                "pod {}, which this pod's table of pods does not list",
+                self.id
+            ),
+        }
+    }
 }
 
 /// OAuth 1.0a (docs/architecture.md, OAuth 1.0a).
@@ -203,7 +239,9 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             pod_id: "local".into(),
+            pod_name: "local".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            pods: Vec::new(),
             tokens: TokenSettings::default(),
             api_keys: ApiKeySettings::default(),
             limits: LimitSettings::default(),
@@ -216,6 +254,28 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// When a credential carries the pod id `pod` and that is not this pod: the pod it
+    /// belongs to, which its refusal names (docs/architecture.md, Pods).
+    pub fn foreign_pod<'a>(&'a self, pod: &'a str) -> Option<ForeignPod<'a>> {
+        (pod != self.pod_id).then(|| ForeignPod {
+            id: pod,
+            known: self.pods.iter().find(|p| p.id == pod),
+        })
+    }
+
+    /// The pods table as `GET /pods` serves it: every pod configured, this one first (with
+    /// this deployment's own id, name and URL even when the table leaves it out).
+    pub fn pod_table(&self) -> Vec<Pod> {
+        let this = Pod {
+            id: self.pod_id.clone(),
+            name: self.pod_name.clone(),
+            url: self.issuer().to_string(),
+        };
+        std::iter::once(this)
+            .chain(self.pods.iter().filter(|p| p.id != self.pod_id).cloned())
+            .collect()
+    }
+
     /// The issuer identifier (RFC 8414 §2, RFC 9207): the public URL without a trailing
     /// slash, the one string in the metadata, the authorization response, JWT `iss` and
     /// introspection alike.
@@ -253,17 +313,58 @@ impl Settings {
                 self.public_url
             ));
         }
-        let pod_ok = !self.pod_id.is_empty()
-            && self.pod_id.len() <= 32
-            && self
-                .pod_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if !pod_ok {
+        let pod_id_ok = |id: &str| {
+            !id.is_empty()
+                && id.len() <= 32
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if !pod_id_ok(&self.pod_id) {
             return Err(format!(
                 "pod.id {:?} must be 1-32 characters of letters, digits and '-'",
                 self.pod_id
             ));
+        }
+        let name_ok = |n: &str| {
+            !n.trim().is_empty() && n.chars().count() <= 64 && !n.chars().any(char::is_control)
+        };
+        if !name_ok(&self.pod_name) {
+            return Err(format!(
+                "pod.name {:?} must be 1-64 characters without control characters",
+                self.pod_name
+            ));
+        }
+        for (i, p) in self.pods.iter().enumerate() {
+            if !name_ok(&p.name) {
+                return Err(format!(
+                    "pods[{i}].name {:?} must be 1-64 characters without control characters",
+                    p.name
+                ));
+            }
+            if !pod_id_ok(&p.id) {
+                return Err(format!(
+                    "pods[{i}].id {:?} must be 1-32 characters of letters, digits and '-'",
+                    p.id
+                ));
+            }
+            let url_ok = url::Url::parse(&p.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !url_ok {
+                return Err(format!(
+                    "pods[{i}].url {:?} (pod {}) must be the http(s) URL of that pod's API host, e.g. https://api-eu-1.example.com",
+                    p.url, p.id
+                ));
+            }
+            if self.pods[..i].iter().any(|q| q.id == p.id) {
+                return Err(format!("pods lists pod {:?} twice; keep one entry", p.id));
+            }
+            if p.id == self.pod_id && p.url.trim_end_matches('/') != self.issuer() {
+                return Err(format!(
+                    "pods lists this pod ({}) at {:?} but pod.public_url is {:?}; make them the same",
+                    p.id,
+                    p.url,
+                    self.issuer()
+                ));
+            }
         }
         if self.sessions.idle_timeout < Duration::from_secs(60) {
             return Err("sessions.idle_timeout must be at least 60s".into());

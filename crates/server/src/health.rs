@@ -1,7 +1,9 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and the table of pods.
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
 
 use crate::AppState;
 
@@ -19,4 +21,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
         }
     }
+}
+
+/// `GET /pods`: every pod of the platform and which one this is (docs/architecture.md,
+/// Pods), so an integrator can find the host a credential belongs to.
+pub async fn pods(State(state): State<AppState>) -> Json<Value> {
+    let s = &state.settings;
+    Json(json!({"pod": s.pod_id, "pods": s.pod_table()}))
 }

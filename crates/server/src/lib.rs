@@ -166,6 +166,7 @@ pub fn app(state: AppState) -> Router {
         .merge(console::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/pods", get(health::pods))
         .fallback(unrouted.layer(DefaultBodyLimit::max(limits::XML_BODY)))
         .layer(DefaultBodyLimit::max(limits::OTHER_BODY))
         .layer(

@@ -43,7 +43,7 @@ impl KeyRefusal {
         match self {
             KeyRefusal::Unknown => "the Key ID or secret key is wrong".into(),
             KeyRefusal::ForeignPod(p) => {
-                format!("this secret key belongs to pod {p}; call that pod's API host")
+                format!("this secret key belongs to {p}; call that pod's API host")
             }
             KeyRefusal::Stopped(t) => format!(
                 "this secret key was deleted and stopped working at {}; use the API user's other key",
@@ -109,10 +109,8 @@ async fn find_key(
     secret: &str,
     digest: &Digest,
 ) -> Result<Result<(ApiKey, User), KeyRefusal>, StoreError> {
-    if let Some(shape) = credential::shape(secret) {
-        if shape.pod != settings.pod_id {
-            return Ok(Err(KeyRefusal::ForeignPod(shape.pod.to_string())));
-        }
+    if let Some(pod) = credential::foreign_pod(settings, secret) {
+        return Ok(Err(KeyRefusal::ForeignPod(pod.to_string())));
     }
     let Some((key, user)) = store.api_key_by_digest(digest).await? else {
         return Ok(Err(KeyRefusal::Unknown));

@@ -160,6 +160,15 @@ pub fn shape(value: &str) -> Option<Shape<'_>> {
     Some(Shape { kind, pod })
 }
 
+/// The pod a presented credential belongs to when it carries another pod's id: every door
+/// refuses it naming that pod (docs/architecture.md, Pods).
+pub fn foreign_pod<'a>(
+    settings: &'a crate::settings::Settings,
+    value: &'a str,
+) -> Option<crate::settings::ForeignPod<'a>> {
+    shape(value).and_then(|s| settings.foreign_pod(s.pod))
+}
+
 /// Whether a bearer value looks like a JWS compact serialization (a JWT access token).
 pub fn looks_like_jwt(value: &str) -> bool {
     value.split('.').count() == 3 && value.starts_with("ey")

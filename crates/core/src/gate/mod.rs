@@ -125,11 +125,12 @@ async fn bearer(
     if value.is_empty() {
         return Err(BearerError::invalid_token("the Bearer credential is empty"));
     }
+    if let Some(pod) = credential::foreign_pod(settings, value) {
+        return Err(BearerError::invalid_token(format!(
+            "this credential belongs to {pod}; call that pod's API host"
+        )));
+    }
     match credential::shape(value) {
-        Some(shape) if shape.pod != settings.pod_id => Err(BearerError::invalid_token(format!(
-            "this credential belongs to pod {}; call that pod's API host",
-            shape.pod
-        ))),
         Some(shape) if shape.kind == Kind::RefreshToken => Err(BearerError::invalid_token(
             "this is a refresh token: trade it for an access token at POST /oauth/token",
         )),

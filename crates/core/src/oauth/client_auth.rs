@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{OAuthError, Params};
 use crate::clock::Timestamp;
-use crate::credential::Digest;
+use crate::credential::{self, Digest};
 use crate::limits::{Attempt, Door, Subject};
 use crate::model::Application;
 use crate::settings::Settings;
@@ -114,6 +114,7 @@ pub async fn authenticate_client(
     client: &ClientAuth,
 ) -> Result<Application, OAuthError> {
     attempt.admit(Door::Client, &client.subject())?;
+    refuse_foreign_secret(settings, attempt, client).await?;
     let Some(app) = store.application_by_client_id(&client.client_id).await? else {
         attempt
             .failed(Door::Client, Some(&client.subject()))
@@ -138,6 +139,25 @@ impl ClientAuth {
     }
 }
 
+/// A client secret minted by another pod is refused naming that pod, before any lookup
+/// (docs/architecture.md, Pods); it counts as a failure like any wrong secret.
+async fn refuse_foreign_secret(
+    settings: &Settings,
+    attempt: Attempt<'_>,
+    client: &ClientAuth,
+) -> Result<(), OAuthError> {
+    let secret = client.secret.as_ref().map(|s| s.expose_secret());
+    let Some(pod) = secret.and_then(|s| credential::foreign_pod(settings, s)) else {
+        return Ok(());
+    };
+    attempt
+        .failed(Door::Client, Some(&client.subject()))
+        .await?;
+    Err(client.refused(format!(
+        "this client secret belongs to {pod}; send the request to that pod"
+    )))
+}
+
 /// Checks the credentials `client` presented for the application it named.
 pub(crate) async fn verify_client(
     store: &dyn Store,
@@ -149,6 +169,7 @@ pub(crate) async fn verify_client(
 ) -> Result<Application, OAuthError> {
     let subject = client.subject();
     attempt.admit(Door::Client, &subject)?;
+    refuse_foreign_secret(settings, attempt, client).await?;
     match (&client.secret, app.public) {
         (None, true) => Ok(app),
         (None, false) => Err(client.refused("client_secret is required for this client")),

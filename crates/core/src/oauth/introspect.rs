@@ -119,6 +119,10 @@ pub async fn introspect(
     settings: &Settings,
     q: &TokenQuery,
 ) -> Result<Value, OAuthError> {
+    // This pod vouches only for its own tokens (docs/architecture.md, Pods).
+    if credential::foreign_pod(settings, &q.token).is_some() {
+        return Ok(inactive());
+    }
     let digest = Digest::of(&q.token);
     let is_refresh = credential::shape(&q.token).is_some_and(|s| s.kind == Kind::RefreshToken);
     if !is_refresh {

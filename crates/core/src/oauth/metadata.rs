@@ -26,5 +26,9 @@ pub fn metadata(settings: &Settings) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "service_documentation": format!("{base}/docs/api-keys"),
+        // This deployment's pod and where the table of every pod is (docs/architecture.md,
+        // Pods); RFC 8414 §2 lets a server add its own members.
+        "pod": {"id": settings.pod_id, "name": settings.pod_name},
+        "pods_endpoint": format!("{base}/pods"),
     })
 }

@@ -138,8 +138,13 @@ pub async fn pending(
         "this authorization request is unknown, expired or already answered; go back to the application and start again".into(),
     )
     };
+    if let Some(pod) = credential::foreign_pod(settings, token) {
+        return Err(AuthorizePageError::Render(format!(
+            "this authorization request was started at {pod}; the application must send you to that pod's authorization page"
+        )));
+    }
     match credential::shape(token) {
-        Some(s) if s.kind == Kind::RequestToken && s.pod == settings.pod_id => {}
+        Some(s) if s.kind == Kind::RequestToken => {}
         _ => return Err(gone()),
     }
     let digest = Digest::of(token);

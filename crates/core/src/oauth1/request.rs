@@ -312,13 +312,10 @@ async fn check_token(
     let token = params.required("oauth_token")?;
     let unknown = || OAuth1Error::new(Problem::TokenRejected, "oauth_token is unknown");
     let shape = credential::shape(token).ok_or_else(unknown)?;
-    if shape.pod != settings.pod_id {
+    if let Some(pod) = settings.foreign_pod(shape.pod) {
         return Err(OAuth1Error::new(
             Problem::TokenRejected,
-            format!(
-                "this token belongs to pod {}; call that pod's API host",
-                shape.pod
-            ),
+            format!("this token belongs to {pod}; call that pod's API host"),
         ));
     }
     if shape.kind != expect {

@@ -20,8 +20,8 @@ use serde::Deserialize;
 
 use grantry_core::credential::{DeriveKey, DERIVE_KEY_LEN};
 use grantry_core::settings::{
-    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, OAuth1Settings, SessionSettings,
-    Settings, TokenSettings,
+    ApiKeySettings, AuditSettings, ConsoleSettings, LimitSettings, OAuth1Settings, Pod,
+    SessionSettings, Settings, TokenSettings,
 };
 
 use env::{env_key, unknown_key_message};
@@ -42,6 +42,8 @@ pub struct Config {
     pub oauth1: OAuth1Section,
     pub database: DatabaseSection,
     pub pod: PodSection,
+    /// `[[pods]]`: every pod of the platform.
+    pub pods: Vec<PodEntry>,
     pub mail: MailSection,
     /// The data folder (SQLite file, mail outbox); `--data`.
     pub data: Option<PathBuf>,
@@ -219,7 +221,17 @@ impl Config {
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let s = Settings {
             pod_id: self.pod.id.clone(),
+            pod_name: self.pod.name.clone().unwrap_or_else(|| self.pod.id.clone()),
             public_url: self.public_url()?,
+            pods: self
+                .pods
+                .iter()
+                .map(|p| Pod {
+                    id: p.id.clone(),
+                    name: p.name.clone().unwrap_or_else(|| p.id.clone()),
+                    url: p.url.trim_end_matches('/').to_string(),
+                })
+                .collect(),
             tokens: TokenSettings {
                 access_ttl: self.tokens.access_ttl.0,
                 reissue_after: self.tokens.reissue_after.0,
@@ -370,6 +382,70 @@ mod tests {
             let c = Config::load(Some(Path::new("g.toml")), &Overrides::default())
                 .map_err(|e| e.to_string())?;
             assert_eq!(c.database_url(), "postgres://env/db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn pods_table_names_every_pod_and_is_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "g.toml",
+                "[pod]\nid = \"us-1\"\nname = \"US 1\"\npublic_url = \"https://api-us-1.example.com\"\n\n\
+                 [[pods]]\nid = \"us-1\"\nname = \"US 1\"\nurl = \"https://api-us-1.example.com/\"\n\n\
+                 [[pods]]\nid = \"eu-1\"\nname = \"EU 1\"\nurl = \"https://api-eu-1.example.com\"\n\n\
+                 [[pods]]\nid = \"pilot\"\nurl = \"https://api-pilot.example.com\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("g.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            let s = c.settings().map_err(|e| e.to_string())?;
+            assert_eq!(s.pod_name, "US 1");
+            let table: Vec<(String, String, String)> = s
+                .pod_table()
+                .into_iter()
+                .map(|p| (p.id, p.name, p.url))
+                .collect();
+            let row = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+            assert_eq!(
+                table,
+                vec![
+                    row("us-1", "US 1", "https://api-us-1.example.com"),
+                    row("eu-1", "EU 1", "https://api-eu-1.example.com"),
+                    // A pilot pod is just another pod; its name defaults to its id.
+                    row("pilot", "pilot", "https://api-pilot.example.com"),
+                ]
+            );
+            assert_eq!(
+                s.foreign_pod("eu-1").map(|p| p.to_string()).as_deref(),
+                Some("pod eu-1 (EU 1) at https://api-eu-1.example.com")
+            );
+            assert!(s.foreign_pod("us-1").is_none());
+
+            // Each mistake is refused with what to change.
+            for (toml, says) in [
+                ("[[pods]]\nid = \"eu 1\"\nurl = \"https://x.example.com\"", "pods[0].id"),
+                ("[[pods]]\nid = \"eu-1\"\nurl = \"x.example.com\"", "pods[0].url"),
+                (
+                    "[[pods]]\nid = \"eu-1\"\nurl = \"https://a.example.com\"\n[[pods]]\nid = \"eu-1\"\nurl = \"https://b.example.com\"",
+                    "pods lists pod \"eu-1\" twice",
+                ),
+                (
+                    "[pod]\nid = \"us-1\"\npublic_url = \"https://a.example.com\"\n[[pods]]\nid = \"us-1\"\nurl = \"https://b.example.com\"",
+                    "but pod.public_url is",
+                ),
+                ("[[pods]]\nid = \"eu-1\"\nurl = \"https://a.example.com\"\nregion = \"eu\"", "region"),
+            ] {
+                jail.create_file("bad.toml", toml)?;
+                let err = match Config::load(Some(Path::new("bad.toml")), &Overrides::default()) {
+                    Err(e) => e.to_string(),
+                    Ok(c) => match c.settings() {
+                        Err(e) => e.to_string(),
+                        Ok(_) => panic!("accepted: {toml}"),
+                    },
+                };
+                assert!(err.contains(says), "{toml}: {err}");
+            }
             Ok(())
         });
     }

@@ -228,6 +228,8 @@ pub struct DatabaseSection {
 #[serde(default, deny_unknown_fields)]
 pub struct PodSection {
     pub id: String,
+    /// A display name (e.g. "EU 1"); the id when not set.
+    pub name: Option<String>,
     pub public_url: Option<String>,
 }
 
@@ -235,9 +237,21 @@ impl Default for PodSection {
     fn default() -> Self {
         PodSection {
             id: "local".into(),
+            name: None,
             public_url: None,
         }
     }
+}
+
+/// One entry of `[[pods]]`: a pod of the platform, this one or another.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodEntry {
+    pub id: String,
+    /// The id when not set.
+    pub name: Option<String>,
+    /// The base URL of that pod's API host.
+    pub url: String,
 }
 
 #[derive(Debug, Deserialize)]

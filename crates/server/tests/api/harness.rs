@@ -84,6 +84,7 @@ impl TestApp {
     pub async fn other_pod(&self, pod_id: &str) -> TestApp {
         let settings = Settings {
             pod_id: pod_id.into(),
+            pod_name: pod_id.into(),
             ..self.settings.clone()
         };
         start_with_clock(
@@ -419,6 +420,12 @@ impl Drop for TestApp {
 fn test_settings(policy: ReissuePolicy) -> Settings {
     let mut s = Settings {
         pod_id: "test-1".into(),
+        pod_name: "test-1".into(),
+        pods: vec![grantry_core::settings::Pod {
+            id: "eu-1".into(),
+            name: "EU 1".into(),
+            url: "https://api-eu-1.example.com".into(),
+        }],
         ..Settings::default()
     };
     s.tokens.reissue_policy = policy;

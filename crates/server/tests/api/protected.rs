@@ -112,14 +112,19 @@ both!(
         let key = eu.api_user("acme", "bot", "lists:read").await;
         let at = eu.access_token(&i).await;
         assert!(i.refresh_token.starts_with("grt_eu-1_") && at.starts_with("gat_eu-1_"));
+        assert!(i.client_secret.starts_with("gcs_eu-1_"));
         assert_eq!(
             eu.get_lists(&format!("Bearer {at}")).await,
             200,
             "valid on its own pod"
         );
 
+        // Each refusal names the pod, with its name and URL from the pods table.
         let named = |what: &str| {
-            assert!(what.contains("belongs to pod eu-1"), "{what}");
+            assert!(
+                what.contains("pod eu-1 (EU 1) at https://api-eu-1.example.com"),
+                "{what}"
+            );
         };
         for auth in [format!("Bearer {at}"), format!("Bearer {}", key.bearer)] {
             let (s, ch, body) = rest_raw(&app, Some(&auth)).await;
@@ -130,8 +135,40 @@ both!(
             assert_eq!(s, 401);
             assert!(xml.contains("<errorid>145</errorid>"));
             named(&xml);
+            let r = app
+                .http
+                .post(app.url("/campaignapi/resources/v3/events"))
+                .header("authorization", &auth)
+                .json(&serde_json::json!({"event-id": "signup", "event-key": "a@example.com"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 401);
+            assert!(r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token"));
+            let v: Value = r.json().await.unwrap();
+            named(v["description"].as_str().unwrap());
         }
+
+        // The token endpoint: another pod's client secret is refused before any lookup...
         let r = app.refresh(&i).await;
+        assert_eq!(r.status(), 401);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_client");
+        named(v["error_description"].as_str().unwrap());
+        // ...and so is its refresh token presented by a client of this pod (RFC 6749 §5.2:
+        // a grant is invalid_grant).
+        let (local_id, local_secret) = app.app("acme", "Local", None).await;
+        let r = app
+            .token(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", &local_id),
+                ("client_secret", &local_secret),
+                ("refresh_token", &i.refresh_token),
+            ])
+            .await;
         assert_eq!(r.status(), 400);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "invalid_grant");
@@ -147,6 +184,82 @@ both!(
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "invalid_client");
         named(v["error_description"].as_str().unwrap());
+
+        // Introspection and revocation: a caller authenticating with another pod's client
+        // secret or secret key is refused naming it.
+        for path in ["/oauth/introspect", "/oauth/revoke"] {
+            for (id, secret) in [(&i.client_id, &i.client_secret), (&key.key_id, &key.secret)] {
+                let r = app
+                    .http
+                    .post(app.url(path))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("token", at.as_str())])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 401, "{path}");
+                assert!(r.headers().contains_key("www-authenticate"));
+                let v: Value = r.json().await.unwrap();
+                assert_eq!(v["error"], "invalid_client");
+                named(v["error_description"].as_str().unwrap());
+            }
+        }
+        // A client of this pod asking about another pod's token learns only that it is not
+        // active here (RFC 7662 §2.2), and revoking it is a no-op (RFC 7009 §2.2).
+        let r = app
+            .http
+            .post(app.url("/oauth/introspect"))
+            .basic_auth(&local_id, Some(&local_secret))
+            .form(&[("token", at.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            serde_json::json!({"active": false})
+        );
+        assert_eq!(
+            eu.get_lists(&format!("Bearer {at}")).await,
+            200,
+            "still valid on its own pod"
+        );
+
+        // The pods table, and the metadata naming this pod.
+        let v: Value = app
+            .http
+            .get(app.url("/pods"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["pod"], "test-1");
+        assert_eq!(
+            v["pods"],
+            serde_json::json!([
+                {"id": "test-1", "name": "test-1", "url": app.settings.issuer()},
+                {"id": "eu-1", "name": "EU 1", "url": "https://api-eu-1.example.com"},
+            ])
+        );
+        let m: Value = app
+            .http
+            .get(app.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            m["pod"],
+            serde_json::json!({"id": "test-1", "name": "test-1"})
+        );
+        assert_eq!(
+            m["pods_endpoint"],
+            format!("{}/pods", app.settings.issuer())
+        );
     }
 );
 

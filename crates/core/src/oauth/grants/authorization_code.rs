@@ -47,6 +47,11 @@ async fn spend(
     app: &Application,
     code: &SecretString,
 ) -> Result<AuthCode, OAuthError> {
+    if let Some(pod) = credential::foreign_pod(settings, code.expose_secret()) {
+        return Err(OAuthError::invalid_grant(format!(
+            "this authorization code was issued by {pod}; redeem it at that pod's token endpoint"
+        )));
+    }
     match store
         .redeem_auth_code(&Digest::of(code.expose_secret()), app.id, now)
         .await?

@@ -62,13 +62,10 @@ pub(crate) async fn refresh(
     scope: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = refresh_token.expose_secret();
-    if let Some(shape) = credential::shape(presented) {
-        if shape.pod != settings.pod_id {
-            return Err(OAuthError::invalid_grant(format!(
-                "this refresh token belongs to pod {}; send it to that pod's API host",
-                shape.pod
-            )));
-        }
+    if let Some(pod) = credential::foreign_pod(settings, presented) {
+        return Err(OAuthError::invalid_grant(format!(
+            "this refresh token belongs to {pod}; send it to that pod's token endpoint"
+        )));
     }
     let Some(rt) = store.refresh_token(&Digest::of(presented)).await? else {
         refused(

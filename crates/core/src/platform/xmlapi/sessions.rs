@@ -147,13 +147,10 @@ pub async fn session_principal(
     settings: &Settings,
     id: &str,
 ) -> Result<SessionCall, Fault> {
-    if let Some(shape) = credential::shape(id) {
-        if shape.pod != settings.pod_id {
-            return Err(session_refused(format_args!(
-                "this session belongs to pod {}; call that pod's API host",
-                shape.pod
-            )));
-        }
+    if let Some(pod) = credential::foreign_pod(settings, id) {
+        return Err(session_refused(format_args!(
+            "this session belongs to {pod}; call that pod's API host"
+        )));
     }
     let digest = Digest::of(id);
     let s = &settings.sessions;
