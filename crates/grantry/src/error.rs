@@ -50,6 +50,10 @@ pub enum CliError {
     LocalAddress(io::Error),
     #[error("server error: {0}")]
     Server(io::Error),
+    #[error("cannot listen on {addr} for metrics: {err}; change metrics.listen")]
+    MetricsListen { addr: String, err: io::Error },
+    #[error("{0}")]
+    Metrics(String),
 }
 
 fn grant_names() -> String {

@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::open_store;
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::error::{CliError, Result};
 
 /// The org and admin created on a fresh database.
@@ -20,10 +20,23 @@ const FIRST_ADMIN_EMAIL: &str = "admin@grantry.local";
 pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
     let limits = cfg.limits()?;
     let filter = EnvFilter::try_from_env("GRANTRY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Text => logs.try_init(),
+        // The span's fields (method, path, request id) on every line of the request.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+    // Before the store opens, so its figures (cache, pools, commits) are recorded too.
+    let metrics = match cfg.metrics.enabled {
+        true => Some(grantry_server::metrics::install().map_err(CliError::Metrics)?),
+        false => None,
+    };
 
     // The mail settings are checked at start, so a server never runs with mail it cannot
     // send safely (the CLI sends it).
@@ -63,9 +76,23 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
         None => println!("Console: {console}"),
     }
     tracing::info!(%addr, pod = %settings.pod_id, "serving");
-    let state = AppState::new(store, clock, settings)
+    let mut state = AppState::new(store, clock, settings)
         .with_limits(limits)
         .with_mailer(mailer);
+    if let Some(handle) = metrics {
+        state = state.with_metrics(handle, cfg.metrics.listen.is_none());
+    }
+    if let (Some(addr), true) = (&cfg.metrics.listen, cfg.metrics.enabled) {
+        let listener =
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|err| CliError::MetricsListen {
+                    addr: addr.clone(),
+                    err,
+                })?;
+        println!("Metrics: http://{addr}/metrics");
+        tokio::spawn(grantry_server::serve_metrics(listener, state.clone()));
+    }
     grantry_server::serve(listener, state, shutdown_signal())
         .await
         .map_err(CliError::Server)?;

@@ -137,6 +137,15 @@ impl Guard {
     }
 }
 
+/// A door's name in metrics.
+fn door_name(door: Door) -> &'static str {
+    match door {
+        Door::Login => "login",
+        Door::Client => "client",
+        Door::ApiKey => "api_key",
+    }
+}
+
 fn throttled(waiting: Waiting, now: Timestamp, until: Timestamp) -> Throttled {
     let ms = u64::try_from(until.0.saturating_sub(now.0)).unwrap_or(0);
     Throttled {
@@ -178,12 +187,16 @@ impl Throttle for Guard {
         if blocked {
             let key = Self::source_key(door, source);
             if let Some(until) = lock(&self.blocked).get(&key).filter(|u| **u > now) {
+                metrics::counter!("grantry_throttled_total", "door" => door_name(door), "waiting" => "source")
+                    .increment(1);
                 return Err(throttled(Waiting::Source, now, *until));
             }
         }
         if locked {
             let key = subject.key();
             if let Some(until) = lock(&self.locked).get(&key).filter(|u| **u > now) {
+                metrics::counter!("grantry_throttled_total", "door" => door_name(door), "waiting" => "lockout")
+                    .increment(1);
                 return Err(throttled(Waiting::Subject, now, *until));
             }
         }
@@ -197,6 +210,13 @@ impl Throttle for Guard {
         subject: Option<&Subject<'_>>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
+        let reason = if subject.is_some() {
+            "wrong_secret"
+        } else {
+            "unknown_subject"
+        };
+        metrics::counter!("grantry_auth_failures_total", "door" => door_name(door), "reason" => reason)
+            .increment(1);
         let key = Self::source_key(door, source);
         if let Err(not_until) = self.sources.check_key(&key) {
             let wait = not_until.wait_time_from(LimiterClock(self.clock.clone()).now());

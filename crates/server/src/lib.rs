@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -33,6 +34,7 @@ pub mod extract;
 pub mod guard;
 mod health;
 pub mod limits;
+pub mod metrics;
 mod oauth;
 mod oauth1;
 mod pages;
@@ -59,6 +61,10 @@ pub struct Shared {
     /// Where the console's notifications go (account access, as the CLI mails them).
     pub mailer: Arc<dyn Mailer>,
     pub limits: Limits,
+    /// The process's metrics recorder, when `GET /metrics` is served.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Whether `GET /metrics` is on the API listener (else only on [`metrics_app`]'s).
+    pub metrics_on_api: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -81,7 +87,22 @@ impl AppState {
             passwords: Arc::new(guard::PasswordPool::per_core()),
             mailer: Arc::new(NoMail),
             limits: Limits::default(),
+            metrics: None,
+            metrics_on_api: false,
         }))
+    }
+
+    /// The same state serving `GET /metrics` from `handle`'s recorder: on the API listener
+    /// when `on_api`, else only through [`metrics_app`] on a listener of its own.
+    pub fn with_metrics(
+        self,
+        handle: metrics_exporter_prometheus::PrometheusHandle,
+        on_api: bool,
+    ) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        shared.metrics = Some(handle);
+        shared.metrics_on_api = on_api;
+        AppState(Arc::new(shared))
     }
 
     /// The same state sending mail with `mailer`.
@@ -106,6 +127,23 @@ struct NoMail;
 impl Mailer for NoMail {
     async fn send(&self, _: grantry_core::mail::Message) -> Result<(), String> {
         Err("this server has no mail set up".into())
+    }
+}
+
+/// The request id header (docs/architecture.md, metrics and logs).
+const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
+/// `GET /metrics` alone, for a listener of its own (`metrics.listen`).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .with_state(state)
+}
+
+/// Serves [`metrics_app`] on `listener` until the process ends.
+pub async fn serve_metrics(listener: tokio::net::TcpListener, state: AppState) {
+    if let Err(e) = axum::serve(listener, metrics_app(state)).await {
+        tracing::error!(error = %e, "the metrics listener stopped");
     }
 }
 
@@ -147,10 +185,13 @@ pub fn app(state: AppState) -> Router {
     let events = post(events::submit)
         .fallback(|| async { error::events::route_refused(RouteProblem::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(limits::EVENTS_BODY));
-    Router::new()
+    let router = Router::new()
         .nest("/oauth", oauth)
         .nest("/oauth1", oauth1)
-        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
         .route("/XMLAPI", xml)
         .route("/campaignapi/resources/v3/events", events)
         .merge(pages::with_security_headers(
@@ -166,18 +207,34 @@ pub fn app(state: AppState) -> Router {
         .merge(console::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/pods", get(health::pods))
+        .route("/pods", get(health::pods));
+    let router = if state.metrics.is_some() && state.metrics_on_api {
+        router.route("/metrics", get(metrics::render))
+    } else {
+        router
+    };
+    router
         .fallback(unrouted.layer(DefaultBodyLimit::max(limits::XML_BODY)))
         .layer(DefaultBodyLimit::max(limits::OTHER_BODY))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(
-            // Logs method, path and status only: never the query string, headers or bodies,
-            // any of which can carry a credential.
+            // Logs method, path, status and the request id only: never the query string,
+            // other headers or bodies, any of which can carry a credential.
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
-                    tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri()))
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri()), request_id = %id)
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        // Every request has an id (the client's or the load balancer's `X-Request-Id` when
+        // it sent one, else a new UUID), on its log lines and in the response.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }
 
@@ -230,10 +287,13 @@ pub async fn serve(
         state.clock.clone(),
         state.settings.clone(),
     ));
+    let store = state.store.clone();
     let served = accept_loop(listener, state, shutdown).await;
     keys.abort();
     lockouts.abort();
     sweeper.abort();
+    // Every answered request has committed; nothing is left to flush but the database itself.
+    store.close().await;
     served
 }
 
@@ -292,8 +352,24 @@ async fn accept_loop(
             drop(slot);
         });
     }
+    // Shutdown (docs/architecture.md, the serving loop): stop accepting, let the requests
+    // being served finish (idle keep-alive connections close now, busy ones after their
+    // answer), within `drain_timeout`.
     drop(listener);
-    graceful.shutdown().await;
+    let busy = limits.max_connections - slots.available_permits();
+    tracing::info!(
+        connections = busy,
+        "shutting down: no longer accepting; finishing the requests being served"
+    );
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout = ?limits.drain_timeout,
+            "requests still running after http.drain_timeout; closing their connections"
+        );
+    }
     Ok(())
 }
 

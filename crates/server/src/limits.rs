@@ -44,6 +44,9 @@ pub struct Limits {
     /// Time a client has to send a request's body once the server waits for it; a body that
     /// takes longer is refused with 408 in the protocol's format.
     pub body_read_timeout: Duration,
+    /// At shutdown, how long requests already being served may take to finish before their
+    /// connections are closed.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -54,6 +57,7 @@ impl Default for Limits {
             max_header_bytes: 32 * 1024,
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -82,6 +86,9 @@ impl Limits {
         }
         if self.body_read_timeout.is_zero() {
             return Err("http.body_read_timeout must be longer than 0s".into());
+        }
+        if self.drain_timeout.is_zero() {
+            return Err("http.drain_timeout must be longer than 0s".into());
         }
         Ok(())
     }

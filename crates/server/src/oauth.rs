@@ -21,8 +21,12 @@ pub async fn token(
     req: OAuthRequest,
 ) -> Result<Response, ApiError> {
     let token_req = TokenRequest::parse(&req.params, req.authorization.as_deref())?;
+    let grant_type = token_req.grant.name();
     let attempt = state.attempt(req.source);
     let resp = oauth::exchange(&*state.store, now, &state.settings, attempt, token_req).await?;
+    let outcome = if resp.reissued { "reissued" } else { "issued" };
+    metrics::counter!("grantry_tokens_total", "grant_type" => grant_type, "outcome" => outcome)
+        .increment(1);
     let form = wants_form(&headers);
     Ok(token_response(&resp, state.settings.issuer(), form))
 }

@@ -150,6 +150,17 @@ impl Caches {
         self.newest.clear();
     }
 
+    /// How long ago the epoch was last confirmed; `None` before the first confirmation.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the cache's trust window is measured in monotonic time, which no protocol decision reads"
+    )]
+    pub fn confirmed_ago(&self) -> Option<Duration> {
+        let confirmed = self.confirmed_at.load(SeqCst);
+        (confirmed != 0)
+            .then(|| Duration::from_millis(self.millis(Instant::now()).saturating_sub(confirmed)))
+    }
+
     /// Records the epoch read by a poll that started at `started`: drops the cache if it
     /// moved, then lets the cache answer for [`TRUST_FOR`] from `started`.
     pub fn observe(&self, epoch: i64, started: Instant) {
@@ -179,6 +190,7 @@ pub(crate) async fn confirm<E>(
 /// Answers from `map` when the cache may, else runs `load` and keeps what it found.
 pub(crate) async fn cached<K, V, E, F, Fut>(
     caches: &Caches,
+    name: &'static str,
     map: &Cache<K, V>,
     key: K,
     load: F,
@@ -190,16 +202,26 @@ where
     Fut: std::future::Future<Output = Result<Option<V>, E>>,
 {
     let Some(ticket) = caches.ticket() else {
+        looked_up(name, "untrusted");
         return load().await;
     };
     if let Some(v) = map.get(&key) {
+        looked_up(name, "hit");
         return Ok(Some(v));
     }
+    looked_up(name, "miss");
     let found = load().await?;
     if let Some(v) = &found {
         caches.put(map, ticket, key, v.clone());
     }
     Ok(found)
+}
+
+/// Counts a lookup in cache `name`: answered from it, missed, or read from the database
+/// because the epoch was not confirmed within [`TRUST_FOR`].
+fn looked_up(name: &'static str, result: &'static str) {
+    metrics::counter!("grantry_credential_cache_lookups_total", "cache" => name, "result" => result)
+        .increment(1);
 }
 
 #[cfg(test)]

@@ -115,12 +115,12 @@ fn run(
         // retry finds SQLite's lock free. A writer that takes it just after this look
         // meets SQLite's lock and retries until this batch has committed.
         let outcomes = if gate.num_idle() > 0 {
-            commit_batch(&conn, batch)
+            measured(&conn, batch)
         } else {
             // Acquired and released inside the runtime, which the pool needs for both.
             runtime.block_on(async {
                 let held = gate.acquire().await;
-                let outcomes = commit_batch(&conn, batch);
+                let outcomes = measured(&conn, batch);
                 drop(held);
                 outcomes
             })
@@ -133,6 +133,21 @@ fn run(
             }
         });
     }
+}
+
+/// [`commit_batch`], counted for `GET /metrics`: the writes in the batch and how long its
+/// transaction took, fsync included.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "commit time is measured in monotonic time for metrics only; no protocol decision reads it"
+)]
+fn measured(conn: &Connection, batch: Vec<Job>) -> Vec<(oneshot::Sender<Output>, Output)> {
+    let started = std::time::Instant::now();
+    let size = batch.len();
+    let outcomes = commit_batch(conn, batch);
+    metrics::histogram!("grantry_group_commit_batch_size").record(size as f64);
+    metrics::histogram!("grantry_group_commit_seconds").record(started.elapsed().as_secs_f64());
+    outcomes
 }
 
 /// Runs one batch in one transaction; every job's outcome, made an error if the commit failed.

@@ -67,6 +67,10 @@ impl PgStore {
         Ok(PgStore { pool, caches })
     }
 
+    fn pools(&self) -> Vec<grantry_core::store::PoolStats> {
+        vec![crate::sql::pool_stats("postgres", &self.pool)]
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -84,6 +84,13 @@ impl SqliteStore {
         })
     }
 
+    fn pools(&self) -> Vec<grantry_core::store::PoolStats> {
+        vec![
+            crate::sql::pool_stats("sqlite_read", &self.read),
+            crate::sql::pool_stats("sqlite_write", &self.write),
+        ]
+    }
+
     /// Closes both pools (checkpointing the WAL).
     pub async fn close(&self) {
         self.read.close().await;

@@ -32,6 +32,17 @@ pub enum GrantRequest {
     ClientCredentials { scope: Option<String> },
 }
 
+impl GrantRequest {
+    /// The `grant_type` it came as.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GrantRequest::RefreshToken { .. } => "refresh_token",
+            GrantRequest::AuthorizationCode { .. } => "authorization_code",
+            GrantRequest::ClientCredentials { .. } => "client_credentials",
+        }
+    }
+}
+
 /// A parsed token request.
 #[derive(Debug)]
 pub struct TokenRequest {
@@ -48,6 +59,9 @@ pub struct TokenResponse {
     pub scope: String,
     /// Issued on a deprecated path: the response carries `Deprecation` and `Link` headers.
     pub deprecated: bool,
+    /// The access token is the current one made again (a refresh inside the re-issue
+    /// window), not a new one.
+    pub reissued: bool,
 }
 
 impl TokenResponse {

@@ -50,6 +50,36 @@ pub use xml_sessions::{SessionBounds, SessionStart, XmlSession, XmlSessionStore}
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A store's own figures, read at a metrics scrape.
+#[derive(Clone, Debug, Default)]
+pub struct StoreStats {
+    pub pools: Vec<PoolStats>,
+    /// How long ago the credential cache last confirmed the authorization epoch; `None`
+    /// before the first confirmation.
+    pub epoch_confirmed_ago: Option<std::time::Duration>,
+}
+
+/// One connection pool.
+#[derive(Clone, Debug)]
+pub struct PoolStats {
+    pub name: &'static str,
+    /// Connections open now.
+    pub size: u32,
+    /// Of those, the ones not in use.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
+/// Live sign-in sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveSessions {
+    /// Console and consent-page sessions.
+    pub console: i64,
+    /// XML API `Login` sessions.
+    pub xml: i64,
+}
+
 /// Persistent state of grantry: every storage contract, and a liveness probe.
 #[async_trait]
 pub trait Store:
@@ -73,4 +103,17 @@ pub trait Store:
 {
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<()>;
+
+    /// What the store can say about itself without a query: its connection pools and when
+    /// the credential cache last confirmed the authorization epoch (for `GET /metrics`).
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+
+    /// How many console and XML API sessions are live at `now`.
+    async fn live_sessions(&self, now: crate::clock::Timestamp) -> Result<LiveSessions>;
+
+    /// Closes the database at shutdown, once nothing is in flight: what was committed stays,
+    /// and SQLite checkpoints its WAL.
+    async fn close(&self) {}
 }

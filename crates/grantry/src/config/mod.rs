@@ -44,6 +44,8 @@ pub struct Config {
     pub pod: PodSection,
     /// `[[pods]]`: every pod of the platform.
     pub pods: Vec<PodEntry>,
+    pub log: LogSection,
+    pub metrics: MetricsSection,
     pub mail: MailSection,
     /// The data folder (SQLite file, mail outbox); `--data`.
     pub data: Option<PathBuf>,
@@ -212,6 +214,7 @@ impl Config {
             max_header_bytes: self.http.max_header_bytes,
             header_read_timeout: self.http.header_read_timeout.0,
             body_read_timeout: self.http.body_read_timeout.0,
+            drain_timeout: self.http.drain_timeout.0,
         };
         l.validate().map_err(ConfigError::Settings)?;
         Ok(l)

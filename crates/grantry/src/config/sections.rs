@@ -202,6 +202,7 @@ pub struct HttpSection {
     pub max_header_bytes: usize,
     pub header_read_timeout: Dur,
     pub body_read_timeout: Dur,
+    pub drain_timeout: Dur,
 }
 
 impl Default for HttpSection {
@@ -213,6 +214,7 @@ impl Default for HttpSection {
             max_header_bytes: d.max_header_bytes,
             header_read_timeout: Dur(d.header_read_timeout),
             body_read_timeout: Dur(d.body_read_timeout),
+            drain_timeout: Dur(d.drain_timeout),
         }
     }
 }
@@ -271,6 +273,42 @@ impl Default for MailSection {
             smtp_url: None,
             from: "grantry <grantry@grantry.local>".into(),
             smtp_ca_file: None,
+        }
+    }
+}
+
+/// How log lines are written (`[log]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the request's fields (request id among them).
+    Json,
+}
+
+/// `GET /metrics` (`[metrics]`).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    pub enabled: bool,
+    /// A listen address of its own (e.g. `127.0.0.1:9090`); unset serves it on
+    /// `server.listen` beside the APIs.
+    pub listen: Option<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            enabled: true,
+            listen: None,
         }
     }
 }

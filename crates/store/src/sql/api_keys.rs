@@ -224,7 +224,7 @@ macro_rules! impl_api_key_store {
                     digest: &Digest,
                 ) -> Result<Option<(ApiKey, User)>> {
                     let c = self.caches();
-                    let found = cached(c, &c.api_keys, digest.0, || async move {
+                    let found = cached(c, "api_keys", &c.api_keys, digest.0, || async move {
                         sqlx::query_as::<_, KeyUserRow>(KEY_BY_DIGEST)
                             .bind(digest.as_bytes())
                             .fetch_optional(self.reader())

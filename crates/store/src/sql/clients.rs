@@ -142,7 +142,7 @@ macro_rules! impl_client_store {
                     client_id: &str,
                 ) -> Result<Option<Application>> {
                     let c = self.caches();
-                    let found = cached(c, &c.apps, client_id.to_string(), || async move {
+                    let found = cached(c, "apps", &c.apps, client_id.to_string(), || async move {
                         sqlx::query_as::<_, AppRow>(APP_BY_CLIENT_ID)
                             .bind(client_id)
                             .fetch_optional(self.reader())
@@ -179,7 +179,7 @@ macro_rules! impl_client_store {
                     // Every secret of the application is cached with its end; the time test is
                     // made here, so a cached list is right at any `now`.
                     let c = self.caches();
-                    let all = cached(c, &c.secrets, app, || async move {
+                    let all = cached(c, "secrets", &c.secrets, app, || async move {
                         let rows = sqlx::query_as::<_, SecretRow>(SECRETS_OF_APP)
                             .bind(app)
                             .fetch_all(self.reader())

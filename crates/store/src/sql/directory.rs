@@ -230,7 +230,7 @@ macro_rules! impl_directory_store {
 
                 async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
                     let c = self.caches();
-                    let found = cached(c, &c.users, id, || async move {
+                    let found = cached(c, "users", &c.users, id, || async move {
                         sqlx::query_as::<_, UserRow>(USER_BY_ID)
                             .bind(id)
                             .fetch_optional(self.reader())

@@ -45,6 +45,24 @@ pub(crate) mod xml_sessions;
 /// The liveness probe.
 pub(crate) const PING: &str = "SELECT 1";
 
+/// Console sessions and XML API sessions live at `$1`.
+pub(crate) const LIVE_SESSIONS: &str = "SELECT \
+    (SELECT COUNT(*) FROM sessions WHERE expires_at > $1), \
+    (SELECT COUNT(*) FROM xml_sessions WHERE last_seen_at + live_for >= $1)";
+
+/// A pool's figures for [`grantry_core::store::StoreStats`].
+pub(crate) fn pool_stats<DB: sqlx::Database>(
+    name: &'static str,
+    pool: &Pool<DB>,
+) -> grantry_core::store::PoolStats {
+    grantry_core::store::PoolStats {
+        name,
+        size: pool.size(),
+        idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+        max: pool.options().get_max_connections(),
+    }
+}
+
 /// Any driver error, for logs; never shown to clients.
 pub(crate) fn backend_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -311,7 +329,7 @@ macro_rules! impl_store {
             use async_trait::async_trait;
             use grantry_core::store::{Result, Store};
 
-            use $crate::sql::{backend_err, Backend, PING};
+            use $crate::sql::{backend_err, Backend, LIVE_SESSIONS, PING};
 
             #[async_trait]
             impl Store for $store {
@@ -321,6 +339,29 @@ macro_rules! impl_store {
                         .await
                         .map_err(backend_err)?;
                     Ok(())
+                }
+
+                async fn close(&self) {
+                    <$store>::close(self).await;
+                }
+
+                fn stats(&self) -> grantry_core::store::StoreStats {
+                    grantry_core::store::StoreStats {
+                        pools: <$store>::pools(self),
+                        epoch_confirmed_ago: self.caches().confirmed_ago(),
+                    }
+                }
+
+                async fn live_sessions(
+                    &self,
+                    now: grantry_core::Timestamp,
+                ) -> Result<grantry_core::store::LiveSessions> {
+                    let (console, xml): (i64, i64) = sqlx::query_as(LIVE_SESSIONS)
+                        .bind(now.0)
+                        .fetch_one(self.reader())
+                        .await
+                        .map_err(backend_err)?;
+                    Ok(grantry_core::store::LiveSessions { console, xml })
                 }
             }
         };

@@ -294,7 +294,7 @@ macro_rules! impl_token_store {
                     digest: &Digest,
                 ) -> Result<Option<RefreshTokenRecord>> {
                     let c = self.caches();
-                    let found = cached(c, &c.refresh, digest.0, || async move {
+                    let found = cached(c, "refresh", &c.refresh, digest.0, || async move {
                         Ok(self.load_refresh_token(digest).await?.map(Arc::new))
                     })
                     .await?;
@@ -316,7 +316,7 @@ macro_rules! impl_token_store {
                     // the real one.
                     let c = self.caches();
                     let ticket = c.ticket();
-                    let newest = cached(c, &c.newest, refresh, || async move {
+                    let newest = cached(c, "newest", &c.newest, refresh, || async move {
                         Ok(self.load_newest(refresh).await?.map(Arc::new))
                     })
                     .await?;
@@ -343,7 +343,7 @@ macro_rules! impl_token_store {
 
                 async fn access_token(&self, digest: &Digest) -> Result<Option<BearerRecord>> {
                     let c = self.caches();
-                    let found = cached(c, &c.bearer, digest.0, || async move {
+                    let found = cached(c, "bearer", &c.bearer, digest.0, || async move {
                         Ok(load_bearer(self, digest).await?.map(Arc::new))
                     })
                     .await?;

@@ -146,5 +146,6 @@ async fn issue(
         expires_in: now.whole_seconds_until(expires_at),
         scope: scopes.to_scope(),
         deprecated: false,
+        reissued: false,
     })
 }

@@ -45,6 +45,7 @@ pub(crate) async fn key_token(
         expires_in: now.whole_seconds_until(expires_at),
         scope: scopes.to_scope(),
         deprecated: true,
+        reissued: false,
     })
 }
 

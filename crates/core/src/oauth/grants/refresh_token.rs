@@ -188,6 +188,7 @@ async fn rotate_once(
         expires_in: now.whole_seconds_until(stored.expires_at),
         scope: stored.scopes.to_scope(),
         deprecated: false,
+        reissued: false,
     }))
 }
 
@@ -253,6 +254,7 @@ async fn issue_from_refresh(
     let outcome = store
         .refresh_access_token(issue.refresh_id, &decide, fresh, audit)
         .await?;
+    let reissued = matches!(outcome, RefreshOutcome::Reused(_));
     let (record, value) = issued_token(&minter, now, settings, outcome, fresh_value)?;
     Ok(TokenResponse {
         access_token: value,
@@ -260,6 +262,7 @@ async fn issue_from_refresh(
         expires_in: now.whole_seconds_until(record.expires_at),
         scope: record.scopes.to_scope(),
         deprecated: false,
+        reissued,
     })
 }
 
