@@ -24,8 +24,8 @@ use crate::AppState;
 /// The cookie that carries a signed-in browser session.
 pub const SESSION_COOKIE: &str = "grantry_session";
 
-fn server_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Authorize(AuthorizeError::Server(e.to_string()))
+fn server_error(e: grantry_core::StoreError) -> ApiError {
+    ApiError::Authorize(AuthorizeError::from(e))
 }
 
 fn render(description: &str) -> ApiError {

@@ -123,10 +123,11 @@ fn page_error(e: AuthorizePageError) -> Response {
         AuthorizePageError::Render(m) => pages::error(StatusCode::BAD_REQUEST, &m),
         AuthorizePageError::Server(e) => {
             tracing::error!(cause = %e, "OAuth 1.0a authorization page failed");
-            pages::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The server could not continue; try again in a moment.",
-            )
+            let status = match e.is_unavailable() {
+                true => StatusCode::SERVICE_UNAVAILABLE,
+                false => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            pages::error(status, "The server could not continue; try again in a moment.")
         }
     }
 }

@@ -42,7 +42,23 @@ pub(crate) struct GroupCommit {
 }
 
 pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    let unavailable = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => crate::sql::sqlite_unavailable(f.extended_code),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// `err` again for another waiter, its text after `what`, as unavailable as it was.
+fn prefixed(err: &StoreError, what: &str) -> StoreError {
+    match err {
+        StoreError::Unavailable(m) => StoreError::Unavailable(format!("{what}: {m}")),
+        other => StoreError::Backend(format!("{what}: {other}")),
+    }
 }
 
 impl GroupCommit {
@@ -153,10 +169,10 @@ fn measured(conn: &Connection, batch: Vec<Job>) -> Vec<(oneshot::Sender<Output>,
 /// Runs one batch in one transaction; every job's outcome, made an error if the commit failed.
 fn commit_batch(conn: &Connection, batch: Vec<Job>) -> Vec<(oneshot::Sender<Output>, Output)> {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let msg = format!("cannot begin a write transaction: {e}");
+        let err = sqlite_err(e);
         return batch
             .into_iter()
-            .map(|j| (j.reply, Err(StoreError::Backend(msg.clone()))))
+            .map(|j| (j.reply, Err(prefixed(&err, "cannot begin a write transaction"))))
             .collect();
     }
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -184,10 +200,10 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) -> Vec<(oneshot::Sender<Outp
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
-        let msg = format!("the commit failed: {e}");
+        let err = sqlite_err(e);
         for (_, out) in outcomes.iter_mut() {
             if out.is_ok() {
-                *out = Err(StoreError::Backend(msg.clone()));
+                *out = Err(prefixed(&err, "the commit failed"));
             }
         }
     }

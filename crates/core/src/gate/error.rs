@@ -17,6 +17,9 @@ pub enum BearerErrorCode {
     TooManyAttempts,
     /// A storage failure; never a client's fault.
     ServerError,
+    /// The database is unavailable for now: answered 503 with `Retry-After`, and the
+    /// credential is neither accepted nor refused.
+    TemporarilyUnavailable,
 }
 
 impl BearerErrorCode {
@@ -27,6 +30,7 @@ impl BearerErrorCode {
             BearerErrorCode::InsufficientScope => "insufficient_scope",
             BearerErrorCode::TooManyAttempts => "too_many_attempts",
             BearerErrorCode::ServerError => "server_error",
+            BearerErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -117,6 +121,16 @@ impl From<Throttled> for BearerError {
 
 impl From<StoreError> for BearerError {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            return BearerError {
+                cause: Some(e.to_string()),
+                retry_after: Some(crate::store::RETRY_AFTER_SECS),
+                ..Self::with_code(
+                    Some(BearerErrorCode::TemporarilyUnavailable),
+                    "the server cannot reach its database just now, so it could not check the credential; try again shortly",
+                )
+            };
+        }
         BearerError {
             cause: Some(e.to_string()),
             ..Self::with_code(

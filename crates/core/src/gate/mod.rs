@@ -85,6 +85,9 @@ fn signed_refusal(e: OAuth1Error) -> BearerError {
             b.description = "the server could not check the request; try again".into();
             b
         }
+        Problem::Unavailable(cause) => {
+            BearerError::from(crate::store::StoreError::Unavailable(cause))
+        }
         p if p.is_bad_request() => BearerError::invalid_request(description),
         _ => BearerError::invalid_token(description),
     }

@@ -38,11 +38,16 @@ pub enum AuthorizeError {
     },
     /// The store failed.
     Server(String),
+    /// The database is unavailable for now: shown to the user as 503, to try again.
+    Unavailable(String),
 }
 
 impl From<StoreError> for AuthorizeError {
     fn from(e: StoreError) -> Self {
-        AuthorizeError::Server(e.to_string())
+        match e.is_unavailable() {
+            true => AuthorizeError::Unavailable(e.to_string()),
+            false => AuthorizeError::Server(e.to_string()),
+        }
     }
 }
 

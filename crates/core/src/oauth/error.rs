@@ -16,6 +16,9 @@ pub enum ErrorCode {
     InvalidScope,
     SlowDown,
     ServerError,
+    /// The database is unavailable for now (RFC 6749 §4.1.2.1's `temporarily_unavailable`,
+    /// answered 503 with `Retry-After`).
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -29,6 +32,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -96,6 +100,16 @@ impl From<Throttled> for OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            return OAuthError {
+                cause: Some(e.to_string()),
+                retry_after: Some(crate::store::RETRY_AFTER_SECS),
+                ..Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the server cannot reach its database just now; nothing was changed, try again shortly",
+                )
+            };
+        }
         OAuthError::server(e)
     }
 }

@@ -35,6 +35,8 @@ pub enum Problem {
     Throttled(Throttled),
     /// The store failed (500; never the client's fault).
     Server(String),
+    /// The database is unavailable for now (503 with `Retry-After`).
+    Unavailable(String),
 }
 
 impl Problem {
@@ -55,6 +57,7 @@ impl Problem {
             Problem::VerifierInvalid => "verifier_invalid",
             Problem::Throttled(_) => "too_many_attempts",
             Problem::Server(_) => "server_error",
+            Problem::Unavailable(_) => "temporarily_unavailable",
         }
     }
 
@@ -92,6 +95,12 @@ impl OAuth1Error {
 
 impl From<StoreError> for OAuth1Error {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            return OAuth1Error::new(
+                Problem::Unavailable(e.to_string()),
+                "the server cannot reach its database just now; nothing was changed, try again shortly",
+            );
+        }
         OAuth1Error::new(
             Problem::Server(e.to_string()),
             "the server could not check the request; try again",

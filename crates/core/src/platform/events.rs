@@ -34,6 +34,8 @@ pub mod code {
     pub const FORBIDDEN: u32 = 2003;
     pub const TOO_MANY_ATTEMPTS: u32 = 2029;
     pub const SERVER_ERROR: u32 = 5000;
+    /// The database is unavailable for now; send the event again shortly.
+    pub const UNAVAILABLE: u32 = 5003;
 }
 
 /// What kind of failure an [`EventError`] is; `grantry-server` answers each with its HTTP
@@ -54,6 +56,8 @@ pub enum EventErrorKind {
     TooManyAttempts,
     /// The server failed; the client may send the event again.
     Server,
+    /// The database is unavailable for now: 503 with `Retry-After`.
+    Unavailable,
 }
 
 /// An Event API failure: its kind, code and description. `cause` is never sent.
@@ -102,6 +106,7 @@ impl From<&BearerError> for EventError {
         let (kind, c) = match e.code {
             Some(BearerErrorCode::InsufficientScope) => (Forbidden, code::FORBIDDEN),
             Some(BearerErrorCode::ServerError) => (Server, code::SERVER_ERROR),
+            Some(BearerErrorCode::TemporarilyUnavailable) => (Unavailable, code::UNAVAILABLE),
             Some(BearerErrorCode::InvalidRequest) => (BadRequest, code::UNAUTHORIZED),
             Some(BearerErrorCode::TooManyAttempts) => (TooManyAttempts, code::TOO_MANY_ATTEMPTS),
             _ => (Unauthenticated, code::UNAUTHORIZED),
@@ -221,13 +226,24 @@ pub async fn submit(
         params,
         received_at: now,
     };
-    store.record_event(&event).await.map_err(|e| EventError {
-        cause: Some(e.to_string()),
-        ..EventError::new(
-            EventErrorKind::Server,
-            code::SERVER_ERROR,
-            "the event could not be stored; send it again",
-        )
+    store.record_event(&event).await.map_err(|e| {
+        let (kind, c, d) = if e.is_unavailable() {
+            (
+                EventErrorKind::Unavailable,
+                code::UNAVAILABLE,
+                "the server cannot reach its database just now; the event was not stored, send it again shortly",
+            )
+        } else {
+            (
+                EventErrorKind::Server,
+                code::SERVER_ERROR,
+                "the event could not be stored; send it again",
+            )
+        };
+        EventError {
+            cause: Some(e.to_string()),
+            ..EventError::new(kind, c, d)
+        }
     })?;
     Ok(event.transaction_id)
 }

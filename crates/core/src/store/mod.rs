@@ -33,7 +33,7 @@ pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAudit};
 pub use clients::{AppSummary, ClientStore, NewApplication, NewSecret};
 pub use data::{ContactKey, DataStore};
 pub use directory::{DirectoryStore, NewUser};
-pub use error::StoreError;
+pub use error::{StoreError, RETRY_AFTER_SECS};
 pub use events::EventStore;
 pub use lockouts::{FailureCount, LockoutStore};
 pub use oauth1::{

@@ -17,6 +17,7 @@ pub fn status(e: &BearerError) -> StatusCode {
         Some(BearerErrorCode::InsufficientScope) => StatusCode::FORBIDDEN,
         Some(BearerErrorCode::TooManyAttempts) => StatusCode::TOO_MANY_REQUESTS,
         Some(BearerErrorCode::ServerError) => StatusCode::INTERNAL_SERVER_ERROR,
+        Some(BearerErrorCode::TemporarilyUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -69,6 +69,14 @@ impl IntoResponse for ConsoleError {
             ConsoleError::BadForm(why) => {
                 pages::console_error(StatusCode::BAD_REQUEST, "The form could not be read", &why)
             }
+            ConsoleError::Store(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "console request: the database is unavailable");
+                pages::console_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Try again in a moment",
+                    "The console cannot reach its database just now. Nothing was changed; try again in a moment.",
+                )
+            }
             ConsoleError::Store(e) => {
                 tracing::error!(error = %e, "console request failed in the store");
                 pages::console_error(

@@ -20,6 +20,7 @@ pub fn status(kind: EventErrorKind) -> StatusCode {
         EventErrorKind::Forbidden => StatusCode::FORBIDDEN,
         EventErrorKind::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         EventErrorKind::Server => StatusCode::INTERNAL_SERVER_ERROR,
+        EventErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -20,6 +20,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
         ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -102,6 +103,13 @@ pub(super) fn authorize_response(e: AuthorizeError) -> Response {
             pages::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The server could not complete the request; try again.",
+            )
+        }
+        AuthorizeError::Unavailable(cause) => {
+            tracing::warn!(%cause, "authorization request: the database is unavailable");
+            pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server cannot reach its database just now. Nothing was changed; try again in a moment.",
             )
         }
     }

@@ -75,6 +75,13 @@ impl From<DataError> for RestError {
                 field: None,
                 message,
             } => RestError::general(StatusCode::BAD_REQUEST, message),
+            DataError::Store(s) if s.is_unavailable() => RestError {
+                cause: Some(s.to_string()),
+                ..RestError::general(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the server cannot reach its database just now; nothing was changed, try again shortly",
+                )
+            },
             DataError::Store(s) => RestError {
                 cause: Some(s.to_string()),
                 ..RestError::general(StatusCode::INTERNAL_SERVER_ERROR, "server error; try again")

@@ -19,6 +19,7 @@ pub fn status(kind: FaultKind) -> StatusCode {
         FaultKind::Forbidden => StatusCode::FORBIDDEN,
         FaultKind::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         FaultKind::Server => StatusCode::INTERNAL_SERVER_ERROR,
+        FaultKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -63,9 +63,67 @@ pub(crate) fn pool_stats<DB: sqlx::Database>(
     }
 }
 
-/// Any driver error, for logs; never shown to clients.
-pub(crate) fn backend_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// Any driver error, for logs; never shown to clients. Unavailability (see [`Cause`]) is told
+/// apart from faults, so clients get 503 and a retry rather than 500.
+pub(crate) fn backend_err(e: impl Cause) -> StoreError {
+    if e.unavailable() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// An error a backend call failed with, and whether it means the database is unavailable.
+pub(crate) trait Cause: std::fmt::Display {
+    fn unavailable(&self) -> bool {
+        false
+    }
+}
+
+impl Cause for sqlx::Error {
+    fn unavailable(&self) -> bool {
+        match self {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(d) => {
+                let code = d.code();
+                let code = code.as_deref().unwrap_or("");
+                if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+                    pg_unavailable(code)
+                } else {
+                    code.parse().is_ok_and(sqlite_unavailable)
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Cause for sqlx::migrate::MigrateError {}
+impl Cause for String {}
+impl Cause for &str {}
+impl Cause for std::num::TryFromIntError {}
+impl Cause for serde_json::Error {}
+
+/// PostgreSQL SQLSTATEs that mean "not now": class 08 (connection exception), 53
+/// (insufficient resources: disk full, out of memory, too many connections), 57P01-57P05
+/// (shutdown, crash, cannot connect now, idle timeouts), 25006 (a read-only transaction: a
+/// standby), and 40001/40P01 (serialization failure, deadlock: the transaction was undone).
+fn pg_unavailable(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || matches!(code, "25006" | "40001" | "40P01")
+}
+
+/// SQLite result codes (the primary code is the low byte of an extended one) that mean "not
+/// now": BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN.
+pub(crate) fn sqlite_unavailable(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14)
 }
 
 /// A uniqueness violation becomes `Conflict(what)`; anything else a backend error.

@@ -106,6 +106,8 @@ pub enum FaultKind {
     TooManyAttempts,
     /// The server failed; the client may try again.
     Server,
+    /// The database is unavailable for now: 503 with `Retry-After`.
+    Unavailable,
 }
 
 /// An XML API failure (docs/architecture.md, protected APIs): rendered as a `Fault` envelope. `cause` is for logs
@@ -163,6 +165,26 @@ impl Fault {
         }
     }
 
+    /// A storage failure: error 50, as a server failure or, when the database is unavailable
+    /// for now, with `Retry-After` (503).
+    pub fn store(e: crate::store::StoreError) -> Fault {
+        if e.is_unavailable() {
+            return Fault::unavailable(e);
+        }
+        Fault::server(e)
+    }
+
+    /// Error 50 while the database is unavailable: nothing was changed; try again shortly.
+    pub fn unavailable(cause: impl Display) -> Fault {
+        Fault {
+            kind: FaultKind::Unavailable,
+            message: "Server temporarily unavailable; nothing was changed, try again shortly"
+                .into(),
+            retry_after: Some(crate::store::RETRY_AFTER_SECS),
+            ..Fault::server(cause)
+        }
+    }
+
     /// A refused credential (RFC 6750 errors of docs/architecture.md, ways to authenticate) in XML API terms: no or invalid
     /// credential is 145 (unauthenticated), a malformed one 145 (bad request), a missing
     /// grant 146 (forbidden), a storage failure 50 (server).
@@ -191,6 +213,9 @@ impl Fault {
             },
             Some(BearerErrorCode::ServerError) => {
                 Fault::server(e.cause.as_deref().unwrap_or(&e.description))
+            }
+            Some(BearerErrorCode::TemporarilyUnavailable) => {
+                Fault::unavailable(e.cause.as_deref().unwrap_or(&e.description))
             }
         }
     }
@@ -231,7 +256,7 @@ impl From<DataError> for Fault {
             DataError::Invalid { field, message } => {
                 Fault::invalid_field(xml_field_name(field), message)
             }
-            DataError::Store(e) => Fault::server(e),
+            DataError::Store(e) => Fault::store(e),
         }
     }
 }

@@ -80,7 +80,7 @@ pub async fn login(
     let owner = KeyOwner::Username(username);
     let checked = apikeys::check_key(store, now, settings, attempt, owner, &secret)
         .await
-        .map_err(Fault::server)?;
+        .map_err(Fault::store)?;
     let (key, user) = match checked {
         Ok(found) => found,
         Err(KeyRefusal::Throttled(t)) => {
@@ -115,7 +115,7 @@ pub async fn login(
     let started = store
         .start_xml_session(minted.digest, &user, &key, now, bounds, audit)
         .await
-        .map_err(Fault::server)?;
+        .map_err(Fault::store)?;
     if started == SessionStart::OrgFull {
         return Err(Fault::new(
             ERR_SESSION_LIMIT,
@@ -157,7 +157,7 @@ pub async fn session_principal(
     let Some(session) = store
         .xml_session(&digest, now, live_for(s))
         .await
-        .map_err(Fault::server)?
+        .map_err(Fault::store)?
     else {
         return Err(session_refused(
             "the session is unknown, ended or was idle too long",
@@ -175,7 +175,7 @@ pub async fn session_principal(
         store
             .touch_xml_session(session.id, now)
             .await
-            .map_err(Fault::server)?;
+            .map_err(Fault::store)?;
     }
     let grants = session.user.effective_grants();
     Ok(SessionCall {
@@ -201,7 +201,7 @@ pub async fn logout(
     if !store
         .end_xml_session(&call.digest, audit)
         .await
-        .map_err(Fault::server)?
+        .map_err(Fault::store)?
     {
         return Err(session_refused("the session has already ended"));
     }
