@@ -54,6 +54,7 @@ RECOVERY_S = 10.0  # how long calls may keep failing once the database is back
 # while the database is away, an answer (503) must come within this; a client that waits
 # longer has in effect been left hanging
 OUTAGE_ANSWER_S = 3.0
+KILLS = 5  # how often the load test kills every grantry connection
 # past this since the database went away, nothing may be answered from the credential cache
 FAIL_CLOSED_S = PROPAGATION_S + PROPAGATION_SLACK_S
 
@@ -295,7 +296,7 @@ def test_while_the_database_is_down_every_api_answers_503_with_retry_after(fault
 
 def test_killed_connections_under_load_cost_no_500_and_calls_recover(faulty: Faulty):
     """A client thread refreshes and calls REST in a loop while every grantry connection is
-    killed twice with `pg_terminate_backend`: no answer is 500 (a refused one is 503 with
+    killed KILLS (5) times with `pg_terminate_backend`: no answer is 500 (a refused one is 503 with
     `Retry-After`), and within a few seconds of the last kill both calls succeed again."""
     server = faulty.server
     integ, token = integration(server)
@@ -329,7 +330,7 @@ def test_killed_connections_under_load_cost_no_500_and_calls_recover(faulty: Fau
     thread.start()
     kills: list[tuple[float, int]] = []
     try:
-        for _ in range(2):
+        for _ in range(KILLS):
             seen = len(answers)
             poll(lambda: len(answers) >= seen + 20 or bool(failure), 10, "the load thread answering")
             killed = faulty.cluster.terminate_backends(faulty.dbname)
@@ -346,9 +347,11 @@ def test_killed_connections_under_load_cost_no_500_and_calls_recover(faulty: Fau
     assert not failure, failure
     assert kills[0][1] >= 1, f"grantry had no connection to kill: {kills}"
 
-    statuses = [(kind, r.status_code) for _, kind, r in answers]
-    assert not [s for s in statuses if s[1] >= 500 and s[1] != 503], statuses
-    assert {s for _, s in statuses} <= {200, 503}, sorted(set(statuses))
+    def since_kill(t: float) -> str:
+        before = [k for k, _ in kills if k <= t]
+        return f"{(t - before[-1]) * 1000:.0f} ms after kill {len(before)}" if before else "before the first kill"
+    bad = [(kind, r.status_code, r.text[:200], since_kill(t)) for t, kind, r in answers if r.status_code not in (200, 503)]
+    assert not bad, f"{len(bad)} of {len(answers)} answers were neither 200 nor 503: {bad}"
     for _, kind, r in answers:
         if r.status_code == 503:
             (assert_token_unavailable if kind == "refresh" else assert_rest_unavailable)(r)
