@@ -447,10 +447,12 @@ def _pkce() -> tuple[str, str]:
 
 def test_authorization_code_race_redeems_once(trio: Trio):
     """One authorization code (from the web-server flow's HTML pages on A), redeemed by 16
-    simultaneous token requests over A, B and C: exactly one 200; the other 15 are 400
+    simultaneous token requests over A, B and C: at most one 200; the others are 400
     invalid_grant (RFC 6749 §4.1.2, codes are single use). A code used more than once has its
-    tokens revoked (README, "Third-party applications"), so afterwards the winner's tokens
-    are refused on every instance; the audit log holds one `account_access.granted`."""
+    tokens revoked (README, "Third-party applications"): a reuse while the first redemption
+    is still being stored leaves it without tokens, a later one revokes them, so afterwards
+    no token of the code works on any instance; the audit log holds one
+    `account_access.granted` per 200."""
     a = trio.a
     app = a.cli("app", "add", "--org", "default", "--name", f"code-{uuid.uuid4().hex[:6]}",
                 "--redirect-uri", REDIRECT_URI, "--scope", "lists:read", "--scope", "lists:write")
@@ -465,14 +467,16 @@ def test_authorization_code_race_redeems_once(trio: Trio):
     raced_at = time.monotonic()
 
     winners = [r for _, r in results if r.status_code == 200]
-    assert len(winners) == 1, _statuses(results)
+    assert len(winners) <= 1, _statuses(results)
     for _, r in results:
         if r.status_code != 200:
             assert_oauth_error(r, 400, "invalid_grant")
+    granted = audit_of(a, "account_access.granted", app["client_id"])
+    assert len(granted) == len(winners), granted
+    if not winners:
+        return
     won = winners[0].json()
     assert won["access_token"] and won["refresh_token"], won
-    granted = audit_of(a, "account_access.granted", app["client_id"])
-    assert len(granted) == 1, granted
 
     for server in trio.all:
         def revoked(server: Grantry = server) -> None:
@@ -505,10 +509,10 @@ def _code(server: Grantry, app: dict) -> tuple[str, str]:
 
 def test_a_code_reused_during_its_first_redemption_still_revokes_what_it_issued(trio: Trio):
     """Two simultaneous redemptions of one code, on A and on B, repeated with fresh codes:
-    each time one gets tokens and the other invalid_grant ("the tokens it issued have been
-    revoked"), and then the winner's access and refresh tokens must be refused: README,
-    "Third-party applications", a second redemption revokes the tokens the first one issued
-    (RFC 6749 §4.1.2), however close together the two arrive."""
+    each time at most one gets tokens and the other invalid_grant, and then no token of the
+    code may work: README, "Third-party applications", a second redemption revokes the tokens
+    the first one issued (RFC 6749 §4.1.2), however close together the two arrive (a reuse
+    during the first redemption leaves it without tokens: both answers are invalid_grant)."""
     a = trio.a
     app = a.cli("app", "add", "--org", "default", "--name", f"code2-{uuid.uuid4().hex[:6]}",
                 "--redirect-uri", REDIRECT_URI, "--scope", "lists:read")
@@ -523,9 +527,13 @@ def test_a_code_reused_during_its_first_redemption_still_revokes_what_it_issued(
         results = race([trio.a, trio.b], redeem, n=2)
         raced_at = time.monotonic()
         winners = [r.json() for _, r in results if r.status_code == 200]
-        assert len(winners) == 1, _statuses(results)
-        loser = next(r for _, r in results if r.status_code != 200)
-        assert "revoked" in assert_oauth_error(loser, 400, "invalid_grant")["error_description"]
+        assert len(winners) <= 1, _statuses(results)
+        losers = [r for _, r in results if r.status_code != 200]
+        said = [assert_oauth_error(r, 400, "invalid_grant")["error_description"] for r in losers]
+        if not winners:
+            assert any("no tokens were issued" in d for d in said), said
+            continue
+        assert "revoked" in said[0], said
         won = winners[0]
 
         def revoked() -> None:

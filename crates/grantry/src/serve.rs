@@ -44,7 +44,7 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
     let store = open_store(&cfg).await?;
     let clock = Arc::new(SystemClock);
     let first = match store.count_orgs().await? {
-        0 => Some(first_start(&*store, clock.now(), &settings).await?),
+        0 => first_start(&*store, clock.now(), &settings).await?,
         _ => None,
     };
     // JWT signing keys: one active, its successor published ahead (RFC 9068 tokens).
@@ -101,22 +101,24 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
 }
 
 /// Seeds a fresh database with the first organization; returns its admin's one-time
-/// password, to print once.
+/// password, to print once. When several instances start on one new database at the same
+/// moment, one of them creates it and prints the password; the others find it made.
 async fn first_start(
     store: &dyn Store,
     now: Timestamp,
     settings: &Settings,
-) -> Result<secrecy::SecretString> {
+) -> Result<Option<secrecy::SecretString>> {
     let cx = Ctx {
         store,
         now,
         settings,
         actor: "system",
     };
-    let created = admin::create_org(&cx, FIRST_ORG, FIRST_ADMIN, FIRST_ADMIN_EMAIL)
-        .await
-        .map_err(CliError::FirstOrg)?;
-    Ok(created.password)
+    match admin::create_org(&cx, FIRST_ORG, FIRST_ADMIN, FIRST_ADMIN_EMAIL).await {
+        Ok(created) => Ok(Some(created.password)),
+        Err(admin::AdminError::Conflict(_)) => Ok(None),
+        Err(e) => Err(CliError::FirstOrg(e)),
+    }
 }
 
 async fn shutdown_signal() {

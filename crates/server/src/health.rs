@@ -12,12 +12,20 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the database answers.
+/// How long `/readyz` waits for the database before it says not ready, well inside a load
+/// balancer's health-check timeout.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `GET /readyz`: the database answers within [`READY_WITHIN`].
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(e) => {
+    match tokio::time::timeout(READY_WITHIN, state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n"),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+        }
+        Err(_) => {
+            tracing::warn!("readiness check failed: the database did not answer within 1s");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
         }
     }

@@ -216,6 +216,7 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(unrouted.layer(DefaultBodyLimit::max(limits::XML_BODY)))
         .layer(DefaultBodyLimit::max(limits::OTHER_BODY))
+        .layer(axum::middleware::map_response(error::retry_after_on_503))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(
             // Logs method, path, status and the request id only: never the query string,

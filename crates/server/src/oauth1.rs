@@ -127,7 +127,10 @@ fn page_error(e: AuthorizePageError) -> Response {
                 true => StatusCode::SERVICE_UNAVAILABLE,
                 false => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            pages::error(status, "The server could not continue; try again in a moment.")
+            pages::error(
+                status,
+                "The server could not continue; try again in a moment.",
+            )
         }
     }
 }

@@ -172,7 +172,12 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) -> Vec<(oneshot::Sender<Outp
         let err = sqlite_err(e);
         return batch
             .into_iter()
-            .map(|j| (j.reply, Err(prefixed(&err, "cannot begin a write transaction"))))
+            .map(|j| {
+                (
+                    j.reply,
+                    Err(prefixed(&err, "cannot begin a write transaction")),
+                )
+            })
             .collect();
     }
     let mut outcomes = Vec::with_capacity(batch.len());

@@ -48,11 +48,35 @@ mod sqlite_read;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+/// How a PostgreSQL store's connection pool is sized (`[database]`).
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    /// The most connections one instance opens.
+    pub max_connections: u32,
+    /// How long a request waits for a connection (also while the database is unreachable)
+    /// before it is answered 503.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 16,
+            acquire_timeout: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
 /// Opens the store named by `url`: `sqlite://<path>` (created if missing) or
 /// `postgres://...`. Runs pending migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, PoolSettings::default()).await
+}
+
+/// [`open`] with a PostgreSQL pool of `pool`'s size.
+pub async fn open_with(url: &str, pool: PoolSettings) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(PgStore::connect_with(url, pool).await?))
     } else if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

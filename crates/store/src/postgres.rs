@@ -2,7 +2,6 @@
 //! instances share one database. Serialization points (the re-issue window) take row locks.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
@@ -33,9 +32,14 @@ impl PgStore {
     /// Connects to `url` and runs migrations (under PostgreSQL's advisory lock, so several
     /// instances may start at once).
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, crate::PoolSettings::default()).await
+    }
+
+    /// [`PgStore::connect`] with a pool of `settings`' size.
+    pub async fn connect_with(url: &str, settings: crate::PoolSettings) -> Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
             .connect(url)
             .await
             .map_err(|e| {

@@ -88,7 +88,10 @@ pub trait AccountAccessStore: Send + Sync {
     /// (with `scopes`) or extends a live one (its scopes become the union), and adds a new
     /// refresh token carrying `scopes`. When `code` is given, the code records the refresh
     /// token so that a later reuse of the code revokes it; `access_token` is stored with it.
-    /// Returns the access and the refresh token's id.
+    /// A code reused while it was being redeemed (between [`Self::redeem_auth_code`] and this
+    /// call) is `NotFound("unspent authorization code")` and nothing is stored, so a code
+    /// used twice never leaves live tokens (RFC 6749 §4.1.2). Returns the access and the
+    /// refresh token's id.
     async fn grant_account_access(
         &self,
         consent: Consent,
@@ -109,8 +112,9 @@ pub trait AccountAccessStore: Send + Sync {
     /// already spent is reported `Reused` and marked so, and the refresh tokens it issued —
     /// the first and its rotated successors — are revoked with their access tokens, in the
     /// same transaction. A reuse that arrives before the first redemption's grant committed
-    /// finds nothing to revoke, so concurrent duplicates of one request leave exactly one
-    /// success. A code of another application is `WrongClient` and changes nothing, so a
+    /// finds nothing to revoke, and that grant then stores nothing (see
+    /// [`Self::grant_account_access`]): a code used twice leaves no success with live tokens.
+    /// A code of another application is `WrongClient` and changes nothing, so a
     /// leaked code cannot be used to revoke its rightful client's tokens.
     async fn redeem_auth_code(
         &self,

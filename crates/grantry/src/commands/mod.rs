@@ -43,7 +43,16 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
         let path = cfg.data_dir();
         std::fs::create_dir_all(&path).map_err(|err| CliError::DataFolder { path, err })?;
     }
-    Ok(grantry_store::open(&cfg.database_url()).await?)
+    let pool = grantry_store::PoolSettings {
+        max_connections: cfg.database.max_connections,
+        acquire_timeout: cfg.database.acquire_timeout.0,
+    };
+    if pool.max_connections == 0 || pool.acquire_timeout.is_zero() {
+        return Err(CliError::Config(crate::config::ConfigError::Settings(
+            "database.max_connections and database.acquire_timeout must be more than 0".into(),
+        )));
+    }
+    Ok(grantry_store::open_with(&cfg.database_url(), pool).await?)
 }
 
 fn parse_grant(name: &str) -> Result<Grant> {

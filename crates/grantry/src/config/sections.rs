@@ -219,11 +219,26 @@ impl Default for HttpSection {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSection {
     /// `sqlite://PATH` or `postgres://...`, which may carry a password.
     pub url: Option<SecretString>,
+    /// PostgreSQL: the most connections one instance opens.
+    pub max_connections: u32,
+    /// PostgreSQL: how long a request waits for a connection before it is answered 503.
+    pub acquire_timeout: Dur,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        let d = grantry_store::PoolSettings::default();
+        DatabaseSection {
+            url: None,
+            max_connections: d.max_connections,
+            acquire_timeout: Dur(d.acquire_timeout),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

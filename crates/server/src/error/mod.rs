@@ -178,6 +178,17 @@ impl RouteProblem {
     }
 }
 
+/// Every 503 says when to come back (RFC 9110 §10.2.3): the database is unavailable for now
+/// and the request changed nothing. A response that set its own `Retry-After` keeps it.
+pub async fn retry_after_on_503(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .entry(axum::http::header::RETRY_AFTER)
+            .or_insert_with(|| grantry_core::store::RETRY_AFTER_SECS.into());
+    }
+    resp
+}
+
 /// Logs why a request failed, when there is more to say than the client was told.
 fn log_cause(status: StatusCode, cause: &Option<String>) {
     if let Some(cause) = cause {

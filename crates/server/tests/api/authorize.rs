@@ -615,8 +615,10 @@ both!(
 );
 
 both!(
-    the_same_code_redeemed_by_16_parallel_requests_succeeds_once,
+    the_same_code_redeemed_by_16_parallel_requests_leaves_no_live_token,
     |app: TestApp| async move {
+        // RFC 6749 §4.1.2: a code used more than once is refused, and what it issued is
+        // revoked; a reuse during the first redemption leaves that one without tokens.
         let (id, secret) = setup(&app).await;
         let loc = consent(&app, &std_query(&id), "alice", "allow").await;
         let code = param(&loc, "code").unwrap();
@@ -638,17 +640,30 @@ both!(
                         ],
                     )
                     .await
-                    .0
                 })
             })
             .collect();
-        let mut ok = 0;
+        let mut won = Vec::new();
         for t in tasks {
-            if t.await.unwrap() == 200 {
-                ok += 1;
+            let (status, v) = t.await.unwrap();
+            match status {
+                200 => won.push(v["access_token"].as_str().unwrap().to_string()),
+                _ => assert_eq!(
+                    (status, v["error"].as_str()),
+                    (400, Some("invalid_grant")),
+                    "{v}"
+                ),
             }
         }
-        assert_eq!(ok, 1);
+        assert!(won.len() <= 1, "{won:?}");
+        for token in &won {
+            let (s, _) = app.rest(Method::GET, "/rest/databases", token, None).await;
+            assert_eq!(s, 401, "a token of a code used 16 times still works");
+        }
+        assert_eq!(
+            app.audit_count("acme", "account_access.granted").await,
+            won.len()
+        );
     }
 );
 

@@ -25,7 +25,10 @@ pub(crate) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens \
     (access_id, digest, scopes, created_at) VALUES ($1, $2, $3, $4) RETURNING id";
 
 /// Records the refresh token a code was redeemed for, so that a reuse can revoke it.
-pub(crate) const CODE_ISSUED: &str = "UPDATE auth_codes SET refresh_id = $2 WHERE id = $1";
+/// Records on code `$1` the refresh token `$2` it issued, unless the code was reused while it
+/// was being redeemed (then nothing is issued).
+pub(crate) const CODE_ISSUED: &str =
+    "UPDATE auth_codes SET refresh_id = $2 WHERE id = $1 AND reused_at IS NULL";
 
 /// The first access token of a consent.
 pub(crate) const INSERT_CONSENT_TOKEN: &str = "INSERT INTO access_tokens (org_id, user_id, \
@@ -247,12 +250,18 @@ macro_rules! impl_account_access_store {
                     )
                     .await?;
                     if let Some(code) = consent.code {
-                        sqlx::query(CODE_ISSUED)
+                        let recorded = sqlx::query(CODE_ISSUED)
                             .bind(code)
                             .bind(rid)
                             .execute(&mut *tx)
                             .await
                             .map_err(backend_err)?;
+                        if recorded.rows_affected() == 0 {
+                            // Reused meanwhile: the transaction is dropped, nothing issued.
+                            return Err(grantry_core::StoreError::NotFound(
+                                "unspent authorization code",
+                            ));
+                        }
                     }
                     insert_consent_token(&mut tx, &consent, access.id, rid).await?;
                     Db::insert_audit(&mut tx, &audit).await?;

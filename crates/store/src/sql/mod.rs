@@ -92,7 +92,9 @@ impl Cause for sqlx::Error {
             sqlx::Error::Database(d) => {
                 let code = d.code();
                 let code = code.as_deref().unwrap_or("");
-                if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+                if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
                     pg_unavailable(code)
                 } else {
                     code.parse().is_ok_and(sqlite_unavailable)

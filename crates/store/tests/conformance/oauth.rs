@@ -584,6 +584,45 @@ conformance!(
     }
 );
 
+conformance!(
+    a_code_reused_before_its_grant_is_stored_issues_nothing,
+    |store| async move {
+        let (org, _) = make_org(&*store, "acme").await;
+        let app = make_app(&*store, org.id, "crm-sync").await;
+        let bob = make_user(&*store, org.id, "bob").await;
+        let code = new_auth_code(org.id, app.id, bob.id, T0);
+        store.create_auth_code(code.clone()).await.unwrap();
+        let Redemption::Fresh(spent) = store
+            .redeem_auth_code(&code.digest, app.id, T0)
+            .await
+            .unwrap()
+        else {
+            panic!("expected Fresh");
+        };
+        // The duplicate lands between the first redemption's spend and its grant.
+        let again = store
+            .redeem_auth_code(&code.digest, app.id, T0)
+            .await
+            .unwrap();
+        assert_eq!(again, Redemption::Reused(spent.clone()));
+        let c = consent(org.id, app.id, bob.id, "lists:read", Some(spent.id));
+        let issued = c.refresh_token;
+        match store
+            .grant_account_access(c, audit(Some(org.id), T0, "account_access.granted"))
+            .await
+        {
+            Err(grantry_core::StoreError::NotFound(_)) => {}
+            other => panic!("a grant for a reused code: {other:?}"),
+        }
+        assert_eq!(store.refresh_token(&issued).await.unwrap(), None);
+        assert_eq!(store.account_access(app.id, bob.id).await.unwrap(), None);
+        assert_eq!(
+            count_audit(&*store, org.id, "account_access.granted").await,
+            0
+        );
+    }
+);
+
 // ----- passwords and sessions -----
 
 conformance!(password_hash_is_the_ui_users_own, |store| async move {

@@ -13,7 +13,7 @@ use crate::oauth::pkce;
 use crate::oauth::scope::granted_scopes;
 use crate::oauth::{OAuthError, TokenResponse};
 use crate::settings::Settings;
-use crate::store::{Consent, NewAudit, Redemption, Store};
+use crate::store::{Consent, NewAudit, Redemption, Store, StoreError};
 
 /// The token request's part of the authorization-code grant.
 pub struct CodeRedemption<'a> {
@@ -139,7 +139,15 @@ async fn issue(
         format!("application:{}", app.client_id),
     )
     .with_detail(detail);
-    store.grant_account_access(consent, audit).await?;
+    match store.grant_account_access(consent, audit).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was used more than once while it was being redeemed, so no tokens were issued; start the authorization again",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(TokenResponse {
         access_token: access_token.value,
         refresh_token: Some(refresh_value.to_string().into()),
