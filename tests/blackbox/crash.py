@@ -279,6 +279,7 @@ class State:
         self.sessions: list[Session] = []
         self.contacts = 0
         self.apps = 0
+        self.first_pass: list[str] | None = None  # operations not yet run on this database
 
     def live_keys(self) -> list[Key]:
         return [k for user, keys in self.api_users.items() if user not in self.uncertain_users for k in keys]
@@ -312,9 +313,17 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         ops, weights = zip(*self.ops)
+        if self.state.first_pass is None:
+            # on a fresh database each worker first runs every operation once, in its own order,
+            # so that even a short run acknowledges (and so checks) every kind of write
+            self.state.first_pass = [op.__name__ for op in ops]
+            self.rng.shuffle(self.state.first_pass)
         try:
             while not self.driver.killed.is_set():
-                op = self.rng.choices(ops, weights)[0]
+                if self.state.first_pass:
+                    op = getattr(self, self.state.first_pass.pop())
+                else:
+                    op = self.rng.choices(ops, weights)[0]
                 try:
                     op()
                 except Killed:
