@@ -265,3 +265,26 @@ def test_a_stuck_request_is_cut_after_the_drain_timeout(grantry_factory):
     s.close()
     _, err = g.server_output()
     assert "http.drain_timeout" in strip_ansi(err)
+
+
+def _wrong_logins(g: Grantry, forwarded_for: str | None, n: int) -> list[int]:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return [g.token_request({
+        "grant_type": "client_credentials", "client_id": f"nobody-{i}", "client_secret": WRONG,
+    }, headers=headers).status_code for i in range(n)]
+
+
+def test_a_trusted_proxy_names_the_client_for_the_limits(grantry_factory):
+    # Three failures per address per minute, counted per client behind the proxy.
+    limits = {"GRANTRY_LIMITS__SOURCE_FAILURES": "3", "GRANTRY_LIMITS__SOURCE_PERIOD": "60s"}
+    g = grantry_factory({**limits, "GRANTRY_HTTP__TRUSTED_PROXIES": '["127.0.0.1"]'})
+    assert _wrong_logins(g, "203.0.113.7", 5)[-1] == 429
+    # Another client behind the same proxy is not held up by the first one's failures; an
+    # address the client itself put left of the proxy's entry changes nothing.
+    assert _wrong_logins(g, "203.0.113.8", 1) == [401]
+    assert _wrong_logins(g, "198.51.100.1, 203.0.113.7", 1) == [429]
+
+    # Without trusted proxies the header is the client's word and is ignored.
+    plain = grantry_factory(limits)
+    assert _wrong_logins(plain, "203.0.113.7", 5)[-1] == 429
+    assert _wrong_logins(plain, "203.0.113.8", 1) == [429]

@@ -78,7 +78,8 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
     tracing::info!(%addr, pod = %settings.pod_id, "serving");
     let mut state = AppState::new(store, clock, settings)
         .with_limits(limits)
-        .with_mailer(mailer);
+        .with_mailer(mailer)
+        .with_trusted_proxies(cfg.trusted_proxies()?);
     if let Some(handle) = metrics {
         state = state.with_metrics(handle, cfg.metrics.listen.is_none());
     }

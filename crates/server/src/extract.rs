@@ -53,12 +53,42 @@ pub struct Source(pub Option<IpAddr>);
 
 impl Source {
     pub fn of(extensions: &Extensions) -> Source {
+        if let Some(ClientAddr(ip)) = extensions.get::<ClientAddr>() {
+            return Source(Some(*ip));
+        }
         Source(
             extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip()),
         )
     }
+}
+
+/// The client's address as a trusted proxy reported it in `X-Forwarded-For`, set by the
+/// serving loop for connections from `http.trusted_proxies` (docs/architecture.md, the
+/// serving loop).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub IpAddr);
+
+/// The client behind a chain of proxies: the right-most `X-Forwarded-For` entry that is not
+/// itself a trusted proxy (each proxy appends the address it saw, so entries to its left are
+/// whatever the client claimed). `None` when the header is missing or an entry is not an
+/// address, so the connection's own peer is used.
+pub fn forwarded_client(headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let mut entries = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let value = value.to_str().ok()?;
+        entries.extend(value.split(',').map(str::trim));
+    }
+    let mut client = None;
+    for entry in entries.iter().rev() {
+        let ip: IpAddr = entry.parse().ok()?;
+        client = Some(ip);
+        if !trusted.iter().any(|net| net.contains(&ip)) {
+            break;
+        }
+    }
+    client
 }
 
 impl FromRequestParts<AppState> for Source {

@@ -65,6 +65,8 @@ pub struct Shared {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Whether `GET /metrics` is on the API listener (else only on [`metrics_app`]'s).
     pub metrics_on_api: bool,
+    /// Proxies (`http.trusted_proxies`) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl std::ops::Deref for AppState {
@@ -89,7 +91,16 @@ impl AppState {
             limits: Limits::default(),
             metrics: None,
             metrics_on_api: false,
+            trusted_proxies: Arc::new([]),
         }))
+    }
+
+    /// The same state taking the client's address from `X-Forwarded-For` on connections
+    /// from `proxies` (a load balancer in front of grantry).
+    pub fn with_trusted_proxies(self, proxies: Vec<ipnet::IpNet>) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        shared.trusted_proxies = proxies.into();
+        AppState(Arc::new(shared))
     }
 
     /// The same state serving `GET /metrics` from `handle`'s recorder: on the API listener
@@ -310,6 +321,7 @@ async fn accept_loop(
 ) -> std::io::Result<()> {
     let limits = state.limits;
     let http = limits.http1();
+    let trusted = state.trusted_proxies.clone();
     let router = app(state);
     let body_timeout = limits.body_read_timeout;
     let service = router.map_request(move |req: Request<hyper::body::Incoming>| {
@@ -335,12 +347,23 @@ async fn accept_loop(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // Only a trusted proxy's connection may say who the client is.
+        let trusted = trusted
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+            .then(|| trusted.clone());
         let conn = http.serve_connection(
             TokioIo::new(stream),
             // The peer's address, for the limits on guessing secrets (extract::Source).
             TowerToHyperService::new(service.clone().map_request(
                 move |mut req: Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    if let Some(client) = trusted
+                        .as_deref()
+                        .and_then(|t| extract::forwarded_client(req.headers(), t))
+                    {
+                        req.extensions_mut().insert(extract::ClientAddr(client));
+                    }
                     req
                 },
             )),

@@ -206,6 +206,23 @@ impl Config {
         Ok(format!("http://{listen}"))
     }
 
+    /// `http.trusted_proxies` as networks: an address is a network of one.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.http
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Settings(format!(
+                            "http.trusted_proxies: {p:?} is not an address or a network (e.g. \"10.0.0.5\" or \"10.0.0.0/8\")"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     /// The connection limits, validated.
     pub fn limits(&self) -> Result<grantry_server::Limits, ConfigError> {
         let l = grantry_server::Limits {

@@ -203,6 +203,9 @@ pub struct HttpSection {
     pub header_read_timeout: Dur,
     pub body_read_timeout: Dur,
     pub drain_timeout: Dur,
+    /// Addresses or networks (`10.0.0.0/8`) of proxies whose `X-Forwarded-For` names the
+    /// client, for the limits on guessing secrets.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpSection {
@@ -215,6 +218,7 @@ impl Default for HttpSection {
             header_read_timeout: Dur(d.header_read_timeout),
             body_read_timeout: Dur(d.body_read_timeout),
             drain_timeout: Dur(d.drain_timeout),
+            trusted_proxies: Vec::new(),
         }
     }
 }
