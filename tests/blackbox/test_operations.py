@@ -10,9 +10,10 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
-from conftest import ALL_GRANTS, Grantry, envelope, strip_ansi
+from conftest import ALL_GRANTS, REPO_ROOT, Grantry, envelope, strip_ansi
 
 WRONG = "gcs_local_" + "A" * 43
 
@@ -86,6 +87,14 @@ def test_metrics_count_requests_tokens_failures_locks_cache_and_sessions(grantry
         assert d("grantry_group_commit_seconds_count") >= 1
     # Paths are route templates, never raw paths (which carry ids and sessions).
     assert not any("jsessionid" in k.lower() for k in after)
+
+    # Every series the reference dashboard plots is one grantry exports.
+    dashboard = (REPO_ROOT / "deploy" / "grafana-dashboard.json").read_text()
+    exported = {re.sub(r"_(bucket|sum|count)$", "", k.partition("{")[0]) for k in after}
+    plotted = set(re.findall(r"grantry_[a-z_]+?(?=_bucket\b|\b)", dashboard)) - {"grantry"}
+    if grantry.backend != "sqlite":
+        plotted = {n for n in plotted if "group_commit" not in n}
+    assert plotted <= exported, sorted(plotted - exported)
 
 
 def test_metrics_on_a_listener_of_its_own_and_switched_off(grantry_factory):
@@ -288,3 +297,32 @@ def test_a_trusted_proxy_names_the_client_for_the_limits(grantry_factory):
     plain = grantry_factory(limits)
     assert _wrong_logins(plain, "203.0.113.7", 5)[-1] == 429
     assert _wrong_logins(plain, "203.0.113.8", 1) == [429]
+
+
+def test_a_locked_sqlite_database_answers_503_and_recovers(grantry_factory, request):
+    """Another process holding SQLite's write lock (a backup tool, a stray `sqlite3` shell):
+    a write waits for the lock as long as SQLite's busy timeout allows, then is answered 503
+    with Retry-After in its protocol's format and changes nothing; once the lock is gone the
+    same request succeeds."""
+    import sqlite3
+
+    if request.node.callspec.params.get("grantry_factory") == "postgres":
+        pytest.skip("a file lock is SQLite's; PostgreSQL's faults are in test_db_faults.py")
+    g = grantry_factory()
+    g.add_api_user("locked", grants=ALL_GRANTS)
+    key = g.generate_key("locked")
+    form = {"grant_type": "client_credentials", "client_id": key.key_id, "client_secret": key.secret}
+    assert g.token_request(form).status_code == 200
+    holder = sqlite3.connect(g.data_dir / "grantry.db", timeout=1, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        resp = g.http.post(g.url("/oauth/token"), data=form, timeout=60)
+        assert resp.status_code == 503, resp.text
+        assert resp.headers["retry-after"] == "1"
+        assert resp.json()["error"] == "temporarily_unavailable"
+        assert time.monotonic() - started < 30
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert g.token_request(form).status_code == 200

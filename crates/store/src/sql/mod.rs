@@ -429,3 +429,35 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod unavailability {
+    use super::{pg_unavailable, sqlite_unavailable};
+
+    #[test]
+    fn postgres_states_that_mean_not_now() {
+        // connection failure, admin shutdown (pg_terminate_backend), disk full, too many
+        // connections, a standby, serialization failure
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53100", "53300", "25006", "40001",
+        ] {
+            assert!(pg_unavailable(code), "{code}");
+        }
+        // unique violation, undefined table, not-null violation, invalid text: faults
+        for code in ["23505", "42P01", "23502", "22021", ""] {
+            assert!(!pg_unavailable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn sqlite_codes_that_mean_not_now() {
+        // BUSY, LOCKED, NOMEM, READONLY, IOERR_WRITE (extended), FULL, CANTOPEN
+        for code in [5, 6, 7, 8, 10 | (3 << 8), 13, 14, 5 | (1 << 8)] {
+            assert!(sqlite_unavailable(code), "{code}");
+        }
+        // CONSTRAINT_UNIQUE, CONSTRAINT_FOREIGNKEY, ERROR, MISMATCH: faults
+        for code in [2067, 787, 1, 20] {
+            assert!(!sqlite_unavailable(code), "{code}");
+        }
+    }
+}
