@@ -13,6 +13,9 @@ With --live-tokens N, N more live access tokens are then written straight into t
 With --peer oidc-provider, panva's oidc-provider (bench/peer/, in-memory store) is driven in
 the same run for the scenarios it supports, and grantry's matching figures gain `peer_ratio`
 (grantry req/s / peer req/s).
+With --database, two more grantry processes are then started on the same database and the
+scenarios are run on all three at once (the connections shared among them): the JSON gains
+`three_instances`, with the total, each instance's figures and the ratio to one instance.
 
 Usage: bench/run [--database postgres://...] [--duration 10] [--warmup 3] [--connections 32]
                  [--live-tokens 1000000] [--peer oidc-provider] [--issue-rate-cap 40000]
@@ -35,6 +38,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -339,6 +343,43 @@ def run_wrk(url, script, duration, connections, pid):
     if wrapped:
         r["bodies_wrapped"] = int(wrapped.group(1))
     return r
+
+
+# Not spread over instances: a signature covers the host it was made for, and the refresh
+# tokens of the after-window scenario are each used once.
+NOT_SPREAD = {"floor", "rest_get_oauth1", "issue_refresh_after_window"}
+
+
+def run_spread(scenarios, instances, args):
+    """Each scenario on every instance at once, the connections shared among them (one wrk
+    per instance): the total and each instance's figures."""
+    out = {}
+    for name, url, warm, script, _pid in scenarios:
+        if name in NOT_SPREAD:
+            continue
+        n = len(instances)
+        per = max(1, args.connections // n)
+        for phase, lua, secs in (("warm", warm, args.warmup), ("run", script, args.duration)):
+            got = [None] * n
+
+            def one(i, lua=lua, secs=secs, got=got):
+                inst, proc = instances[i]
+                got[i] = run_wrk(url.replace(instances[0][0], inst, 1), lua, secs, per, proc.pid)
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        out[name] = {
+            "rps": round(sum(r["rps"] for r in got), 1),
+            "p99_ms": max(r["p99_ms"] or 0 for r in got),
+            "non_2xx": sum(r["non_2xx"] for r in got),
+            "per_instance": got,
+        }
+        each = ", ".join(f"{r['rps']:.0f}" for r in got)
+        print(f"  {name} on {n} instances: {out[name]['rps']:.0f} req/s in all ({each})", file=sys.stderr)
+    return out
 
 
 class Database:
@@ -758,6 +799,19 @@ def main():
         results["rest_under_login_flood"] = rest_under_login_flood()
         extra["grantry_rss_kib_after_load"] = rss_kib(g.pid)
 
+        if args.database:
+            # README, "Running in production": several instances of a pod on one database.
+            print("three instances on the one database ...", file=sys.stderr)
+            instances = [(base, g)]
+            for _ in range(2):
+                port = free_port()
+                p = subprocess.Popen([grantry, *glob, "serve", "--listen", f"127.0.0.1:{port}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                procs.append(p)
+                wait_http(f"http://127.0.0.1:{port}/healthz")
+                instances.append((f"http://127.0.0.1:{port}", p))
+            extra["three_instances"] = run_spread(grantry_scenarios("three"), instances, args)
+
         if args.peer:
             print(f"running the peer ({args.peer}) ...", file=sys.stderr)
             pport = free_port()
@@ -853,6 +907,16 @@ def main():
     }
     if "peer" in extra:
         report["peer"] = extra["peer"]
+    if "three_instances" in extra:
+        three = extra["three_instances"]
+        for name, r in three.items():
+            one = results.get(name)
+            if one:
+                r["vs_one_instance"] = round(r["rps"] / one["rps"], 2)
+        report["three_instances"] = {
+            "load": f"{args.connections // 3} connections on each of three grantry processes on the one database",
+            "scenarios": three,
+        }
     if results_live:
         for r in results_live.values():
             r["live_tokens"] = args.live_tokens
@@ -871,6 +935,12 @@ def main():
     print_table(f"{backend}: {args.connections} connections, {args.duration}s per scenario", results)
     if results_live:
         print_table(f"the same with {args.live_tokens:,} more live access tokens in the store", results_live)
+    if "three_instances" in report:
+        print(f"\nthree instances on one PostgreSQL database ({args.connections // 3} connections each)")
+        print(f"{'scenario':<28}{'req/s total':>12}{'per instance':>26}{'p99 ms':>9}{'vs one':>8}")
+        for name, r in report["three_instances"]["scenarios"].items():
+            each = "/".join(f"{x['rps']:.0f}" for x in r["per_instance"])
+            print(f"{name:<28}{r['rps']:>12.0f}{each:>26}{r['p99_ms']:>9.2f}{r.get('vs_one_instance', 0):>7.2f}x")
     print(f"\ngrantry RSS: {extra['grantry_rss_kib_idle'] / 1024:.1f} MiB idle, "
           f"{extra['grantry_rss_kib_after_load'] / 1024:.1f} MiB after load; "
           f"results: {os.path.relpath(stem, ROOT)}.json, chart: {report['chart']}")
