@@ -326,3 +326,71 @@ def test_a_locked_sqlite_database_answers_503_and_recovers(grantry_factory, requ
         holder.execute("ROLLBACK")
         holder.close()
     assert g.token_request(form).status_code == 200
+
+
+def test_a_full_sqlite_disk_answers_503_and_loses_nothing(grantry_factory, request, tmp_path):
+    """The data folder on a small file system of its own (tmpfs), filled up: writes are
+    answered 503 with Retry-After in their protocol's format (never 500), reads of what was
+    committed go on, every token acknowledged before is still there, and once space is back
+    the same writes succeed, without a restart."""
+    import os
+    import subprocess
+
+    if request.node.callspec.params.get("grantry_factory") == "postgres":
+        pytest.skip("the data folder's file system is SQLite's; PostgreSQL's faults are in test_db_faults.py")
+    if os.geteuid() != 0:
+        pytest.skip("mounting a file system of its own needs root")
+    mnt = tmp_path / "data"  # the data folder of the first server grantry_factory starts
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], check=True)
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(mnt)], check=False))
+    g = grantry_factory()
+    assert g.data_dir == mnt
+    g.add_api_user("disk", grants=ALL_GRANTS)
+    key = g.generate_key("disk")
+    form = {"grant_type": "client_credentials", "client_id": key.key_id, "client_secret": key.secret}
+
+    def issue() -> requests.Response:
+        return g.http.post(g.url("/oauth/token"), data=form, timeout=30)
+
+    acknowledged = []
+    for _ in range(20):
+        r = issue()
+        assert r.status_code == 200, r.text
+        acknowledged.append(r.json()["access_token"])
+
+    # A token in use: its first use is recorded (a write), later calls only read.
+    assert g.rest("GET", "/databases", acknowledged[0]).status_code == 200
+
+    # Full: a filler takes every free byte; writes go on until SQLite needs a page it cannot
+    # have, then each is refused with 503.
+    filler = mnt / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
+    refused = None
+    for _ in range(3000):
+        r = issue()
+        if r.status_code == 200:
+            acknowledged.append(r.json()["access_token"])
+            continue
+        refused = r
+        break
+    assert refused is not None, "the disk never ran full"
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"] == "temporarily_unavailable"
+    assert g.rest("GET", "/databases", acknowledged[0]).status_code == 200, "reads go on"
+    # A token's first use must be recorded, so it waits for space too: 503, not 401.
+    first_use = g.rest("GET", "/databases", acknowledged[-1])
+    assert first_use.status_code == 503, first_use.text
+    assert first_use.headers["retry-after"] == "1"
+    filler.unlink()
+    deadline = time.monotonic() + 10
+    while issue().status_code != 200:
+        assert time.monotonic() < deadline, "writes did not come back once space was free"
+        time.sleep(0.2)
+
+    # Nothing acknowledged was lost, across a restart too.
+    g.stop()
+    g.start()
+    for t in acknowledged:
+        assert g.rest("GET", "/databases", t).status_code == 200

@@ -192,7 +192,9 @@ pub async fn retry_after_on_503(mut resp: Response) -> Response {
 /// Logs why a request failed, when there is more to say than the client was told.
 fn log_cause(status: StatusCode, cause: &Option<String>) {
     if let Some(cause) = cause {
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(%status, %cause, "request refused: the database is unavailable");
+        } else if status.is_server_error() {
             tracing::error!(%status, %cause, "request failed");
         } else {
             tracing::info!(%status, %cause, "request refused");
