@@ -81,6 +81,7 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
         .with_mailer(mailer)
         .with_trusted_proxies(cfg.trusted_proxies()?);
     if let Some(handle) = metrics {
+        tokio::spawn(grantry_server::metrics::upkeep(handle.clone()));
         state = state.with_metrics(handle, cfg.metrics.listen.is_none());
     }
     if let (Some(addr), true) = (&cfg.metrics.listen, cfg.metrics.enabled) {

@@ -40,6 +40,20 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))
 }
 
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds the histograms' recorded samples into their buckets every [`UPKEEP_EVERY`]: the
+/// recorder keeps each sample until then, so without it memory would grow with the traffic
+/// between two scrapes (or forever, when nobody scrapes).
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// Counts every request and its latency by route template (never the path itself, which
 /// can carry an id or a session), method and status.
 pub async fn track(req: Request, next: Next) -> Response {
