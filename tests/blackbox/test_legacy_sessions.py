@@ -134,10 +134,17 @@ def test_disabling_the_user_ends_its_sessions_within_a_second(grantry):
         return resp
 
     assert_xml_fault(grantry.eventually(ended, "disabling ends the session"), 401, "145")
-    # And the disabled user cannot log in again.
-    resp = grantry.http.post(grantry.url("/XMLAPI"), data={"xml": envelope(
-        f"<Login><USERNAME>sdk</USERNAME><PASSWORD>{secret}</PASSWORD></Login>")}, timeout=HTTP_TIMEOUT)
-    assert_xml_fault(resp, 401, "140", "disabled")
+
+    # And the disabled user cannot log in again: the key check may answer from the credential
+    # cache, so this too is held to the one-second bound from the CLI command (README,
+    # "Credential cache"), not to the moment the session was seen ended.
+    def refused():
+        resp = grantry.http.post(grantry.url("/XMLAPI"), data={"xml": envelope(
+            f"<Login><USERNAME>sdk</USERNAME><PASSWORD>{secret}</PASSWORD></Login>")}, timeout=HTTP_TIMEOUT)
+        assert resp.status_code == 401, resp.text
+        return resp
+
+    assert_xml_fault(grantry.eventually(refused, "disabling refuses Login"), 401, "140", "disabled")
 
 
 def test_ui_users_and_wrong_keys_cannot_log_in(grantry):
