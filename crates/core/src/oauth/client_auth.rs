@@ -121,7 +121,7 @@ pub async fn authenticate_client(
             .await?;
         return Err(client.unknown());
     };
-    verify_client(store, now, settings, attempt, client, app).await
+    check_secret(store, now, settings, attempt, client, app).await
 }
 
 impl ClientAuth {
@@ -167,9 +167,21 @@ pub(crate) async fn verify_client(
     client: &ClientAuth,
     app: Application,
 ) -> Result<Application, OAuthError> {
-    let subject = client.subject();
-    attempt.admit(Door::Client, &subject)?;
+    attempt.admit(Door::Client, &client.subject())?;
     refuse_foreign_secret(settings, attempt, client).await?;
+    check_secret(store, now, settings, attempt, client, app).await
+}
+
+/// The secret `client` presented against the application's, once the door admitted it.
+async fn check_secret(
+    store: &dyn Store,
+    now: Timestamp,
+    settings: &Settings,
+    attempt: Attempt<'_>,
+    client: &ClientAuth,
+    app: Application,
+) -> Result<Application, OAuthError> {
+    let subject = client.subject();
     match (&client.secret, app.public) {
         (None, true) => Ok(app),
         (None, false) => Err(client.refused("client_secret is required for this client")),

@@ -15,6 +15,29 @@ use crate::harness::TestApp;
 const GET_LISTS: &str =
     "<Envelope><Body><GetLists><VISIBILITY>1</VISIBILITY></GetLists></Body></Envelope>";
 
+async fn get_json(app: &TestApp, path: &str) -> Value {
+    let r = app.http.get(app.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+/// Introspection or revocation of `token`, the caller authenticating with HTTP Basic.
+async fn token_query(
+    app: &TestApp,
+    path: &str,
+    id: &str,
+    secret: &str,
+    token: &str,
+) -> reqwest::Response {
+    app.http
+        .post(app.url(path))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn rest_raw(app: &TestApp, auth: Option<&str>) -> (u16, Option<String>, Value) {
     let mut req = app.http.get(app.url("/rest/databases"));
     if let Some(a) = auth {
@@ -189,14 +212,7 @@ both!(
         // secret or secret key is refused naming it.
         for path in ["/oauth/introspect", "/oauth/revoke"] {
             for (id, secret) in [(&i.client_id, &i.client_secret), (&key.key_id, &key.secret)] {
-                let r = app
-                    .http
-                    .post(app.url(path))
-                    .basic_auth(id, Some(secret))
-                    .form(&[("token", at.as_str())])
-                    .send()
-                    .await
-                    .unwrap();
+                let r = token_query(&app, path, id, secret, &at).await;
                 assert_eq!(r.status(), 401, "{path}");
                 assert!(r.headers().contains_key("www-authenticate"));
                 let v: Value = r.json().await.unwrap();
@@ -206,14 +222,7 @@ both!(
         }
         // A client of this pod asking about another pod's token learns only that it is not
         // active here (RFC 7662 §2.2), and revoking it is a no-op (RFC 7009 §2.2).
-        let r = app
-            .http
-            .post(app.url("/oauth/introspect"))
-            .basic_auth(&local_id, Some(&local_secret))
-            .form(&[("token", at.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let r = token_query(&app, "/oauth/introspect", &local_id, &local_secret, &at).await;
         assert_eq!(r.status(), 200);
         assert_eq!(
             r.json::<Value>().await.unwrap(),
@@ -226,15 +235,7 @@ both!(
         );
 
         // The pods table, and the metadata naming this pod.
-        let v: Value = app
-            .http
-            .get(app.url("/pods"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&app, "/pods").await;
         assert_eq!(v["pod"], "test-1");
         assert_eq!(
             v["pods"],
@@ -243,15 +244,7 @@ both!(
                 {"id": "eu-1", "name": "EU 1", "url": "https://api-eu-1.example.com"},
             ])
         );
-        let m: Value = app
-            .http
-            .get(app.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let m: Value = get_json(&app, "/.well-known/oauth-authorization-server").await;
         assert_eq!(
             m["pod"],
             serde_json::json!({"id": "test-1", "name": "test-1"})
