@@ -394,3 +394,83 @@ def test_a_full_sqlite_disk_answers_503_and_loses_nothing(grantry_factory, reque
     g.start()
     for t in acknowledged:
         assert g.rest("GET", "/databases", t).status_code == 200
+
+
+def test_a_sqlite_file_system_gone_read_only_answers_503_and_loses_nothing(grantry_factory, request, tmp_path):
+    """The data folder on an ext4 file system of its own (a loop device, `errors=remount-ro`)
+    that turns read-only under the running server, as ext4 does when it meets an error: every
+    write is answered 503 with Retry-After in its protocol's format (never 500) and changes
+    nothing, reads of what was committed go on, and once the operator has checked the file
+    system and mounted it again, a restarted server has every token acknowledged before."""
+    import errno
+    import os
+    import shutil
+    import subprocess
+
+    if request.node.callspec.params.get("grantry_factory") == "postgres":
+        pytest.skip("the data folder's file system is SQLite's; PostgreSQL's faults are in test_db_faults.py")
+    if os.geteuid() != 0 or not shutil.which("mkfs.ext4") or not os.path.exists("/dev/loop-control"):
+        pytest.skip("a file system of its own needs root, mkfs.ext4 and loop devices")
+    image = tmp_path / "data.img"
+    mnt = tmp_path / "data"  # the data folder of the first server grantry_factory starts
+    mnt.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+
+    def mount() -> str:
+        subprocess.run(["mount", "-o", "loop,errors=remount-ro", str(image), str(mnt)], check=True)
+        return subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(mnt)], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    device = mount()
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(mnt)], check=False))
+    g = grantry_factory()
+    assert g.data_dir == mnt
+    g.add_api_user("ro", grants=ALL_GRANTS)
+    key = g.generate_key("ro")
+    form = {"grant_type": "client_credentials", "client_id": key.key_id, "client_secret": key.secret}
+
+    def issue() -> requests.Response:
+        return g.http.post(g.url("/oauth/token"), data=form, timeout=30)
+
+    acknowledged = []
+    for _ in range(10):
+        r = issue()
+        assert r.status_code == 200, r.text
+        acknowledged.append(r.json()["access_token"])
+    used = acknowledged[0]
+    assert g.rest("GET", "/databases", used).status_code == 200
+    created = g.rest("POST", "/databases", used, json_body={"name": "before"})
+    assert created.status_code == 201, created.text
+
+    # ext4 meets an error and turns itself read-only (the kernel's own test hook for it).
+    name = os.path.basename(os.path.realpath(device))
+    with open(f"/sys/fs/ext4/{name}/trigger_fs_error", "w") as f:
+        f.write("grantry read-only test\n")
+    with pytest.raises(OSError) as gone:
+        (mnt / "probe").write_text("x")
+    assert gone.value.errno == errno.EROFS
+
+    refused = issue()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"] == "temporarily_unavailable"
+    write = g.rest("POST", "/databases", used, json_body={"name": "after"})
+    assert write.status_code == 503, write.text
+    assert write.headers["retry-after"] == "1"
+    assert g.rest("GET", "/databases", used).status_code == 200, "reads go on"
+    assert g.http.get(g.url("/healthz"), timeout=5).status_code == 200
+
+    # The operator stops the server, checks the file system, mounts it again and restarts.
+    g.stop()
+    subprocess.run(["umount", str(mnt)], check=True)
+    fsck = subprocess.run(["e2fsck", "-fy", str(image)], capture_output=True, text=True)
+    assert fsck.returncode in (0, 1), fsck.stdout + fsck.stderr
+    mount()
+    g.start()
+    for t in acknowledged:
+        assert g.rest("GET", "/databases", t).status_code == 200
+    names = [d["name"] for d in g.rest("GET", "/databases", used).json()["data"]]
+    assert "before" in names and "after" not in names
+    assert issue().status_code == 200
