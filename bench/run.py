@@ -54,14 +54,23 @@ GET_LISTS = "<Envelope><Body><GetLists><VISIBILITY>1</VISIBILITY></GetLists></Bo
 
 # PERFORMANCE.md's targets, as shares of the floor measured in the same run.
 TARGETS = {
-    "rest_get_access_token": 0.40,
-    "rest_get_api_key": 0.40,
-    "introspection": 0.50,
-    "refresh_in_window": 0.40,
+    "rest_get_access_token": 0.50,
+    "rest_get_api_key": 0.50,
+    "xml_get_lists": 0.50,
+    "introspection": 0.60,
+    "refresh_in_window": 0.50,
     "issue_client_credentials": 0.25,
     "issue_refresh_after_window": 0.25,
     "rest_get_oauth1": 0.25,
-    "xml_session": 0.40,
+    "xml_session": 0.50,
+}
+# PERFORMANCE.md's p99 targets in ms: cached scenarios, durable ones, and the REST call under
+# a login flood.
+P99_TARGETS = {
+    **{n: 2.0 for n in ("rest_get_access_token", "rest_get_api_key", "xml_get_lists", "introspection",
+                        "refresh_in_window", "xml_session")},
+    **{n: 10.0 for n in ("issue_client_credentials", "issue_refresh_after_window", "rest_get_oauth1",
+                         "rest_under_login_flood")},
 }
 # grantry's scenario -> the peer's scenario doing the same work.
 PEER_OF = {
@@ -481,13 +490,16 @@ def write_lines(path, lines):
 def print_table(title, results):
     print(f"\n{title}")
     print(f"{'scenario':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs/req':>12}{'floor share':>13}"
-          f"{'target':>8}{'vs peer':>9}{'non-2xx':>9}")
+          f"{'target':>8}{'p99 tgt':>9}{'met':>5}{'vs peer':>9}{'non-2xx':>9}")
     for name, r in results.items():
         target = TARGETS.get(name)
+        p99 = P99_TARGETS.get(name)
         ratio = r.get("peer_ratio")
+        met = r.get("targets_met")
         print(f"{name:<28}{r['rps']:>10.0f}{r['p50_ms'] or 0:>9.2f}{r['p99_ms'] or 0:>9.2f}"
               f"{r['cpu_us_per_req'] or 0:>12.1f}{r['floor_share'] * 100:>12.1f}%"
-              f"{f'{target * 100:.0f}%' if target else '':>8}{f'{ratio:.2f}x' if ratio else '':>9}"
+              f"{f'{target * 100:.0f}%' if target else '':>8}{f'{p99:g} ms' if p99 else '':>9}"
+              f"{'' if met is None else ('yes' if met else 'no'):>5}{f'{ratio:.2f}x' if ratio else '':>9}"
               f"{r['non_2xx']:>9}")
 
 
@@ -877,6 +889,11 @@ def main():
             r["floor_share"] = round(r["rps"] / floor_rps, 3)
             if name in TARGETS:
                 r["target_floor_share"] = TARGETS[name]
+            if name in P99_TARGETS:
+                r["target_p99_ms"] = P99_TARGETS[name]
+            if name in TARGETS or name in P99_TARGETS:
+                r["targets_met"] = (r["floor_share"] >= TARGETS.get(name, 0)
+                                    and (r["p99_ms"] or 0) <= P99_TARGETS.get(name, float("inf")))
             peer = results.get(PEER_OF.get(name))
             if peer:
                 r["peer_ratio"] = round(r["rps"] / peer["rps"], 2)

@@ -1,7 +1,8 @@
 //! Group commit for the embedded SQLite backend: the writes on the hot paths (token issuance,
 //! first use, audit records, Event API events) are queued to one thread that owns a
-//! connection, runs every queued write in one transaction — each in a savepoint of its own,
-//! so one failing write undoes only itself — and commits them with one fsync
+//! connection, runs every queued write in one transaction — run again each in a savepoint of
+//! its own when one fails, so one failing write undoes only itself — and commits them with one
+//! fsync
 //! (`synchronous=FULL`). Nobody hears back before the commit that holds their write: an
 //! acknowledged write is on disk.
 //!
@@ -25,13 +26,16 @@ use tokio::sync::oneshot;
 
 use grantry_core::StoreError;
 
+use crate::checkpoint::{Checkpointer, BACKSTOP_PAGES};
+
 /// Writes per transaction at most.
 const MAX_BATCH: usize = 512;
 
 type Output = Result<Box<dyn Any + Send>, StoreError>;
 
 struct Job {
-    run: Box<dyn FnOnce(&Connection) -> Output + Send>,
+    /// Run again when another write of its batch failed (see [`commit_batch`]).
+    run: Box<dyn FnMut(&Connection) -> Output + Send>,
     reply: oneshot::Sender<Output>,
 }
 
@@ -76,24 +80,28 @@ impl GroupCommit {
             .map_err(sqlite_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sqlite_err)?;
+        conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)
+            .map_err(sqlite_err)?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(sqlite_err)?;
         conn.set_prepared_statement_cache_capacity(64);
+        let checkpoints = Checkpointer::start(path)?;
         let runtime = tokio::runtime::Handle::current();
         let (queue, jobs) = mpsc::channel();
         std::thread::Builder::new()
             .name("grantry-commit".into())
-            .spawn(move || run(conn, jobs, gate, runtime))
+            .spawn(move || run(conn, jobs, gate, runtime, checkpoints))
             .map_err(|e| StoreError::Backend(format!("cannot start the commit thread: {e}")))?;
         Ok(GroupCommit { queue })
     }
 
     /// Runs `write` in the next batch and answers once that batch is committed. An error
-    /// from `write` undoes `write` alone.
-    pub async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    /// from `write` undoes `write` alone. `write` may run twice, the first run undone, when
+    /// another write of its batch fails.
+    pub async fn write<T, F>(&self, mut write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -117,6 +125,7 @@ fn run(
     jobs: mpsc::Receiver<Job>,
     gate: SqlitePool,
     runtime: tokio::runtime::Handle,
+    checkpoints: Checkpointer,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -141,6 +150,7 @@ fn run(
                 outcomes
             })
         };
+        checkpoints.committed();
         // Waking the waiting requests is left to the runtime's threads, so this one goes
         // straight on to the next batch.
         runtime.spawn(async move {
@@ -167,50 +177,73 @@ fn measured(conn: &Connection, batch: Vec<Job>) -> Vec<(oneshot::Sender<Output>,
 }
 
 /// Runs one batch in one transaction; every job's outcome, made an error if the commit failed.
-fn commit_batch(conn: &Connection, batch: Vec<Job>) -> Vec<(oneshot::Sender<Output>, Output)> {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let err = sqlite_err(e);
-        return batch
-            .into_iter()
-            .map(|j| {
-                (
-                    j.reply,
-                    Err(prefixed(&err, "cannot begin a write transaction")),
-                )
-            })
+///
+/// The writes run one after another with nothing between them: a savepoint per write would
+/// copy every page it first touches into SQLite's sub-journal, for a failure that nearly never
+/// comes. When one write does fail, the whole attempt is rolled back and the batch runs again
+/// with each write in a savepoint of its own, so that the failing write undoes only itself.
+fn commit_batch(conn: &Connection, mut batch: Vec<Job>) -> Vec<(oneshot::Sender<Output>, Output)> {
+    let mut outcomes: Vec<Output> = match control(conn, "BEGIN IMMEDIATE") {
+        Ok(()) => batch.iter_mut().map(|job| run_job(conn, job)).collect(),
+        Err(e) => return refuse(batch, &sqlite_err(e), "cannot begin a write transaction"),
+    };
+    if outcomes.iter().any(Result::is_err) {
+        if let Err(e) = control(conn, "ROLLBACK").and_then(|()| control(conn, "BEGIN IMMEDIATE")) {
+            return refuse(batch, &sqlite_err(e), "cannot begin a write transaction");
+        }
+        outcomes = batch
+            .iter_mut()
+            .map(|job| in_savepoint(conn, job))
             .collect();
     }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        let out = match conn.execute_batch("SAVEPOINT job") {
-            Err(e) => Err(sqlite_err(e)),
-            Ok(()) => {
-                let out = catch_unwind(AssertUnwindSafe(|| (job.run)(conn))).unwrap_or_else(|_| {
-                    Err(StoreError::Backend(
-                        "a write panicked; it was undone".into(),
-                    ))
-                });
-                let end = if out.is_ok() {
-                    "RELEASE job"
-                } else {
-                    "ROLLBACK TO job; RELEASE job"
-                };
-                match conn.execute_batch(end) {
-                    Ok(()) => out,
-                    Err(e) => Err(sqlite_err(e)),
-                }
-            }
-        };
-        outcomes.push((job.reply, out));
-    }
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        let _ = conn.execute_batch("ROLLBACK");
+    if let Err(e) = control(conn, "COMMIT") {
+        let _ = control(conn, "ROLLBACK");
         let err = sqlite_err(e);
-        for (_, out) in outcomes.iter_mut() {
+        for out in outcomes.iter_mut() {
             if out.is_ok() {
                 *out = Err(prefixed(&err, "the commit failed"));
             }
         }
     }
-    outcomes
+    batch
+        .into_iter()
+        .map(|job| job.reply)
+        .zip(outcomes)
+        .collect()
+}
+
+/// Every job of `batch` answered with `err`, after `what`; nothing of it was written.
+fn refuse(batch: Vec<Job>, err: &StoreError, what: &str) -> Vec<(oneshot::Sender<Output>, Output)> {
+    batch
+        .into_iter()
+        .map(|job| (job.reply, Err(prefixed(err, what))))
+        .collect()
+}
+
+/// One job, a panic in it made an error.
+fn run_job(conn: &Connection, job: &mut Job) -> Output {
+    catch_unwind(AssertUnwindSafe(|| (job.run)(conn))).unwrap_or_else(|_| {
+        Err(StoreError::Backend(
+            "a write panicked; it was undone".into(),
+        ))
+    })
+}
+
+/// One job in a savepoint of its own: a failing job undoes itself alone.
+fn in_savepoint(conn: &Connection, job: &mut Job) -> Output {
+    control(conn, "SAVEPOINT job").map_err(sqlite_err)?;
+    let out = run_job(conn, job);
+    let end = if out.is_ok() {
+        control(conn, "RELEASE job")
+    } else {
+        control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
+    };
+    end.map_err(sqlite_err)?;
+    out
+}
+
+/// A transaction-control statement, prepared once per connection rather than parsed on every
+/// run.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }

@@ -27,6 +27,9 @@
 //! * one sqlx **pool** (up to 16 connections) for every read and write; the server groups
 //!   concurrent commits into one WAL flush itself, and the serialization points take row
 //!   locks;
+//! * the **token batches** (`postgres_batch.rs`): up to 3 of that pool's connections at a
+//!   time write the `client_credentials` tokens of concurrent requests, many per statement
+//!   and per commit;
 //! * the **LISTEN connection**, taken from that pool and held, on which the authorization
 //!   epoch's triggers notify `grantry_auth`, so that a change committed by any instance
 //!   drops this instance's credential cache at once (the cache's own rule, a poll of the
@@ -37,8 +40,10 @@ use std::sync::Arc;
 use grantry_core::{Store, StoreError};
 
 mod cache;
+mod checkpoint;
 mod group_commit;
 pub mod postgres;
+mod postgres_batch;
 mod postgres_hot;
 mod sql;
 pub mod sqlite;

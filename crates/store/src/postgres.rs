@@ -15,6 +15,7 @@ use grantry_core::store::{
 use grantry_core::{StoreError, Timestamp};
 
 use crate::cache::{confirm, Caches, EPOCH_SQL, POLL_EVERY};
+use crate::postgres_batch::KeyTokens;
 use crate::postgres_hot as hot;
 use crate::sql::{backend_err, Backend};
 
@@ -26,6 +27,7 @@ const CHANNEL: &str = "grantry_auth";
 pub struct PgStore {
     pool: PgPool,
     caches: Arc<Caches>,
+    key_tokens: KeyTokens,
 }
 
 impl PgStore {
@@ -68,7 +70,12 @@ impl PgStore {
             .await
             .map_err(backend_err)?;
         tokio::spawn(watch(pool.clone(), listener, Arc::downgrade(&caches)));
-        Ok(PgStore { pool, caches })
+        let key_tokens = KeyTokens::start(pool.clone());
+        Ok(PgStore {
+            pool,
+            caches,
+            key_tokens,
+        })
     }
 
     fn pools(&self) -> Vec<grantry_core::store::PoolStats> {
@@ -165,7 +172,7 @@ impl Backend for PgStore {
         token: NewAccessToken,
         audit: NewAudit,
     ) -> Result<i64> {
-        hot::insert_key_token(&self.pool, key, org, user, token, audit).await
+        self.key_tokens.insert(key, org, user, token, audit).await
     }
 
     async fn insert_event(&self, event: Event) -> Result<()> {

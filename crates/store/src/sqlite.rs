@@ -49,7 +49,12 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Checkpoints run on a thread of their own (`checkpoint.rs`); this is the backstop.
+            .pragma(
+                "wal_autocheckpoint",
+                crate::checkpoint::BACKSTOP_PAGES.to_string(),
+            );
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)

@@ -241,7 +241,7 @@ pub(crate) async fn insert_key_token(
                     )
                 })
                 .map_err(sqlite_err)?;
-            insert_audit(conn, &naming_token(audit, id))?;
+            insert_audit(conn, &naming_token(audit.clone(), id))?;
             Ok(id)
         })
         .await
@@ -255,7 +255,7 @@ pub(crate) async fn insert_event(commits: &GroupCommit, event: Event) -> Result<
                     st.execute(named_params! {
                         "$1": event.transaction_id, "$2": event.org_id, "$3": event.user_id,
                         "$4": event.event_id, "$5": event.event_key,
-                        "$6": serde_json::Value::Object(event.params).to_string(),
+                        "$6": serde_json::Value::Object(event.params.clone()).to_string(),
                         "$7": event.received_at.0,
                     })
                 })
@@ -278,7 +278,7 @@ pub(crate) async fn insert_nonce(
                 .prepare_cached(oauth1::INSERT_NONCE)
                 .and_then(|mut st| {
                     st.execute(named_params! {
-                        "$1": app, "$2": stamp, "$3": nonce, "$4": expires_at.0,
+                        "$1": app, "$2": stamp, "$3": &nonce, "$4": expires_at.0,
                     })
                 })
                 .map_err(sqlite_err)?;
@@ -337,7 +337,7 @@ pub(crate) async fn refresh_locked(
     loop {
         let (f, a) = (fresh.clone(), audit.clone());
         let locked = commits
-            .write(move |conn| issue_if_unchanged(conn, refresh, expected, f, a))
+            .write(move |conn| issue_if_unchanged(conn, refresh, expected, f.clone(), a.clone()))
             .await?;
         match locked {
             Locked::Revoked => return Ok(RefreshOutcome::Revoked),

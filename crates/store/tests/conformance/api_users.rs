@@ -377,6 +377,66 @@ conformance!(
 );
 
 conformance!(
+    issuances_of_many_requests_at_once_are_each_stored_with_their_own_audit_record,
+    |store| async move {
+        let (org, _) = make_org(&*store, "acme").await;
+        let user = api_user_of(&*store, org.id, "feeder").await;
+        let digest = secret();
+        generate(&*store, &user, digest, T0).await;
+        let (key, _) = store.api_key_by_digest(&digest).await.unwrap().unwrap();
+
+        // 64 at once, nothing failing: they share transactions (SQLite) or statements
+        // (PostgreSQL), and every token comes back with its own id, stored under its digest.
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(64));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (store, start, key, user) =
+                    (store.clone(), start.clone(), key.clone(), user.clone());
+                tokio::spawn(async move {
+                    let token = fresh_token(T0);
+                    start.wait().await;
+                    let id = store
+                        .issue_key_token(&key, &user, token.clone(), issued(user.org_id))
+                        .await
+                        .expect("every issuance succeeds");
+                    (token, id)
+                })
+            })
+            .collect();
+        let mut ids = std::collections::BTreeSet::new();
+        for task in tasks {
+            let (token, id) = task.await.unwrap();
+            assert!(ids.insert(id), "ids are distinct");
+            let stored = store
+                .access_token(&token.digest)
+                .await
+                .unwrap()
+                .expect("stored");
+            assert_eq!(stored.token_id, id);
+            assert_eq!(stored.scopes, token.scopes);
+            assert_eq!(stored.expires_at, token.expires_at);
+        }
+        let named: Vec<i64> = store
+            .audit_events(org.id, None)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == "access_token.issued")
+            .map(|e| {
+                e.detail["token"]
+                    .as_i64()
+                    .expect("the audit names the token")
+            })
+            .collect();
+        assert_eq!(named.len(), 64, "one audit record per token");
+        assert_eq!(
+            named.into_iter().collect::<std::collections::BTreeSet<_>>(),
+            ids
+        );
+    }
+);
+
+conformance!(
     an_api_user_revokes_the_tokens_of_its_keys_and_nothing_else,
     |store| async move {
         use grantry_core::store::{Revocation, TokenOwner};
