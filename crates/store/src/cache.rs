@@ -34,7 +34,7 @@ use quick_cache::sync::Cache;
 
 use grantry_core::credential::Digest;
 use grantry_core::model::{AccessTokenRecord, ApiKey, Application, User};
-use grantry_core::store::{BearerRecord, RefreshTokenRecord};
+use grantry_core::store::{BearerRecord, DerivableSecret, OAuth1TokenRecord, RefreshTokenRecord};
 
 /// How often the watcher reads the epoch.
 pub(crate) const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -49,6 +49,9 @@ pub(crate) const EPOCH_SQL: &str = "SELECT epoch FROM auth_epoch WHERE id = 1";
 
 /// One client secret: its digest and when it stops being accepted.
 pub(crate) type SecretEntry = (Digest, Option<i64>);
+
+/// One client secret OAuth 1.0a can sign with, and when it stops being accepted.
+pub(crate) type DerivableEntry = (DerivableSecret, Option<i64>);
 
 pub(crate) struct Caches {
     base: Instant,
@@ -66,6 +69,10 @@ pub(crate) struct Caches {
     pub users: Cache<i64, Arc<User>>,
     /// The newest live access token of a refresh token, by refresh token id.
     pub newest: Cache<i64, Arc<AccessTokenRecord>>,
+    /// OAuth 1.0a token credentials, by digest.
+    pub oauth1: Cache<[u8; 32], Arc<OAuth1TokenRecord>>,
+    /// The client secrets OAuth 1.0a can sign with, by application id, each with its end.
+    pub derivable: Cache<i64, Arc<Vec<DerivableEntry>>>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -102,6 +109,8 @@ impl Caches {
             secrets: Cache::new(CAPACITY / 10),
             users: Cache::new(CAPACITY),
             newest: Cache::new(CAPACITY),
+            oauth1: Cache::new(CAPACITY),
+            derivable: Cache::new(CAPACITY / 10),
         })
     }
 
@@ -148,6 +157,8 @@ impl Caches {
         self.secrets.clear();
         self.users.clear();
         self.newest.clear();
+        self.oauth1.clear();
+        self.derivable.clear();
     }
 
     /// How long ago the epoch was last confirmed; `None` before the first confirmation.

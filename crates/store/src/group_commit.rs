@@ -150,7 +150,7 @@ fn run(
                 outcomes
             })
         };
-        checkpoints.committed();
+        checkpoints.committed(&conn);
         // Waking the waiting requests is left to the runtime's threads, so this one goes
         // straight on to the next batch.
         runtime.spawn(async move {

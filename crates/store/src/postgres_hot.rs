@@ -9,11 +9,12 @@ use grantry_core::credential::Digest;
 use grantry_core::model::{AccessTokenRecord, Event, List, OrgId, UserId};
 use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
-    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue, Result,
+    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue, Result, XmlSession,
 };
 use grantry_core::Timestamp;
 
 use crate::sql::rows::{ListRow, OwnerRow, RefreshRow, TokenRow};
+use crate::sql::xml_sessions::{XmlSessionRow, XML_SESSION};
 use crate::sql::{backend_err, data, events, naming_token, oauth1, tokens, SharedWrites};
 
 /// `INSERT_KEY_TOKEN` and its audit record (whose detail gains the token's id, as
@@ -56,6 +57,23 @@ pub(crate) async fn lists_of(pool: &PgPool, org: OrgId) -> Result<Vec<List>> {
         .await
         .map_err(backend_err)?;
     Ok(rows.into_iter().map(List::from).collect())
+}
+
+pub(crate) async fn xml_session(
+    pool: &PgPool,
+    digest: &Digest,
+    now: Timestamp,
+    live_for: i64,
+) -> Result<Option<XmlSession>> {
+    sqlx::query_as::<_, XmlSessionRow>(XML_SESSION)
+        .bind(digest.as_bytes())
+        .bind(now.0)
+        .bind(live_for)
+        .fetch_optional(pool)
+        .await
+        .map_err(backend_err)?
+        .map(XmlSession::try_from)
+        .transpose()
 }
 
 pub(crate) async fn list_by_id(pool: &PgPool, org: OrgId, id: i64) -> Result<Option<List>> {

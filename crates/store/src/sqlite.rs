@@ -19,7 +19,7 @@ use grantry_core::credential::Digest;
 use grantry_core::model::{AccessTokenRecord, Event, List, OrgId, UserId};
 use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
-    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Result,
+    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Result, XmlSession,
 };
 use grantry_core::{StoreError, Timestamp};
 
@@ -157,6 +157,15 @@ impl Backend for SqliteStore {
 
     async fn list_by_id(&self, org: OrgId, id: i64) -> Result<Option<List>> {
         hot::list_by_id(&self.inline, org, id)
+    }
+
+    async fn xml_session_row(
+        &self,
+        digest: &Digest,
+        now: Timestamp,
+        live_for: i64,
+    ) -> Result<Option<XmlSession>> {
+        hot::xml_session(&self.inline, digest, now, live_for)
     }
 
     async fn insert_key_token(

@@ -10,12 +10,13 @@ use grantry_core::credential::Digest;
 use grantry_core::model::{AccessTokenRecord, Event, List, OrgId, UserId};
 use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
-    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue, Result,
+    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Reissue, Result, XmlSession,
 };
 use grantry_core::{StoreError, Timestamp};
 
 use crate::group_commit::{sqlite_err, GroupCommit};
 use crate::sql::rows::{AccessRow, ListRow, OwnerRow, RefreshRow, TokenRow};
+use crate::sql::xml_sessions::{self, XmlSessionRow};
 use crate::sql::{api_keys, audit, data, events, naming_token, oauth1, tokens};
 use crate::sqlite_read::InlineReaders;
 
@@ -175,6 +176,23 @@ fn issue_if_unchanged(
         .map_err(sqlite_err)?;
     insert_audit(conn, &naming_token(audit, id))?;
     Ok(Locked::Issued(fresh.stored_as(id)))
+}
+
+pub(crate) fn xml_session(
+    reads: &InlineReaders,
+    digest: &Digest,
+    now: Timestamp,
+    live_for: i64,
+) -> Result<Option<XmlSession>> {
+    let row = reads.read(|conn| {
+        conn.prepare_cached(xml_sessions::XML_SESSION)?
+            .query_row(
+                named_params! {"$1": digest.as_bytes(), "$2": now.0, "$3": live_for},
+                XmlSessionRow::from_rusqlite,
+            )
+            .optional()
+    })?;
+    row.map(XmlSession::try_from).transpose()
 }
 
 pub(crate) fn list_by_id(reads: &InlineReaders, org: OrgId, id: i64) -> Result<Option<List>> {

@@ -20,7 +20,7 @@ use grantry_core::credential::Digest;
 use grantry_core::model::{AccessTokenRecord, Event, List, OrgId, UserId};
 use grantry_core::store::audit::NewAudit;
 use grantry_core::store::{
-    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Result,
+    DecideReissue, NewAccessToken, RefreshOutcome, RefreshTokenRecord, Result, XmlSession,
 };
 use grantry_core::{StoreError, Timestamp};
 
@@ -179,6 +179,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// One list of an org with its size ([`data::LIST_BY_ID`]).
     fn list_by_id(&self, org: OrgId, id: i64) -> impl Future<Output = Result<Option<List>>> + Send;
+
+    /// An XML API session if live at `now` ([`xml_sessions::XML_SESSION`]; `live_for` in ms).
+    fn xml_session_row(
+        &self,
+        digest: &Digest,
+        now: Timestamp,
+        live_for: i64,
+    ) -> impl Future<Output = Result<Option<XmlSession>>> + Send;
 
     /// Stores an access token minted from an API key, with its audit record naming it.
     fn insert_key_token(

@@ -2,10 +2,10 @@
 
 use super::rows::{app_cols, user_cols};
 
-/// The derived client secrets of application `$1` valid at `$2`, newest first.
-pub(crate) const DERIVABLE_SECRETS: &str = "SELECT digest, derive_nonce FROM client_secrets \
-    WHERE app_id = $1 AND derive_nonce IS NOT NULL AND (expires_at IS NULL OR expires_at > $2) \
-    ORDER BY id DESC";
+/// The derived client secrets of application `$1` with their ends, newest first (which are
+/// still valid is decided at each lookup, so a cached list is right at any time).
+pub(crate) const DERIVABLE_SECRETS: &str = "SELECT digest, derive_nonce, expires_at \
+    FROM client_secrets WHERE app_id = $1 AND derive_nonce IS NOT NULL ORDER BY id DESC";
 
 pub(crate) const INSERT_REQUEST_TOKEN: &str = "INSERT INTO oauth1_request_tokens \
     (digest, app_id, callback, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
@@ -68,6 +68,7 @@ macro_rules! impl_oauth1_store {
             };
             use grantry_core::{GrantSet, StoreError, Timestamp};
 
+            use $crate::cache::cached;
             use $crate::sql::account_access::UPSERT_CONSENTED_ACCESS;
             use $crate::sql::oauth1::*;
             use $crate::sql::rows::{AccessRow, AppRow, UserRow};
@@ -87,23 +88,36 @@ macro_rules! impl_oauth1_store {
                     app: AppId,
                     now: Timestamp,
                 ) -> Result<Vec<DerivableSecret>> {
-                    let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(DERIVABLE_SECRETS)
-                        .bind(app)
-                        .bind(now.0)
-                        .fetch_all(self.reader())
-                        .await
-                        .map_err(backend_err)?;
-                    rows.into_iter()
-                        .map(|(digest, nonce)| {
-                            let nonce = <[u8; 16]>::try_from(nonce.as_slice()).map_err(|_| {
-                                StoreError::Backend("a stored derive nonce is not 16 bytes".into())
-                            })?;
-                            Ok(DerivableSecret {
-                                digest: digest_of(digest)?,
-                                nonce,
+                    let c = self.caches();
+                    let all = cached(c, "derivable", &c.derivable, app, || async move {
+                        let rows: Vec<(Vec<u8>, Vec<u8>, Option<i64>)> =
+                            sqlx::query_as(DERIVABLE_SECRETS)
+                                .bind(app)
+                                .fetch_all(self.reader())
+                                .await
+                                .map_err(backend_err)?;
+                        let list = rows
+                            .into_iter()
+                            .map(|(digest, nonce, ends)| {
+                                let nonce =
+                                    <[u8; 16]>::try_from(nonce.as_slice()).map_err(|_| {
+                                        StoreError::Backend(
+                                            "a stored derive nonce is not 16 bytes".into(),
+                                        )
+                                    })?;
+                                let digest = digest_of(digest)?;
+                                Ok((DerivableSecret { digest, nonce }, ends))
                             })
-                        })
-                        .collect()
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok(Some(std::sync::Arc::new(list)))
+                    })
+                    .await?
+                    .unwrap_or_default();
+                    Ok(all
+                        .iter()
+                        .filter(|(_, ends)| ends.is_none_or(|e| e > now.0))
+                        .map(|(s, _)| s.clone())
+                        .collect())
                 }
 
                 async fn create_request_token(&self, t: NewRequestToken) -> Result<()> {
@@ -226,27 +240,35 @@ macro_rules! impl_oauth1_store {
                 }
 
                 async fn oauth1_token(&self, digest: &Digest) -> Result<Option<OAuth1TokenRecord>> {
-                    let Some(r) = sqlx::query(OAUTH1_TOKEN_BY_DIGEST)
-                        .bind(digest.as_bytes())
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(backend_err)?
-                    else {
-                        return Ok(None);
-                    };
-                    let user = User::try_from(UserRow::from_row(&r).map_err(backend_err)?)?;
-                    let app = Application::try_from(AppRow::from_row(&r).map_err(backend_err)?)?;
-                    let token_revoked: Option<i64> =
-                        r.try_get("o_revoked_at").map_err(backend_err)?;
-                    let access_revoked: Option<i64> =
-                        r.try_get("a_revoked_at").map_err(backend_err)?;
-                    Ok(Some(OAuth1TokenRecord {
-                        id: r.try_get("o_id").map_err(backend_err)?,
-                        scopes: GrantSet::from_bits(r.try_get("o_scopes").map_err(backend_err)?),
-                        revoked: token_revoked.is_some() || access_revoked.is_some(),
-                        user,
-                        app,
-                    }))
+                    let c = self.caches();
+                    let found = cached(c, "oauth1_tokens", &c.oauth1, digest.0, || async move {
+                        let Some(r) = sqlx::query(OAUTH1_TOKEN_BY_DIGEST)
+                            .bind(digest.as_bytes())
+                            .fetch_optional(self.reader())
+                            .await
+                            .map_err(backend_err)?
+                        else {
+                            return Ok(None);
+                        };
+                        let user = User::try_from(UserRow::from_row(&r).map_err(backend_err)?)?;
+                        let app =
+                            Application::try_from(AppRow::from_row(&r).map_err(backend_err)?)?;
+                        let token_revoked: Option<i64> =
+                            r.try_get("o_revoked_at").map_err(backend_err)?;
+                        let access_revoked: Option<i64> =
+                            r.try_get("a_revoked_at").map_err(backend_err)?;
+                        Ok(Some(std::sync::Arc::new(OAuth1TokenRecord {
+                            id: r.try_get("o_id").map_err(backend_err)?,
+                            scopes: GrantSet::from_bits(
+                                r.try_get("o_scopes").map_err(backend_err)?,
+                            ),
+                            revoked: token_revoked.is_some() || access_revoked.is_some(),
+                            user,
+                            app,
+                        })))
+                    })
+                    .await?;
+                    Ok(found.map(|r| (*r).clone()))
                 }
 
                 async fn use_nonce(

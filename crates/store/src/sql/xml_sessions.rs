@@ -51,6 +51,20 @@ pub(crate) struct XmlSessionRow {
     user: UserRow,
 }
 
+impl XmlSessionRow {
+    /// The same columns from a rusqlite row (the SQLite hot path).
+    pub(crate) fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<XmlSessionRow> {
+        Ok(XmlSessionRow {
+            s_id: r.get("s_id")?,
+            s_org_id: r.get("s_org_id")?,
+            s_created_at: r.get("s_created_at")?,
+            s_last_seen_at: r.get("s_last_seen_at")?,
+            key: KeyRow::from_rusqlite(r)?,
+            user: UserRow::from_rusqlite(r)?,
+        })
+    }
+}
+
 impl TryFrom<XmlSessionRow> for XmlSession {
     type Error = StoreError;
 
@@ -136,15 +150,9 @@ macro_rules! impl_xml_session_store {
                     now: Timestamp,
                     live_for: std::time::Duration,
                 ) -> Result<Option<XmlSession>> {
-                    sqlx::query_as::<_, XmlSessionRow>(XML_SESSION)
-                        .bind(digest.as_bytes())
-                        .bind(now.0)
-                        .bind(millis(live_for))
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(backend_err)?
-                        .map(XmlSession::try_from)
-                        .transpose()
+                    // Read on every call, never cached, so that ending a session acts on the
+                    // next call everywhere; a hot read of each backend's own.
+                    self.xml_session_row(digest, now, millis(live_for)).await
                 }
 
                 async fn touch_xml_session(&self, id: i64, now: Timestamp) -> Result<()> {

@@ -27,7 +27,7 @@ const SLACK: Duration = Duration::from_millis(100);
     clippy::disallowed_methods,
     reason = "the bound under test is one of wall time"
 )]
-async fn within_a_second<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn within_a_second<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

@@ -351,3 +351,62 @@ conformance!(
         assert_eq!(again, Some(SweepReport::default()));
     }
 );
+
+conformance_twins!(
+    revoked_token_credentials_are_refused_by_the_other_instance_within_a_second,
+    |a, b| async move {
+        let g = granted(&*a).await;
+        let digest = request_token(&*a, g.app.id, T0).await;
+        assert!(authorize(&*a, &g, &digest, g.user.id).await);
+        let token = credential::mint(Kind::OAuth1Token, "test").digest;
+        let e = a
+            .exchange_request_token(
+                &digest,
+                g.app.id,
+                T0,
+                token,
+                audit(Some(g.org.id), T0, "oauth1_token.issued"),
+            )
+            .await
+            .unwrap();
+        let Exchange::Issued { access, .. } = e else {
+            panic!("expected Issued, got {e:?}");
+        };
+        // `b` answers from its cache from the second lookup on.
+        for _ in 0..2 {
+            assert!(!b.oauth1_token(&token).await.unwrap().unwrap().revoked);
+            assert!(b.derivable_secrets(g.app.id, T0).await.unwrap().is_empty());
+        }
+        // A secret OAuth 1.0a can sign with, rotated in through `a`, reaches `b`'s cached list.
+        let nonce = [7u8; 16];
+        let secret = DeriveKey::random().client_secret("test", &nonce).digest;
+        a.rotate_client_secret(
+            g.app.id,
+            NewSecret {
+                digest: secret,
+                derive_nonce: Some(nonce),
+            },
+            T0,
+            T0.plus(HOUR),
+            audit(Some(g.org.id), T0, "client_secret.rotated"),
+        )
+        .await
+        .unwrap();
+        crate::cache::within_a_second("the rotated-in secret", || async {
+            b.derivable_secrets(g.app.id, T0).await.unwrap().len() == 1
+        })
+        .await;
+        assert!(a
+            .revoke_account_access(
+                access,
+                T0,
+                audit(Some(g.org.id), T0, "account_access.deleted")
+            )
+            .await
+            .unwrap());
+        crate::cache::within_a_second("the revoked token credentials", || async {
+            b.oauth1_token(&token).await.unwrap().unwrap().revoked
+        })
+        .await;
+    }
+);

@@ -55,6 +55,26 @@ pub(crate) struct UserRow {
     created_at: i64,
 }
 
+impl UserRow {
+    /// The same columns from a rusqlite row (the SQLite hot paths).
+    pub(crate) fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+        Ok(UserRow {
+            id: r.get("u_id")?,
+            org_id: r.get("u_org_id")?,
+            username: r.get("u_username")?,
+            email: r.get("u_email")?,
+            kind: r.get("u_kind")?,
+            role: r.get("u_role")?,
+            grants: r.get("u_grants")?,
+            key_id: r.get("u_key_id")?,
+            principal: r.get("u_principal")?,
+            disabled_at: r.get("u_disabled_at")?,
+            must_change_password: r.get("u_must_change_password")?,
+            created_at: r.get("u_created_at")?,
+        })
+    }
+}
+
 impl TryFrom<UserRow> for User {
     type Error = StoreError;
 
@@ -161,6 +181,21 @@ pub(crate) struct KeyRow {
     stops_at: Option<i64>,
     #[sqlx(rename = "k_last_used_at")]
     last_used_at: Option<i64>,
+}
+
+impl KeyRow {
+    /// The same columns from a rusqlite row (the SQLite hot paths).
+    pub(crate) fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+        Ok(KeyRow {
+            id: r.get("k_id")?,
+            user_id: r.get("k_user_id")?,
+            slot: r.get("k_slot")?,
+            created_at: r.get("k_created_at")?,
+            deleted_at: r.get("k_deleted_at")?,
+            stops_at: r.get("k_stops_at")?,
+            last_used_at: r.get("k_last_used_at")?,
+        })
+    }
 }
 
 impl From<KeyRow> for ApiKey {
