@@ -18,7 +18,6 @@ use governor::clock::Clock as GovernorClock;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use secrecy::SecretString;
-use tokio::sync::Semaphore;
 
 use grantry_core::credential::password;
 use grantry_core::limits::{self, Door, Subject, Throttle, Throttled, Waiting};
@@ -266,21 +265,45 @@ impl Throttle for Guard {
     }
 }
 
-/// The bounded pool argon2id runs on: blocking threads, at most one per core at a time, so
-/// a flood of sign-ins queues here instead of stalling the workers that serve the APIs.
+/// The bounded pool argon2id runs on: one thread per core, fed by a queue, so a flood of
+/// sign-ins queues here instead of stalling the workers that serve the APIs. Threads of its
+/// own rather than tokio's blocking pool: each verification takes 19 MiB, and a thread that
+/// frees it gets the same memory back for its next one, where the blocking pool's changing
+/// threads each kept a copy in an allocator arena of their own (15 s of the benchmark's login
+/// flood left 505 MiB resident that way, 232 MiB this way: docs/benchmarks/README.md).
 pub struct PasswordPool {
-    permits: Semaphore,
+    jobs: std::sync::mpsc::Sender<PasswordJob>,
 }
 
+/// A password, the PHC string to check it against, and where the answer goes.
+type PasswordJob = (SecretString, String, tokio::sync::oneshot::Sender<bool>);
+
 impl PasswordPool {
-    /// A pool of `size` concurrent verifications (at least one).
+    /// A pool of `size` threads (at least one); they end when the pool is dropped.
     pub fn new(size: usize) -> Self {
-        PasswordPool {
-            permits: Semaphore::new(size.max(1)),
+        let (jobs, queue) = std::sync::mpsc::channel::<PasswordJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..size.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name("grantry-password".into())
+                .spawn(move || loop {
+                    // The lock is held while waiting, so one idle thread waits at a time.
+                    let next = lock(&queue).recv();
+                    let Ok((password, phc, reply)) = next else {
+                        return;
+                    };
+                    use secrecy::ExposeSecret;
+                    let _ = reply.send(password::verify(password.expose_secret(), &phc));
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start a password verification thread");
+            }
         }
+        PasswordPool { jobs }
     }
 
-    /// One verification per core.
+    /// One thread per core.
     pub fn per_core() -> Self {
         Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
@@ -289,14 +312,10 @@ impl PasswordPool {
 #[async_trait]
 impl password::Verifier for PasswordPool {
     async fn verify(&self, password: SecretString, phc: String) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.jobs.send((password, phc, reply)).is_err() {
             return false;
-        };
-        tokio::task::spawn_blocking(move || {
-            use secrecy::ExposeSecret;
-            password::verify(password.expose_secret(), &phc)
-        })
-        .await
-        .unwrap_or(false)
+        }
+        answer.await.unwrap_or(false)
     }
 }

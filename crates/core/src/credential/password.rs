@@ -32,7 +32,7 @@ pub fn verify(password: &str, phc: &str) -> bool {
 }
 
 /// Where passwords are verified: argon2id takes tens of milliseconds of one core, so the
-/// server runs it on a bounded pool of blocking threads rather than on the workers that
+/// server runs it on a bounded pool of threads of its own rather than on the workers that
 /// serve every other request (docs/architecture.md, limits).
 #[async_trait::async_trait]
 pub trait Verifier: Send + Sync {
