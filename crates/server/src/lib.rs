@@ -63,6 +63,8 @@ pub struct Shared {
     pub limits: Limits,
     /// The process's metrics recorder, when `GET /metrics` is served.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The request series registered with that recorder (none without one).
+    pub request_metrics: Option<Arc<metrics::RequestMetrics>>,
     /// Whether `GET /metrics` is on the API listener (else only on [`metrics_app`]'s).
     pub metrics_on_api: bool,
     /// Proxies (`http.trusted_proxies`) whose `X-Forwarded-For` names the client.
@@ -90,6 +92,7 @@ impl AppState {
             mailer: Arc::new(NoMail),
             limits: Limits::default(),
             metrics: None,
+            request_metrics: None,
             metrics_on_api: false,
             trusted_proxies: Arc::new([]),
         }))
@@ -112,6 +115,7 @@ impl AppState {
     ) -> Self {
         let mut shared = Arc::unwrap_or_clone(self.0);
         shared.metrics = Some(handle);
+        shared.request_metrics = Some(Arc::default());
         shared.metrics_on_api = on_api;
         AppState(Arc::new(shared))
     }
@@ -228,7 +232,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(unrouted.layer(DefaultBodyLimit::max(limits::XML_BODY)))
         .layer(DefaultBodyLimit::max(limits::OTHER_BODY))
         .layer(axum::middleware::map_response(error::retry_after_on_503))
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(
             // Logs method, path, status and the request id only: never the query string,
             // other headers or bodies, any of which can carry a credential.

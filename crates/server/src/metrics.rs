@@ -4,12 +4,15 @@
 //! issuance, the store for its cache, pools and commits), rendered at `GET /metrics` in the
 //! Prometheus text format.
 
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::AppState;
@@ -55,22 +58,94 @@ pub async fn upkeep(handle: PrometheusHandle) {
 }
 
 /// Counts every request and its latency by route template (never the path itself, which
-/// can carry an id or a session), method and status.
-pub async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().as_str().to_string();
+/// can carry an id or a session), method and status; nothing when no recorder is installed.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(handles) = state.request_metrics.as_deref() else {
+        return next.run(req).await;
+    };
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(req.method());
     let started = started();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
     let took = started.elapsed();
-    metrics::counter!("grantry_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("grantry_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(took.as_secs_f64());
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let (requests, latency) = handles.get(route, method, response.status());
+    requests.increment(1);
+    latency.record(took.as_secs_f64());
     response
+}
+
+/// The route label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+
+/// The method label: the methods of RFC 9110 §9 and PATCH by name, any other as `other`, so
+/// a client inventing methods cannot add series to the recorder without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// The request counters and latency histograms already registered with the recorder, by
+/// route template, method and status. A request finds its two handles here under a shared
+/// lock instead of building six owned labels and looking each series up in the recorder's
+/// registry; the first request of a kind registers them. Routes are the router's templates,
+/// methods and statuses are bounded (see [`method_label`]), so the table stays small.
+#[derive(Default)]
+pub struct RequestMetrics {
+    routes: RwLock<HashMap<Box<str>, Vec<Series>>>,
+}
+
+/// The handles of one route, method and status.
+struct Series {
+    method: &'static str,
+    status: StatusCode,
+    requests: Counter,
+    latency: Histogram,
+}
+
+impl RequestMetrics {
+    fn get(&self, route: &str, method: &'static str, status: StatusCode) -> (Counter, Histogram) {
+        let find = |series: &[Series]| {
+            series
+                .iter()
+                .find(|s| s.method == method && s.status == status)
+                .map(|s| (s.requests.clone(), s.latency.clone()))
+        };
+        if let Some(found) = self
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(route)
+            .and_then(|series| find(series))
+        {
+            return found;
+        }
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let series = routes.entry(route.into()).or_default();
+        if let Some(found) = find(series) {
+            return found;
+        }
+        let route = route.to_string();
+        let requests = metrics::counter!("grantry_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.as_u16().to_string());
+        let latency = metrics::histogram!("grantry_http_request_duration_seconds", "route" => route, "method" => method);
+        series.push(Series {
+            method,
+            status,
+            requests: requests.clone(),
+            latency: latency.clone(),
+        });
+        (requests, latency)
+    }
 }
 
 #[allow(
