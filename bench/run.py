@@ -17,8 +17,15 @@ With --database, two more grantry processes are then started on the same databas
 scenarios are run on all three at once (the connections shared among them): the JSON gains
 `three_instances`, with the total, each instance's figures and the ratio to one instance.
 
+With --scale, examples/seed first fills the database through grantry's own admin and token code
+(10,000 orgs, 100,000 applications with account access, 1,000,000 live tokens by default), then
+grantry starts on it: the JSON gains `scale` (what was seeded, how long it took) and its
+start-up and memory figures are those of that database.
+With --only, only the named scenarios run (and the floor), e.g. for the cost-by-size table.
+
 Usage: bench/run [--database postgres://...] [--duration 10] [--warmup 3] [--connections 32]
                  [--live-tokens 1000000] [--peer oidc-provider] [--issue-rate-cap 40000]
+                 [--scale [--scale-orgs N --scale-apps-per-org N --scale-tokens N]] [--only a,b]
                  [--binaries DIR --commit SHA [--without-limits-config]]
 """
 
@@ -299,6 +306,34 @@ def login_form(base, query):
     # Binaries from before the form was bound to the browser have neither.
     csrf = re.search(r'name="csrf" value="([^"]*)"', page)
     return cookie, html.unescape(csrf.group(1)) if csrf else ""
+
+
+def console_session(base, org, username, password):
+    """Signs in to the console as a browser does (the sign-in page's pre-session cookie and
+    CSRF token, then the form) and returns the session cookie, or None on a binary without
+    the console."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **kw):
+            return None
+
+    try:
+        with urllib.request.urlopen(f"{base}/console/sign-in") as r:
+            cookie = next((v.split(";")[0] for k, v in r.headers.items()
+                           if k.lower() == "set-cookie" and v.startswith("grantry_console_login=")), "")
+            page = r.read().decode()
+    except urllib.error.HTTPError:
+        return None
+    csrf = re.search(r'name="csrf" value="([^"]*)"', page)
+    form = urllib.parse.urlencode({"csrf": html.unescape(csrf.group(1)) if csrf else "", "org": org,
+                                   "username": username, "password": password}).encode()
+    req = urllib.request.Request(f"{base}/console/sign-in", data=form, headers={"Content-Type": FORM,
+                                                                               "Cookie": cookie})
+    try:
+        answer = urllib.request.build_opener(NoRedirect).open(req)
+    except urllib.error.HTTPError as e:
+        answer = e
+    return next((v.split(";")[0] for k, v in answer.headers.items()
+                 if k.lower() == "set-cookie" and v.startswith("grantry_session=")), None)
 
 
 def lua_script(tmp, name, method, body=None, headers=None):
@@ -584,7 +619,17 @@ def main():
     ap.add_argument("--without-limits-config", action="store_true",
                     help="for binaries that predate [limits]: do not lift the per-address limit for the "
                          "login flood")
+    ap.add_argument("--only", metavar="NAMES",
+                    help="run only these scenarios (comma-separated names; the floor always runs)")
+    ap.add_argument("--scale", action="store_true",
+                    help="before the first start, seed 10,000 orgs with 10 applications and account "
+                         "accesses each and 1,000,000 live tokens in all (examples/seed), then measure "
+                         "start-up, memory and every scenario on that database")
+    ap.add_argument("--scale-orgs", type=int, default=10_000, metavar="N")
+    ap.add_argument("--scale-apps-per-org", type=int, default=10, metavar="N")
+    ap.add_argument("--scale-tokens", type=int, default=1_000_000, metavar="N")
     args = ap.parse_args()
+    only = set(filter(None, (args.only or "").split(",")))
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
     if args.database and not shutil.which("psql"):
@@ -600,11 +645,14 @@ def main():
     else:
         print("building release binaries ...", file=sys.stderr)
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "grantry"], check=True, cwd=ROOT)
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "grantry-server", "--example", "floor"],
-                       check=True, cwd=ROOT)
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "grantry-server", "--example", "floor",
+                        "--example", "seed"], check=True, cwd=ROOT)
         release = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release")
     grantry = os.path.join(release, "grantry")
     floor = os.path.join(release, "examples", "floor")
+    seeder = os.path.join(release, "examples", "seed")
+    if args.scale and not os.path.exists(seeder):
+        raise SystemExit(f"--scale needs {seeder}: cargo build --release -p grantry-server --example seed")
 
     tmp = tempfile.mkdtemp(prefix="grantry-bench-")
     procs = []
@@ -631,6 +679,26 @@ def main():
         env = dict(os.environ, GRANTRY_LOG="warn")
         if not args.without_limits_config:
             env["GRANTRY_LIMITS__SOURCE_FAILURES"] = "1000000000"
+        if args.scale:
+            # The data through grantry's own admin and token code, before grantry first starts
+            # on it (docs/benchmarks/README.md, "Scale of data").
+            print(f"seeding {args.scale_orgs:,} orgs ...", file=sys.stderr)
+            url = db_url if args.database else "sqlite://" + database.sqlite_path
+            os.makedirs(data_dir, exist_ok=True)
+            t0 = time.time()
+            subprocess.run([seeder, "--database", url, "--orgs", str(args.scale_orgs),
+                            "--apps-per-org", str(args.scale_apps_per_org), "--tokens", str(args.scale_tokens)],
+                           check=True)
+            extra["scale"] = {
+                "orgs": args.scale_orgs,
+                "applications": args.scale_orgs * args.scale_apps_per_org,
+                "account_accesses": args.scale_orgs * args.scale_apps_per_org,
+                "live_tokens": max(args.scale_tokens, args.scale_orgs * args.scale_apps_per_org),
+                "seed_s": round(time.time() - t0, 1),
+            }
+            if not args.database:
+                extra["scale"]["database_mib"] = round(sum(
+                    os.path.getsize(os.path.join(data_dir, n)) for n in os.listdir(data_dir)) / 2**20)
         start = time.time()
         g = subprocess.Popen([grantry, *glob, "serve", "--listen", f"127.0.0.1:{gport}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -668,6 +736,15 @@ def main():
         except (urllib.error.URLError, AttributeError, KeyError) as e:
             print(f"  no OAuth 1.0a on this binary ({e}): rest_get_oauth1 skipped", file=sys.stderr)
             o1 = None
+        # The console's main page (applications and account access) for a signed-in org admin.
+        console_password = base64.urlsafe_b64encode(os.urandom(18)).decode()
+        subprocess.run([grantry, *glob, "--json", "user", "add", "--org", "default", "--username", "opal",
+                        "--email", "opal@example.com", "--kind", "ui", "--role", "org_admin",
+                        "--password-stdin"], input=console_password + "\n", text=True, check=True,
+                       capture_output=True)
+        console_cookie = console_session(base, "default", "opal", console_password)
+        if console_cookie is None:
+            print("  no console sign-in on this binary: console_settings skipped", file=sys.stderr)
         # An XML API session of the API user (the legacy Login).
         login = (f"<Envelope><Body><Login><USERNAME>bot</USERNAME><PASSWORD>{key['secret']}</PASSWORD>"
                  "</Login></Body></Envelope>")
@@ -767,6 +844,9 @@ def main():
                 scenarios.append(("rest_get_oauth1", o1_url,
                                   lua_headers_script(tmp, f"{phase}-oauth1-warmup", o1_path, o1_files["warmup"]),
                                   lua_headers_script(tmp, f"{phase}-oauth1-run", o1_path, o1_files["run"]), g.pid))
+            if console_cookie is not None:
+                scenarios.append(plain("console_settings", f"{base}/console/settings", "GET", None,
+                                       {"Cookie": console_cookie}, g.pid))
             if session is not None:
                 scenarios.append(plain("xml_session", f"{base}/XMLAPI;jsessionid={session}", "POST", GET_LISTS,
                                        {"Content-Type": "text/xml"}, g.pid))
@@ -797,6 +877,8 @@ def main():
         def run_all(scenarios):
             results = {}
             for name, url, warm, script, pid in scenarios:
+                if only and name != "floor" and name not in only:
+                    continue
                 run_wrk(url, warm, args.warmup, args.connections, pid)
                 results[name] = run_wrk(url, script, args.duration, args.connections, pid)
                 r = results[name]
@@ -808,7 +890,8 @@ def main():
 
         print("running the scenarios ...", file=sys.stderr)
         results = run_all(grantry_scenarios("base"))
-        results["rest_under_login_flood"] = rest_under_login_flood()
+        if not only or "rest_under_login_flood" in only:
+            results["rest_under_login_flood"] = rest_under_login_flood()
         extra["grantry_rss_kib_after_load"] = rss_kib(g.pid)
 
         if args.database:
@@ -903,7 +986,10 @@ def main():
     commit = args.commit or sh("git", "rev-parse", "--short", "HEAD").strip()
     today = datetime.date.today().isoformat()
     backend = "postgres" if args.database else "sqlite (WAL, synchronous=FULL)"
-    stem = os.path.join(ROOT, "bench", "results", f"{today}-{commit}{'-postgres' if args.database else ''}")
+    suffix = ("-postgres" if args.database else "") + ("-scale" if args.scale else "")
+    if args.live_tokens and only:
+        suffix += f"-live{args.live_tokens}"
+    stem = os.path.join(ROOT, "bench", "results", f"{today}-{commit}{suffix}")
     n = 2
     while os.path.exists(stem + ".json"):
         stem = re.sub(r"(-run\d+)?$", f"-run{n}", stem, count=1)
@@ -924,6 +1010,10 @@ def main():
     }
     if "peer" in extra:
         report["peer"] = extra["peer"]
+    if "scale" in extra:
+        report["scale"] = extra["scale"]
+    if only:
+        report["only"] = sorted(only)
     if "three_instances" in extra:
         three = extra["three_instances"]
         for name, r in three.items():

@@ -108,8 +108,25 @@ impl Default for AuditSettings {
 /// The admin console's sessions (docs/architecture.md, the console).
 #[derive(Clone, Debug)]
 pub struct ConsoleSettings {
-    /// A console session not used for this long is signed out.
+    /// A console session not used for this long is signed out (it may live up to
+    /// [`ConsoleSettings::touch`] longer, never less).
     pub idle_timeout: Duration,
+}
+
+impl ConsoleSettings {
+    /// How stale a session's recorded last use may get before a request records it again:
+    /// [`touch_interval`] of the idle timeout. A session is live while
+    /// `now <= last_seen_at + idle_timeout + touch`.
+    pub fn touch(&self) -> Duration {
+        touch_interval(self.idle_timeout)
+    }
+}
+
+/// `min(1 minute, idle_timeout / 10)`: how often a session in use records its last use, so
+/// that it costs one durable write per interval rather than one per request, and the slack
+/// by which it may outlive its idle timeout (docs/architecture.md, XML API sessions).
+pub fn touch_interval(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 10).min(Duration::from_secs(60))
 }
 
 impl Default for ConsoleSettings {
@@ -141,10 +158,10 @@ impl Default for SessionSettings {
 
 impl SessionSettings {
     /// How stale a session's recorded last use may get before a call records it again:
-    /// `min(1 minute, idle_timeout / 10)`. A session is live while
+    /// [`touch_interval`] of the idle timeout. A session is live while
     /// `now <= last_seen_at + idle_timeout + touch`.
     pub fn touch(&self) -> Duration {
-        (self.idle_timeout / 10).min(Duration::from_secs(60))
+        touch_interval(self.idle_timeout)
     }
 }
 

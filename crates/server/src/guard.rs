@@ -287,14 +287,17 @@ impl PasswordPool {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new()
                 .name("grantry-password".into())
-                .spawn(move || loop {
-                    // The lock is held while waiting, so one idle thread waits at a time.
-                    let next = lock(&queue).recv();
-                    let Ok((password, phc, reply)) = next else {
-                        return;
-                    };
-                    use secrecy::ExposeSecret;
-                    let _ = reply.send(password::verify(password.expose_secret(), &phc));
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        // The lock is held while waiting, so one idle thread waits at a time.
+                        let next = lock(&queue).recv();
+                        let Ok((password, phc, reply)) = next else {
+                            return;
+                        };
+                        use secrecy::ExposeSecret;
+                        let _ = reply.send(password::verify(password.expose_secret(), &phc));
+                    }
                 });
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "cannot start a password verification thread");
@@ -309,6 +312,30 @@ impl PasswordPool {
     }
 }
 
+/// The niceness of the password threads: under a flood of sign-ins they take the cores
+/// only when the workers serving the APIs leave them idle, so a protected call waits for
+/// the scheduler far less than for one argon2id verification (docs/architecture.md, limits
+/// on guessing secrets).
+const PASSWORD_NICENESS: i32 = 10;
+
+/// Gives the calling thread [`PASSWORD_NICENESS`]; on Linux the nice value is a thread's
+/// own (setpriority(2), "Bugs"). Where that fails, or elsewhere, the thread keeps the
+/// process's priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority(2) reads only its integer arguments; `who = 0` is the calling
+        // thread.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, PASSWORD_NICENESS) };
+        if rc != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "the password threads keep the process's priority"
+            );
+        }
+    }
+}
+
 #[async_trait]
 impl password::Verifier for PasswordPool {
     async fn verify(&self, password: SecretString, phc: String) -> bool {
@@ -317,5 +344,53 @@ impl password::Verifier for PasswordPool {
             return false;
         }
         answer.await.unwrap_or(false)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use grantry_core::credential::password::Verifier;
+
+    /// The nice values of this process's threads named `name` (proc(5): `comm`, and the
+    /// 19th field of `stat`, counted after the parenthesised name).
+    fn niceness_of(name: &str) -> Vec<i32> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+                continue;
+            };
+            if comm.trim_end() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            found.push(after.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn password_threads_verify_at_a_lower_priority_than_the_workers() {
+        let pool = PasswordPool::new(2);
+        let phc = password::hash("correct horse battery staple").unwrap();
+        assert!(
+            pool.verify("correct horse battery staple".into(), phc.clone())
+                .await
+        );
+        assert!(!pool.verify("wrong".into(), phc).await);
+        // Thread names are cut to 15 bytes in `comm`.
+        let mut nice = Vec::new();
+        for _ in 0..200 {
+            nice = niceness_of("grantry-passwor");
+            if nice.len() >= 2 && nice.iter().all(|&n| n >= PASSWORD_NICENESS) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(nice.len() >= 2, "{nice:?}");
+        // At least that nice (a process started nicer keeps its own value).
+        assert!(nice.iter().all(|&n| n >= PASSWORD_NICENESS), "{nice:?}");
     }
 }

@@ -128,16 +128,19 @@ pub async fn console_login(
 }
 
 /// The UI user of a console session live at `now` and used within
-/// `console.idle_timeout`; records this use, which starts the idle time again.
+/// `console.idle_timeout` (plus its touch interval: the session ends between the two after
+/// its last use, never earlier); records this use, which starts the idle time again, when
+/// the recorded one is at least the touch interval old (docs/architecture.md, the console).
 pub async fn console_user(
     store: &dyn SessionStore,
     now: Timestamp,
     settings: &Settings,
     session: &str,
 ) -> Result<Option<User>, StoreError> {
-    let idle_since = now.minus(settings.console.idle_timeout);
+    let touch = settings.console.touch();
+    let idle_since = now.minus(settings.console.idle_timeout + touch);
     store
-        .touch_session(&Digest::of(session), now, idle_since)
+        .touch_session(&Digest::of(session), now, idle_since, now.minus(touch))
         .await
 }
 

@@ -744,7 +744,10 @@ both!(
             200,
             "each use starts the idle time again"
         );
-        app.advance(idle + Duration::from_secs(1));
+        // It ends between the idle timeout and that plus the touch interval after its last
+        // use (which is recorded once per interval), never earlier.
+        let touch = app.settings.console.touch();
+        app.advance(idle + touch + Duration::from_secs(1));
         assert_eq!(
             b.get("/console/settings").await.location.as_deref(),
             Some("/console/sign-in")

@@ -13,6 +13,25 @@ pub(crate) const SESSION_USER: &str = concat!(
      WHERE s.digest = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"
 );
 
+/// The user of session `$1` if it is live at `$2` as [`TOUCH_SESSION`] sees it (not expired,
+/// seen at or after `$3`, a UI user not disabled), and when it was last recorded as seen.
+pub(crate) const SEEN_SESSION: &str = concat!(
+    "SELECT ",
+    user_cols!(),
+    ", COALESCE(s.last_seen_at, s.created_at) AS seen_at \
+     FROM sessions s JOIN users u ON u.id = s.user_id \
+     WHERE s.digest = $1 AND s.expires_at > $2 AND COALESCE(s.last_seen_at, s.created_at) >= $3 \
+     AND u.kind = 'ui' AND u.disabled_at IS NULL"
+);
+
+/// A row of [`SEEN_SESSION`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct SeenSessionRow {
+    #[sqlx(flatten)]
+    pub(crate) user: super::rows::UserRow,
+    pub(crate) seen_at: i64,
+}
+
 /// Records request time `$2` on session `$1` if it is live then: not expired, seen at or
 /// after `$3` (a session not seen since it began was seen when it began), its user a UI user
 /// and not disabled. Returns the session's user, whom [`super::directory::USER_BY_ID`] then
@@ -86,7 +105,24 @@ macro_rules! impl_session_store {
                     digest: &Digest,
                     now: Timestamp,
                     idle_since: Timestamp,
+                    record_before: Timestamp,
                 ) -> Result<Option<User>> {
+                    // Read first: a session recorded as seen since `record_before` is
+                    // answered without a write (docs/architecture.md, the console).
+                    let seen = sqlx::query_as::<_, SeenSessionRow>(SEEN_SESSION)
+                        .bind(digest.as_bytes())
+                        .bind(now.0)
+                        .bind(idle_since.0)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(backend_err)?;
+                    match seen {
+                        None => return Ok(None),
+                        Some(row) if row.seen_at >= record_before.0 => {
+                            return User::try_from(row.user).map(Some);
+                        }
+                        Some(_) => {}
+                    }
                     let mut tx = self.begin_write().await?;
                     let owner: Option<UserId> = sqlx::query_scalar(TOUCH_SESSION)
                         .bind(digest.as_bytes())

@@ -191,7 +191,7 @@ conformance!(
                 .must_change_password
         );
         let touched = store
-            .touch_session(&s, T0.plus(MINUTE), T0)
+            .touch_session(&s, T0.plus(MINUTE), T0, T0.plus(MINUTE))
             .await
             .unwrap()
             .unwrap();
@@ -231,7 +231,7 @@ conformance!(
         assert!(store.session_user(&kept, now).await.unwrap().is_some());
         for s in &ended {
             assert_eq!(store.session_user(s, now).await.unwrap(), None);
-            assert_eq!(store.touch_session(s, now, T0).await.unwrap(), None);
+            assert_eq!(store.touch_session(s, now, T0, now).await.unwrap(), None);
         }
         assert_eq!(
             store.session_user(&bobs, now).await.unwrap().map(|u| u.id),
@@ -433,26 +433,29 @@ conformance!(
         // Not seen since it began: it began at T0.
         let t = T0.plus(IDLE).minus(MS);
         assert_eq!(
-            store.touch_session(&s, t, idle_since(t)).await.unwrap(),
+            store.touch_session(&s, t, idle_since(t), t).await.unwrap(),
             Some(g.user.clone())
         );
         // Each request keeps it alive for another idle period from its own time.
         let t2 = t.plus(IDLE).minus(MS);
         assert_eq!(
-            store.touch_session(&s, t2, idle_since(t2)).await.unwrap(),
+            store
+                .touch_session(&s, t2, idle_since(t2), t2)
+                .await
+                .unwrap(),
             Some(g.user.clone()),
             "seen at t, live at t + idle - 1 ms"
         );
         let t3 = t2.plus(IDLE).minus(MS);
         assert!(store
-            .touch_session(&s, t3, idle_since(t3))
+            .touch_session(&s, t3, idle_since(t3), t3)
             .await
             .unwrap()
             .is_some());
         let late = t3.plus(IDLE).plus(MS);
         assert_eq!(
             store
-                .touch_session(&s, late, idle_since(late))
+                .touch_session(&s, late, idle_since(late), late)
                 .await
                 .unwrap(),
             None,
@@ -460,17 +463,24 @@ conformance!(
         );
         // A refused touch records nothing: the session was last seen at t3 still.
         assert_eq!(
-            store.touch_session(&s, late, t3.plus(MS)).await.unwrap(),
+            store
+                .touch_session(&s, late, t3.plus(MS), late)
+                .await
+                .unwrap(),
             None
         );
-        assert!(store.touch_session(&s, late, t3).await.unwrap().is_some());
+        assert!(store
+            .touch_session(&s, late, t3, late)
+            .await
+            .unwrap()
+            .is_some());
 
         // Untouched past the idle period.
         let quiet = session(&*store, &g.user, T0).await;
         let now = T0.plus(IDLE).plus(MS);
         assert_eq!(
             store
-                .touch_session(&quiet, now, idle_since(now))
+                .touch_session(&quiet, now, idle_since(now), now)
                 .await
                 .unwrap(),
             None
@@ -485,26 +495,78 @@ conformance!(
             .unwrap();
         let t = expires_at.minus(MINUTE);
         assert!(store
-            .touch_session(&short, t, idle_since(t))
+            .touch_session(&short, t, idle_since(t), t)
             .await
             .unwrap()
             .is_some());
         let t = expires_at.minus(MS);
         assert!(store
-            .touch_session(&short, t, idle_since(t))
+            .touch_session(&short, t, idle_since(t), t)
             .await
             .unwrap()
             .is_some());
         for t in [expires_at, expires_at.plus(MS)] {
             assert_eq!(
-                store.touch_session(&short, t, idle_since(t)).await.unwrap(),
+                store
+                    .touch_session(&short, t, idle_since(t), t)
+                    .await
+                    .unwrap(),
                 None,
                 "at {t:?}"
             );
         }
 
         let unknown = credential::mint(Kind::Session, "test").digest;
-        assert_eq!(store.touch_session(&unknown, T0, T0).await.unwrap(), None);
+        assert_eq!(
+            store.touch_session(&unknown, T0, T0, T0).await.unwrap(),
+            None
+        );
+    }
+);
+
+conformance!(
+    a_session_seen_recently_enough_is_read_not_recorded,
+    |store| async move {
+        let g = granted(&*store).await;
+        let idle_since = |now: Timestamp| now.minus(IDLE);
+        let (t, late) = (T0.plus(MINUTE), T0.plus(IDLE).plus(MS));
+
+        // Seen at T0 (its start), which is not before T0: answered, nothing recorded, so
+        // its idle time still counts from T0.
+        let read = session(&*store, &g.user, T0).await;
+        assert_eq!(
+            store
+                .touch_session(&read, t, idle_since(t), T0)
+                .await
+                .unwrap(),
+            Some(g.user.clone())
+        );
+        assert_eq!(
+            store
+                .touch_session(&read, late, idle_since(late), late)
+                .await
+                .unwrap(),
+            None,
+            "the use at T0 + 1 min was not recorded"
+        );
+
+        // Seen at T0, which is before T0 + 1 min: this use is recorded.
+        let recorded = session(&*store, &g.user, T0).await;
+        assert_eq!(
+            store
+                .touch_session(&recorded, t, idle_since(t), t)
+                .await
+                .unwrap(),
+            Some(g.user.clone())
+        );
+        assert_eq!(
+            store
+                .touch_session(&recorded, late, idle_since(late), T0)
+                .await
+                .unwrap(),
+            Some(g.user.clone()),
+            "the use at T0 + 1 min was recorded"
+        );
     }
 );
 
@@ -523,7 +585,7 @@ conformance!(
             )
             .await
             .unwrap();
-        assert_eq!(store.touch_session(&s, at, T0).await.unwrap(), None);
+        assert_eq!(store.touch_session(&s, at, T0, at).await.unwrap(), None);
         store
             .set_user_disabled(
                 g.user.id,
@@ -534,7 +596,11 @@ conformance!(
             .await
             .unwrap();
         assert_eq!(
-            store.touch_session(&s, at, T0).await.unwrap().map(|u| u.id),
+            store
+                .touch_session(&s, at, T0, at)
+                .await
+                .unwrap()
+                .map(|u| u.id),
             Some(g.user.id)
         );
 
@@ -547,7 +613,10 @@ conformance!(
             .await
             .unwrap();
         let theirs = session(&*store, &feeder, T0).await;
-        assert_eq!(store.touch_session(&theirs, at, T0).await.unwrap(), None);
+        assert_eq!(
+            store.touch_session(&theirs, at, T0, at).await.unwrap(),
+            None
+        );
     }
 );
 
@@ -557,7 +626,7 @@ conformance!(signing_out_ends_the_session, |store| async move {
     let other = session(&*store, &g.user, T0).await;
     store.delete_session(&s).await.unwrap();
     assert_eq!(store.session_user(&s, T0).await.unwrap(), None);
-    assert_eq!(store.touch_session(&s, T0, T0).await.unwrap(), None);
+    assert_eq!(store.touch_session(&s, T0, T0, T0).await.unwrap(), None);
     assert!(store.session_user(&other, T0).await.unwrap().is_some());
     // Signing out twice, or out of a session that never was, is no error.
     store.delete_session(&s).await.unwrap();
