@@ -355,20 +355,21 @@ mod tests {
     /// The nice values of this process's threads named `name` (proc(5): `comm`, and the
     /// 19th field of `stat`, counted after the parenthesised name).
     fn niceness_of(name: &str) -> Vec<i32> {
-        let mut found = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").unwrap() {
-            let dir = task.unwrap().path();
-            let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
-                continue;
-            };
-            if comm.trim_end() != name {
-                continue;
-            }
-            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
-            let after = &stat[stat.rfind(')').unwrap() + 2..];
-            found.push(after.split(' ').nth(16).unwrap().parse().unwrap());
-        }
-        found
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        tasks
+            .filter_map(|task| {
+                let dir = task.ok()?.path();
+                let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+                if comm.trim_end() != name {
+                    return None;
+                }
+                let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+                let after = stat.get(stat.rfind(')')? + 2..)?;
+                after.split(' ').nth(16)?.parse().ok()
+            })
+            .collect()
     }
 
     #[tokio::test]
