@@ -470,6 +470,9 @@ class Database:
             c.executemany("INSERT INTO refresh_tokens (access_id, digest, scopes, created_at) "
                           "VALUES (?, ?, ?, ?)", ((access_id, d, scopes, now_ms) for d in digests))
             c.execute("COMMIT")
+            # Copied into the database now rather than by grantry's checkpoint thread during
+            # the scenarios that follow (a few hundred thousand rows make a WAL of ~100 MB).
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             c.close()
 
@@ -501,6 +504,7 @@ ANALYZE access_tokens;
                 "SELECT ?, ?, NULL, NULL, NULL, NULL, randomblob(32), randomblob(16), ?, ?, ? FROM n",
                 (n, org_id, user_id, scopes, now_ms, exp))
             c.execute("COMMIT")
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             c.close()
 
@@ -714,6 +718,9 @@ def main():
             return json.loads(sh(grantry, *glob, "--json", *a))
 
         print("seeding ...", file=sys.stderr)
+        if args.scale:
+            # grantry makes the first org only on an empty database.
+            cli("org", "create", "--name", "default", "--admin", "admin", "--email", "admin@example.com")
         app = cli("app", "add", "--org", "default", "--name", "bench")
         rt = cli("access", "add", "--org", "default", "--client-id", app["client_id"], "--username", "admin",
                  "--by", "admin")["refresh_token"]
@@ -736,13 +743,22 @@ def main():
         except (urllib.error.URLError, AttributeError, KeyError) as e:
             print(f"  no OAuth 1.0a on this binary ({e}): rest_get_oauth1 skipped", file=sys.stderr)
             o1 = None
-        # The console's main page (applications and account access) for a signed-in org admin.
+        # The console's main page (applications and account access) for a signed-in org admin,
+        # in an org of its own with five applications and their account accesses (the default
+        # org's bench application gets the refresh tokens seeded below, hundreds of thousands
+        # under one account access, which no real one has).
         console_password = base64.urlsafe_b64encode(os.urandom(18)).decode()
-        subprocess.run([grantry, *glob, "--json", "user", "add", "--org", "default", "--username", "opal",
+        cli("org", "create", "--name", "console", "--admin", "boss", "--email", "boss@example.com")
+        subprocess.run([grantry, *glob, "--json", "user", "add", "--org", "console", "--username", "opal",
                         "--email", "opal@example.com", "--kind", "ui", "--role", "org_admin",
                         "--password-stdin"], input=console_password + "\n", text=True, check=True,
                        capture_output=True)
-        console_cookie = console_session(base, "default", "opal", console_password)
+        for i in range(5):
+            crm = cli("app", "add", "--org", "console", "--name", f"crm-{i}", "--redirect-uri",
+                      f"https://crm{i}.example/cb")
+            cli("access", "add", "--org", "console", "--client-id", crm["client_id"], "--username", "opal",
+                "--by", "opal")
+        console_cookie = console_session(base, "console", "opal", console_password)
         if console_cookie is None:
             print("  no console sign-in on this binary: console_settings skipped", file=sys.stderr)
         # An XML API session of the API user (the legacy Login).

@@ -68,7 +68,8 @@ pub(crate) const LIVE_ACCESS: &str = concat!(
 pub(crate) const ACCESSES_OF_ORG: &str = "SELECT a.id, a.org_id, a.app_id, a.user_id, \
     a.created_by, a.scopes, a.created_at, p.client_id AS p_client_id, p.name AS p_name, \
     u.username AS u_username, b.username AS b_username, \
-    (SELECT MAX(r.last_used_at) FROM refresh_tokens r WHERE r.access_id = a.id) AS last_used_at \
+    (SELECT r.last_used_at FROM refresh_tokens r WHERE r.access_id = a.id \
+     AND r.last_used_at IS NOT NULL ORDER BY r.last_used_at DESC LIMIT 1) AS last_used_at \
     FROM account_accesses a JOIN applications p ON p.id = a.app_id \
     JOIN users u ON u.id = a.user_id LEFT JOIN users b ON b.id = a.created_by \
     WHERE a.org_id = $1 AND a.revoked_at IS NULL ORDER BY a.created_at, a.id";

@@ -32,8 +32,10 @@ pub(crate) const SECRETS_OF_APP: &str =
 pub(crate) const APPS_OF_ORG: &str = concat!(
     "SELECT ",
     app_cols!(),
-    ", (SELECT MAX(r.last_used_at) FROM account_accesses a \
-     JOIN refresh_tokens r ON r.access_id = a.id WHERE a.app_id = p.id) AS last_used_at \
+    ", (SELECT MAX((SELECT r.last_used_at FROM refresh_tokens r \
+     WHERE r.access_id = a.id AND r.last_used_at IS NOT NULL \
+     ORDER BY r.last_used_at DESC LIMIT 1)) \
+     FROM account_accesses a WHERE a.app_id = p.id) AS last_used_at \
      FROM applications p WHERE p.org_id = $1 ORDER BY p.name, p.id"
 );
 

@@ -88,8 +88,10 @@ pub(crate) const LIVE_TOKEN_EXISTS: &str = "SELECT EXISTS \
     (SELECT 1 FROM access_tokens WHERE digest = $1 AND revoked_at IS NULL) \
     OR EXISTS (SELECT 1 FROM refresh_tokens WHERE digest = $1 AND revoked_at IS NULL)";
 
-/// Marks a live, unrotated refresh token rotated, returning what its successor inherits.
-pub(crate) const ROTATE_REFRESH: &str = "UPDATE refresh_tokens SET rotated_at = $2 \
+/// Marks a live, unrotated refresh token rotated (and used, for the console's last use),
+/// returning what its successor inherits.
+pub(crate) const ROTATE_REFRESH: &str =
+    "UPDATE refresh_tokens SET rotated_at = $2, last_used_at = $2 \
     WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
     RETURNING access_id, scopes, COALESCE(family_id, id) AS family";
 

@@ -310,6 +310,46 @@ conformance!(
 );
 
 conformance!(
+    an_access_was_last_used_when_any_of_its_rotated_refresh_tokens_was,
+    |store| async move {
+        let g = granted(&*store).await;
+        let last_use = |store: std::sync::Arc<dyn Store>| async move {
+            let access = store.account_accesses(g.org.id).await.unwrap()[0].last_used_at;
+            let apps = store.applications(g.org.id).await.unwrap();
+            let app = apps
+                .iter()
+                .find(|a| a.app.id == g.app.id)
+                .unwrap()
+                .last_used_at;
+            assert_eq!(access, app, "the application's last use is its access's");
+            access
+        };
+        assert_eq!(last_use(store.clone()).await, None);
+
+        let at = T0.plus(HOUR);
+        issue_from(&*store, g.org.id, g.refresh_id, at).await;
+        assert_eq!(last_use(store.clone()).await, Some(at));
+
+        // Rotating is a use of the old token; its successor is not used yet.
+        let rotated_at = at.plus(MINUTE);
+        let successor = rotate(
+            &*store,
+            g.refresh_id,
+            credential::mint(Kind::RefreshToken, "test").digest,
+            vec![7; 16],
+            rotated_at,
+        )
+        .await
+        .unwrap();
+        assert_eq!(last_use(store.clone()).await, Some(rotated_at));
+
+        let latest = rotated_at.plus(HOUR);
+        issue_from(&*store, g.org.id, successor, latest).await;
+        assert_eq!(last_use(store.clone()).await, Some(latest));
+    }
+);
+
+conformance!(
     applications_are_listed_by_name_with_their_last_use,
     |store| async move {
         let g = granted(&*store).await;
