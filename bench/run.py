@@ -693,6 +693,14 @@ def main():
             subprocess.run([seeder, "--database", url, "--orgs", str(args.scale_orgs),
                             "--apps-per-org", str(args.scale_apps_per_org), "--tokens", str(args.scale_tokens)],
                            check=True)
+            if not args.database:
+                # Copied into the database before grantry starts, not by its checkpoint thread
+                # during the scenarios.
+                c = sqlite3.connect(database.sqlite_path, timeout=60, isolation_level=None)
+                try:
+                    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    c.close()
             extra["scale"] = {
                 "orgs": args.scale_orgs,
                 "applications": args.scale_orgs * args.scale_apps_per_org,

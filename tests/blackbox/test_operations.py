@@ -97,6 +97,19 @@ def test_metrics_count_requests_tokens_failures_locks_cache_and_sessions(grantry
     assert plotted <= exported, sorted(plotted - exported)
 
 
+def test_invented_methods_are_counted_as_other_and_add_no_series(grantry: Grantry):
+    """A client choosing the method cannot grow the scrape: methods outside RFC 9110's are
+    one `other` label."""
+    before = metrics(grantry)
+    for i in range(5):
+        resp = grantry.http.request(f"BREW{i}", grantry.url("/rest/databases"), timeout=5)
+        assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
+    after = metrics(grantry)
+    assert value(after, "grantry_http_requests_total", method="other") \
+        - value(before, "grantry_http_requests_total", method="other") == 5
+    assert not [k for k in after if "BREW" in k], [k for k in after if "BREW" in k]
+
+
 def test_metrics_on_a_listener_of_its_own_and_switched_off(grantry_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
