@@ -61,10 +61,9 @@ pub struct Shared {
     /// Where the console's notifications go (account access, as the CLI mails them).
     pub mailer: Arc<dyn Mailer>,
     pub limits: Limits,
-    /// The process's metrics recorder, when `GET /metrics` is served.
-    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// The request series registered with that recorder (none without one).
-    pub request_metrics: Option<Arc<metrics::RequestMetrics>>,
+    /// The process's metrics recorder and the request series registered with it, when
+    /// `GET /metrics` is served.
+    pub metrics: Option<Arc<metrics::Metrics>>,
     /// Whether `GET /metrics` is on the API listener (else only on [`metrics_app`]'s).
     pub metrics_on_api: bool,
     /// Proxies (`http.trusted_proxies`) whose `X-Forwarded-For` names the client.
@@ -92,7 +91,6 @@ impl AppState {
             mailer: Arc::new(NoMail),
             limits: Limits::default(),
             metrics: None,
-            request_metrics: None,
             metrics_on_api: false,
             trusted_proxies: Arc::new([]),
         }))
@@ -114,8 +112,7 @@ impl AppState {
         on_api: bool,
     ) -> Self {
         let mut shared = Arc::unwrap_or_clone(self.0);
-        shared.metrics = Some(handle);
-        shared.request_metrics = Some(Arc::default());
+        shared.metrics = Some(Arc::new(metrics::Metrics::new(handle)));
         shared.metrics_on_api = on_api;
         AppState(Arc::new(shared))
     }

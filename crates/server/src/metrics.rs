@@ -60,7 +60,7 @@ pub async fn upkeep(handle: PrometheusHandle) {
 /// Counts every request and its latency by route template (never the path itself, which
 /// can carry an id or a session), method and status; nothing when no recorder is installed.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(handles) = state.request_metrics.as_deref() else {
+    let Some(metrics) = state.metrics.as_deref() else {
         return next.run(req).await;
     };
     let route = req.extensions().get::<MatchedPath>().cloned();
@@ -69,7 +69,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let response = next.run(req).await;
     let took = started.elapsed();
     let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    let (requests, latency) = handles.get(route, method, response.status());
+    let (requests, latency) = metrics.requests.get(route, method, response.status());
     requests.increment(1);
     latency.record(took.as_secs_f64());
     response
@@ -95,13 +95,29 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// The process's recorder (what `GET /metrics` renders) and the request series registered
+/// with it.
+pub struct Metrics {
+    handle: PrometheusHandle,
+    requests: RequestMetrics,
+}
+
+impl Metrics {
+    pub fn new(handle: PrometheusHandle) -> Self {
+        Metrics {
+            handle,
+            requests: RequestMetrics::default(),
+        }
+    }
+}
+
 /// The request counters and latency histograms already registered with the recorder, by
 /// route template, method and status. A request finds its two handles here under a shared
 /// lock instead of building six owned labels and looking each series up in the recorder's
 /// registry; the first request of a kind registers them. Routes are the router's templates,
 /// methods and statuses are bounded (see [`method_label`]), so the table stays small.
 #[derive(Default)]
-pub struct RequestMetrics {
+struct RequestMetrics {
     routes: RwLock<HashMap<Box<str>, Vec<Series>>>,
 }
 
@@ -159,7 +175,7 @@ fn started() -> std::time::Instant {
 /// `GET /metrics`: the Prometheus text format, with the store's pool and cache figures read
 /// at scrape time.
 pub async fn render(State(state): State<AppState>) -> Response {
-    let Some(handle) = &state.metrics else {
+    let Some(Metrics { handle, .. }) = state.metrics.as_deref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let stats = state.store.stats();

@@ -1,7 +1,7 @@
 //! Account access, the web-server flow's consent, and authorization codes
 //! ([`grantry_core::store::AccountAccessStore`]).
 
-use super::rows::{access_cols, code_cols};
+use super::rows::{access_cols, access_last_use, code_cols};
 
 /// An account access an admin adds (`$5` is every grant).
 pub(crate) const INSERT_ACCESS: &str = concat!(
@@ -65,14 +65,16 @@ pub(crate) const LIVE_ACCESS: &str = concat!(
 );
 
 /// Every live account access of an org, oldest first, with the names an admin reads.
-pub(crate) const ACCESSES_OF_ORG: &str = "SELECT a.id, a.org_id, a.app_id, a.user_id, \
-    a.created_by, a.scopes, a.created_at, p.client_id AS p_client_id, p.name AS p_name, \
-    u.username AS u_username, b.username AS b_username, \
-    (SELECT r.last_used_at FROM refresh_tokens r WHERE r.access_id = a.id \
-     AND r.last_used_at IS NOT NULL ORDER BY r.last_used_at DESC LIMIT 1) AS last_used_at \
-    FROM account_accesses a JOIN applications p ON p.id = a.app_id \
-    JOIN users u ON u.id = a.user_id LEFT JOIN users b ON b.id = a.created_by \
-    WHERE a.org_id = $1 AND a.revoked_at IS NULL ORDER BY a.created_at, a.id";
+pub(crate) const ACCESSES_OF_ORG: &str = concat!(
+    "SELECT a.id, a.org_id, a.app_id, a.user_id, \
+     a.created_by, a.scopes, a.created_at, p.client_id AS p_client_id, p.name AS p_name, \
+     u.username AS u_username, b.username AS b_username, ",
+    access_last_use!(),
+    " AS last_used_at \
+     FROM account_accesses a JOIN applications p ON p.id = a.app_id \
+     JOIN users u ON u.id = a.user_id LEFT JOIN users b ON b.id = a.created_by \
+     WHERE a.org_id = $1 AND a.revoked_at IS NULL ORDER BY a.created_at, a.id"
+);
 
 pub(crate) const REVOKE_ACCESS: &str =
     "UPDATE account_accesses SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";

@@ -4,7 +4,7 @@
 use grantry_core::model::Application;
 use grantry_core::store::NewApplication;
 
-use super::rows::app_cols;
+use super::rows::{access_last_use, app_cols};
 
 pub(crate) const INSERT_APPLICATION: &str = "INSERT INTO applications (org_id, client_id, name, \
     description, scopes, redirect_uris, public, rotate_refresh_tokens, token_format, created_at) \
@@ -32,10 +32,9 @@ pub(crate) const SECRETS_OF_APP: &str =
 pub(crate) const APPS_OF_ORG: &str = concat!(
     "SELECT ",
     app_cols!(),
-    ", (SELECT MAX((SELECT r.last_used_at FROM refresh_tokens r \
-     WHERE r.access_id = a.id AND r.last_used_at IS NOT NULL \
-     ORDER BY r.last_used_at DESC LIMIT 1)) \
-     FROM account_accesses a WHERE a.app_id = p.id) AS last_used_at \
+    ", (SELECT MAX(",
+    access_last_use!(),
+    ") FROM account_accesses a WHERE a.app_id = p.id) AS last_used_at \
      FROM applications p WHERE p.org_id = $1 ORDER BY p.name, p.id"
 );
 

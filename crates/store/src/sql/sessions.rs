@@ -13,15 +13,25 @@ pub(crate) const SESSION_USER: &str = concat!(
      WHERE s.digest = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"
 );
 
-/// The user of session `$1` if it is live at `$2` as [`TOUCH_SESSION`] sees it (not expired,
-/// seen at or after `$3`, a UI user not disabled), and when it was last recorded as seen.
+/// Session `$1` (unqualified `sessions` columns) is live at `$2`: not expired, seen at or
+/// after `$3` (a session not seen since it began was seen when it began), its user a UI user
+/// and not disabled. One rule for [`SEEN_SESSION`] and [`TOUCH_SESSION`].
+macro_rules! live_session {
+    () => {
+        "digest = $1 AND expires_at > $2 AND COALESCE(last_seen_at, created_at) >= $3 \
+         AND user_id IN (SELECT id FROM users WHERE kind = 'ui' AND disabled_at IS NULL)"
+    };
+}
+
+/// The user of session `$1` if it is [`live_session`], and when it was last recorded as
+/// seen.
 pub(crate) const SEEN_SESSION: &str = concat!(
     "SELECT ",
     user_cols!(),
-    ", COALESCE(s.last_seen_at, s.created_at) AS seen_at \
-     FROM sessions s JOIN users u ON u.id = s.user_id \
-     WHERE s.digest = $1 AND s.expires_at > $2 AND COALESCE(s.last_seen_at, s.created_at) >= $3 \
-     AND u.kind = 'ui' AND u.disabled_at IS NULL"
+    ", s.seen_at FROM users u JOIN (SELECT user_id, \
+     COALESCE(last_seen_at, created_at) AS seen_at FROM sessions WHERE ",
+    live_session!(),
+    ") s ON u.id = s.user_id"
 );
 
 /// A row of [`SEEN_SESSION`].
@@ -32,16 +42,16 @@ pub(crate) struct SeenSessionRow {
     pub(crate) seen_at: i64,
 }
 
-/// Records request time `$2` on session `$1` if it is live then: not expired, seen at or
-/// after `$3` (a session not seen since it began was seen when it began), its user a UI user
-/// and not disabled. Returns the session's user, whom [`super::directory::USER_BY_ID`] then
-/// reads in the same transaction. The time never moves back: a request slower than a later
-/// one leaves the later one's time.
-pub(crate) const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen_at = \
-    CASE WHEN last_seen_at IS NULL OR last_seen_at < $2 THEN $2 ELSE last_seen_at END \
-    WHERE digest = $1 AND expires_at > $2 AND COALESCE(last_seen_at, created_at) >= $3 \
-    AND user_id IN (SELECT id FROM users WHERE kind = 'ui' AND disabled_at IS NULL) \
-    RETURNING user_id";
+/// Records request time `$2` on session `$1` if it is [`live_session`]. Returns the session's
+/// user, whom [`super::directory::USER_BY_ID`] then reads in the same transaction. The time
+/// never moves back: a request slower than a later one leaves the later one's time.
+pub(crate) const TOUCH_SESSION: &str = concat!(
+    "UPDATE sessions SET last_seen_at = \
+     CASE WHEN last_seen_at IS NULL OR last_seen_at < $2 THEN $2 ELSE last_seen_at END \
+     WHERE ",
+    live_session!(),
+    " RETURNING user_id"
+);
 
 /// Ends session `$1` (signing out).
 pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE digest = $1";

@@ -568,43 +568,36 @@ conformance!(
     a_session_seen_recently_enough_is_read_not_recorded,
     |store| async move {
         let g = granted(&*store).await;
-        let idle_since = |now: Timestamp| now.minus(IDLE);
+        // A request at `now` that records itself if the session was last seen before
+        // `record_before`; the session ends `IDLE` after that.
+        let touch = |s: Digest, now: Timestamp, record_before: Timestamp| {
+            let store = store.clone();
+            async move {
+                store
+                    .touch_session(&s, now, now.minus(IDLE), record_before)
+                    .await
+                    .unwrap()
+            }
+        };
         let (t, late) = (T0.plus(MINUTE), T0.plus(IDLE).plus(MS));
+        let user = Some(g.user.clone());
 
         // Seen at T0 (its start), which is not before T0: answered, nothing recorded, so
         // its idle time still counts from T0.
         let read = session(&*store, &g.user, T0).await;
+        assert_eq!(touch(read, t, T0).await, user);
         assert_eq!(
-            store
-                .touch_session(&read, t, idle_since(t), T0)
-                .await
-                .unwrap(),
-            Some(g.user.clone())
-        );
-        assert_eq!(
-            store
-                .touch_session(&read, late, idle_since(late), late)
-                .await
-                .unwrap(),
+            touch(read, late, late).await,
             None,
             "the use at T0 + 1 min was not recorded"
         );
 
         // Seen at T0, which is before T0 + 1 min: this use is recorded.
         let recorded = session(&*store, &g.user, T0).await;
+        assert_eq!(touch(recorded, t, t).await, user);
         assert_eq!(
-            store
-                .touch_session(&recorded, t, idle_since(t), t)
-                .await
-                .unwrap(),
-            Some(g.user.clone())
-        );
-        assert_eq!(
-            store
-                .touch_session(&recorded, late, idle_since(late), T0)
-                .await
-                .unwrap(),
-            Some(g.user.clone()),
+            touch(recorded, late, T0).await,
+            user,
             "the use at T0 + 1 min was recorded"
         );
     }

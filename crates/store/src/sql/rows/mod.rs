@@ -69,4 +69,16 @@ macro_rules! contact_cols {
     };
 }
 
-pub(crate) use {access_cols, app_cols, code_cols, contact_cols, key_cols, user_cols};
+/// When account access `a` was last used: the newest `last_used_at` of its refresh tokens
+/// (rotated ones too), one seek of `refresh_tokens_by_access (access_id, last_used_at)`
+/// (migration 0013) however many tokens rotation has left.
+macro_rules! access_last_use {
+    () => {
+        "(SELECT r.last_used_at FROM refresh_tokens r WHERE r.access_id = a.id \
+         AND r.last_used_at IS NOT NULL ORDER BY r.last_used_at DESC LIMIT 1)"
+    };
+}
+
+pub(crate) use {
+    access_cols, access_last_use, app_cols, code_cols, contact_cols, key_cols, user_cols,
+};
