@@ -42,6 +42,16 @@ pub struct Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
+    /// The platform operator's token (docs/architecture.md, the admin API): one subject,
+    /// so guessing at it is slowed down like guessing at one account.
+    pub fn operator() -> Self {
+        Subject {
+            kind: "operator",
+            org: None,
+            name: "",
+        }
+    }
+
     /// A UI user of an org, by username (the sign-in page).
     pub fn user(org: OrgId, username: &'a str) -> Self {
         Subject {

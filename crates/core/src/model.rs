@@ -83,11 +83,13 @@ pub struct User {
 }
 
 impl User {
-    /// Org admins hold every grant; others hold what they were given.
+    /// Org admins hold every grant; others hold what they were given, except that only API
+    /// users hold the admin API's grants without being org admins.
     pub fn effective_grants(&self) -> GrantSet {
-        match self.role {
-            Role::OrgAdmin => GrantSet::all(),
-            Role::User => self.grants,
+        match (self.role, self.kind) {
+            (Role::OrgAdmin, _) => GrantSet::all(),
+            (Role::User, UserKind::Api) => self.grants,
+            (Role::User, UserKind::Ui) => self.grants.without(GrantSet::all().admin_part()),
         }
     }
 }

@@ -10,15 +10,22 @@ pub enum Grant {
     ContactsRead,
     ContactsWrite,
     EventsWrite,
+    /// Read the org's configuration through the admin API (`/admin/v1`).
+    AdminRead,
+    /// Change the org's configuration through the admin API: everything an org admin does
+    /// in the console.
+    AdminWrite,
 }
 
 impl Grant {
-    pub const ALL: [Grant; 5] = [
+    pub const ALL: [Grant; 7] = [
         Grant::ListsRead,
         Grant::ListsWrite,
         Grant::ContactsRead,
         Grant::ContactsWrite,
         Grant::EventsWrite,
+        Grant::AdminRead,
+        Grant::AdminWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -28,6 +35,8 @@ impl Grant {
             Grant::ContactsRead => "contacts:read",
             Grant::ContactsWrite => "contacts:write",
             Grant::EventsWrite => "events:write",
+            Grant::AdminRead => "admin:read",
+            Grant::AdminWrite => "admin:write",
         }
     }
 
@@ -39,6 +48,8 @@ impl Grant {
             Grant::ContactsRead => "read the contacts in your databases",
             Grant::ContactsWrite => "add, change and remove contacts",
             Grant::EventsWrite => "send events",
+            Grant::AdminRead => "see your organization's applications, users, keys and audit log",
+            Grant::AdminWrite => "manage your organization's applications, users and keys",
         }
     }
 
@@ -48,7 +59,14 @@ impl Grant {
             Grant::ListsRead | Grant::ListsWrite => "Lists",
             Grant::ContactsRead | Grant::ContactsWrite => "Contacts",
             Grant::EventsWrite => "Events",
+            Grant::AdminRead | Grant::AdminWrite => "Admin",
         }
+    }
+
+    /// A grant of the admin API, held by org admins and by the API users given it, never by
+    /// a UI user who is not an org admin (docs/architecture.md, the admin API).
+    pub fn is_admin(self) -> bool {
+        matches!(self, Grant::AdminRead | Grant::AdminWrite)
     }
 
     pub fn parse(s: &str) -> Option<Grant> {
@@ -77,6 +95,22 @@ impl GrantSet {
 
     pub fn all() -> Self {
         Grant::ALL.into_iter().collect()
+    }
+
+    /// Every grant of the protected data APIs, none of the admin API's: what an application
+    /// registered without a scope list may ask for.
+    pub fn apis() -> Self {
+        Grant::ALL.into_iter().filter(|g| !g.is_admin()).collect()
+    }
+
+    /// The grants of the admin API in this set.
+    pub fn admin_part(self) -> GrantSet {
+        self.iter().filter(|g| g.is_admin()).collect()
+    }
+
+    /// This set without the grants of `other`.
+    pub fn without(self, other: GrantSet) -> GrantSet {
+        GrantSet(self.0 & !other.0)
     }
 
     pub fn contains(self, g: Grant) -> bool {
@@ -160,5 +194,19 @@ mod tests {
             Err("bogus".into())
         );
         assert!(GrantSet::all().contains(Grant::EventsWrite));
+    }
+
+    #[test]
+    fn the_default_of_applications_leaves_out_the_admin_api() {
+        let apis = GrantSet::apis();
+        assert!(apis.contains(Grant::EventsWrite));
+        assert!(!apis.contains(Grant::AdminRead) && !apis.contains(Grant::AdminWrite));
+        assert_eq!(
+            GrantSet::all().without(apis).names(),
+            ["admin:read", "admin:write"]
+        );
+        assert_eq!(GrantSet::all().admin_part(), GrantSet::all().without(apis));
+        // Stored sets from before the admin grants keep their meaning.
+        assert_eq!(GrantSet::from_bits(31), apis);
     }
 }

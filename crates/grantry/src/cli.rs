@@ -25,6 +25,14 @@ pub struct Cli {
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Run the admin command through the admin API of the server at this URL instead of
+    /// opening the database (needs --token).
+    #[arg(long, global = true, env = "GRANTRY_SERVER")]
+    pub server: Option<String>,
+    /// The admin API credential for --server: an access token or API key with admin:read /
+    /// admin:write, or the operator token for `org create`.
+    #[arg(long, global = true, env = "GRANTRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,6 +45,9 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Make a new platform operator token (for creating organizations through the admin
+    /// API): prints the token once and the setting that makes the server accept it.
+    OperatorToken,
     #[command(flatten)]
     Admin(AdminCommand),
 }
@@ -46,7 +57,7 @@ impl Command {
     pub fn listen(&self) -> Option<&String> {
         match self {
             Command::Serve { listen } => listen.as_ref(),
-            Command::Admin(_) => None,
+            Command::OperatorToken | Command::Admin(_) => None,
         }
     }
 }
@@ -150,7 +161,8 @@ pub struct UserGrantArgs {
     pub org: String,
     #[arg(long)]
     pub username: String,
-    /// A grant name: lists:read, lists:write, contacts:read, contacts:write, events:write.
+    /// A grant name: lists:read, lists:write, contacts:read, contacts:write, events:write,
+    /// admin:read, admin:write.
     #[arg(long)]
     pub grant: String,
 }

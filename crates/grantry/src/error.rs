@@ -38,6 +38,13 @@ pub enum CliError {
     /// `mail.from` or `mail.smtp_url` is unusable, or the outbox cannot be created.
     #[error(transparent)]
     Mail(#[from] MailSetupError),
+    /// The admin API refused the command or could not be reached (`--server`); its words.
+    #[error("{0}")]
+    Remote(String),
+    #[error("--server needs --token (or GRANTRY_TOKEN): an access token or API key with admin:read / admin:write")]
+    NoToken,
+    #[error("`{0}` runs on the server's own machine; it has no --server form")]
+    LocalOnly(&'static str),
     #[error("cannot start the async runtime: {0}")]
     Runtime(io::Error),
     #[error("creating the first organization: {0}")]
@@ -69,7 +76,7 @@ mod tests {
     fn unknown_grant_lists_every_grant() {
         assert_eq!(
             CliError::UnknownGrant("lists:nope".into()).to_string(),
-            "unknown grant \"lists:nope\"; grants are lists:read, lists:write, contacts:read, contacts:write, events:write"
+            "unknown grant \"lists:nope\"; grants are lists:read, lists:write, contacts:read, contacts:write, events:write, admin:read, admin:write"
         );
     }
 

@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod error;
 mod mailer;
+mod remote;
 mod report;
 mod serve;
 
@@ -32,6 +33,18 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> error::Result<()> {
+    if let Some(server) = &cli.server {
+        let token = cli.token.clone().ok_or(CliError::NoToken)?;
+        return match cli.command {
+            Command::Admin(cmd) => {
+                let report = remote::run(cmd, server, token.into()).await?;
+                report::print(cli.json, &*report);
+                Ok(())
+            }
+            Command::Serve { .. } => Err(CliError::LocalOnly("serve")),
+            Command::OperatorToken => Err(CliError::LocalOnly("operator-token")),
+        };
+    }
     let flags = Overrides {
         database_url: cli.database,
         data: cli.data,
@@ -42,6 +55,10 @@ async fn run(cli: Cli) -> error::Result<()> {
     settings.oauth1.key = Some(cfg.oauth1_key()?);
     match cli.command {
         Command::Serve { .. } => serve::run(cfg, settings).await,
+        Command::OperatorToken => {
+            report::print(cli.json, &commands::operator_token(&settings));
+            Ok(())
+        }
         Command::Admin(cmd) => {
             let report = commands::run(cmd, &cfg, &settings).await?;
             report::print(cli.json, &*report);

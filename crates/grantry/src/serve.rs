@@ -80,6 +80,9 @@ pub async fn run(cfg: Config, settings: Settings) -> Result<()> {
         .with_limits(limits)
         .with_mailer(mailer)
         .with_trusted_proxies(cfg.trusted_proxies()?);
+    if let Some(digest) = cfg.operator_token()? {
+        state = state.with_operator_token(digest);
+    }
     if let Some(handle) = metrics {
         tokio::spawn(grantry_server::metrics::upkeep(handle.clone()));
         state = state.with_metrics(handle, cfg.metrics.listen.is_none());
@@ -115,6 +118,8 @@ async fn first_start(
         now,
         settings,
         actor: "system",
+        request_id: None,
+        idempotency: None,
     };
     match admin::create_org(&cx, FIRST_ORG, FIRST_ADMIN, FIRST_ADMIN_EMAIL).await {
         Ok(created) => Ok(Some(created.password)),

@@ -119,6 +119,8 @@ async fn seed_org(
         now: SystemClock.now(),
         settings,
         actor: "seed",
+        request_id: None,
+        idempotency: None,
     };
     admin::create_org(&cx, &name, "admin", &format!("admin@{name}.example")).await?;
     admin::add_user(

@@ -25,6 +25,7 @@ use crate::error::RouteProblem;
 use crate::extract::{Now, Source};
 pub use crate::limits::Limits;
 
+mod admin;
 mod authorize;
 mod console;
 mod docs;
@@ -68,6 +69,9 @@ pub struct Shared {
     pub metrics_on_api: bool,
     /// Proxies (`http.trusted_proxies`) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The digest of the platform operator's token (`admin.operator_token_sha256`), which
+    /// alone creates organizations through the admin API.
+    pub operator_token: Option<grantry_core::credential::Digest>,
 }
 
 impl std::ops::Deref for AppState {
@@ -93,7 +97,15 @@ impl AppState {
             metrics: None,
             metrics_on_api: false,
             trusted_proxies: Arc::new([]),
+            operator_token: None,
         }))
+    }
+
+    /// The same state accepting the operator token whose SHA-256 digest is `digest`.
+    pub fn with_operator_token(self, digest: grantry_core::credential::Digest) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        shared.operator_token = Some(digest);
+        AppState(Arc::new(shared))
     }
 
     /// The same state taking the client's address from `X-Forwarded-For` on connections
@@ -214,6 +226,10 @@ pub fn app(state: AppState) -> Router {
         .nest(
             "/rest",
             rest::routes().layer(DefaultBodyLimit::max(limits::REST_BODY)),
+        )
+        .nest(
+            "/admin/v1",
+            admin::routes().layer(DefaultBodyLimit::max(limits::ADMIN_BODY)),
         )
         .route("/", get(|| async { pages::see_other("/console") }))
         .merge(console::routes())

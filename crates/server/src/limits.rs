@@ -22,6 +22,8 @@ pub const REST_BODY: usize = 256 * 1024;
 pub const EVENTS_BODY: usize = grantry_core::platform::events::MAX_BODY;
 /// Largest body of the console's forms.
 pub const CONSOLE_BODY: usize = 64 * 1024;
+/// The admin API's JSON bodies (docs/architecture.md, the admin API).
+pub const ADMIN_BODY: usize = 64 * 1024;
 /// Largest body of any other route (none of them reads one).
 pub const OTHER_BODY: usize = 16 * 1024;
 

@@ -25,23 +25,27 @@ pub struct AppInput {
 
 /// The name (trimmed), description and redirect URIs must be usable.
 fn check_input(input: &AppInput) -> Result<()> {
-    let name = input.name.trim();
+    check_fields(&input.name, &input.description, &input.redirect_uris)
+}
+
+fn check_fields(name: &str, description: &str, redirect_uris: &[String]) -> Result<()> {
+    let (raw_name, name) = (name, name.trim());
     if name.is_empty() || name.len() > 200 {
         return Err(AdminError::Invalid(
             "the application name must be 1-200 characters".into(),
         ));
     }
-    if !storable(&input.name) || !storable(&input.description) {
+    if !storable(raw_name) || !storable(description) {
         return Err(AdminError::Invalid(
             "the application name and description must not contain a NUL character".into(),
         ));
     }
-    if input.description.len() > 2000 {
+    if description.len() > 2000 {
         return Err(AdminError::Invalid(
             "the description must be at most 2000 characters".into(),
         ));
     }
-    for u in &input.redirect_uris {
+    for u in redirect_uris {
         if let Err(why) = crate::validate::redirect_uri(u) {
             return Err(AdminError::Invalid(format!(
                 "redirect URI {u:?} {why}, e.g. https://app.example.com/callback"
@@ -84,7 +88,7 @@ pub async fn add_application(
     let name = input.name.trim().to_string();
     let secret = (!input.public).then(|| new_secret(cx.settings));
     let client_id = credential::new_id();
-    let scopes = input.scopes.unwrap_or_else(GrantSet::all);
+    let scopes = input.scopes.unwrap_or_else(GrantSet::apis);
     let audit = cx
         .audit(
             Some(org.id),
@@ -183,4 +187,82 @@ pub async fn delete_application(cx: &Ctx<'_>, org: &str, client_id: &str) -> Res
             org.name
         )))
     }
+}
+
+/// What [`update_application`] changes; `None` keeps a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct AppChange {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub scopes: Option<GrantSet>,
+}
+
+/// Changes an application's name, description, redirect URIs or scopes, if `current` holds
+/// for it as it is now (the caller's `If-Match`), in one compare-and-set: a change made by
+/// someone else in between is [`AdminError::Stale`], never overwritten. Narrower scopes
+/// bind the application's tokens from their next use on.
+pub async fn update_application(
+    cx: &Ctx<'_>,
+    org: &str,
+    client_id: &str,
+    change: AppChange,
+    current: &(dyn Fn(&Application) -> bool + Sync),
+) -> Result<Application> {
+    let org = cx.org(org).await?;
+    let old = cx.app(&org, client_id).await?;
+    if !current(&old) {
+        return Err(stale(client_id));
+    }
+    let mut new = old.clone();
+    if let Some(name) = change.name {
+        new.name = name.trim().to_string();
+    }
+    if let Some(d) = change.description {
+        new.description = d;
+    }
+    if let Some(u) = change.redirect_uris {
+        new.redirect_uris = u;
+    }
+    if let Some(s) = change.scopes {
+        if s.is_empty() {
+            return Err(AdminError::Invalid(
+                "an application needs at least one scope".into(),
+            ));
+        }
+        new.scopes = s;
+    }
+    check_fields(&new.name, &new.description, &new.redirect_uris)?;
+    let audit = cx
+        .audit(
+            Some(org.id),
+            "application.updated",
+            format!("application:{client_id}"),
+        )
+        .with_detail(serde_json::json!({
+            "name": new.name, "scopes": new.scopes.names(), "redirect_uris": new.redirect_uris,
+        }));
+    let changed = cx
+        .store
+        .update_application(&old, &new, audit)
+        .await
+        .map_err(|e| {
+            conflict(e, || {
+                format!(
+                    "organization {} already has an application named {:?}",
+                    org.name, new.name
+                )
+            })
+        })?;
+    if changed {
+        Ok(new)
+    } else {
+        Err(stale(client_id))
+    }
+}
+
+fn stale(client_id: &str) -> AdminError {
+    AdminError::Stale(format!(
+        "application {client_id} was changed since it was read; read it again and repeat the change"
+    ))
 }

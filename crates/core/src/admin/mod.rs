@@ -6,6 +6,7 @@ pub mod account_access;
 pub mod api_keys;
 pub mod applications;
 pub mod audit_log;
+pub mod idempotency;
 pub mod orgs;
 pub mod passwords;
 pub mod users;
@@ -15,14 +16,15 @@ pub use account_access::{
 };
 pub use applications::{
     add_application, delete_application, find_application, list_applications, rotate_client_secret,
-    AppInput,
+    update_application, AppChange, AppInput,
 };
 pub use audit_log::{audit_log, audit_page};
+pub use idempotency::{replayed, Idempotency};
 pub use orgs::{create_org, CreatedOrg};
 pub use passwords::{change_password, reset_password, PasswordChange};
 pub use users::{
-    add_user, delete_user, find_user, list_users, set_disabled, set_grant, set_role, AddedUser,
-    UserInput,
+    add_user, delete_user, find_user, list_users, set_disabled, set_grant, set_role, update_user,
+    AddedUser, UserChange, UserInput,
 };
 
 use crate::clock::Timestamp;
@@ -41,6 +43,13 @@ pub enum AdminError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// The caller's condition on the current state (an HTTP `If-Match`) does not hold: the
+    /// thing changed since the caller read it.
+    #[error("{0}")]
+    Stale(String),
+    /// An idempotency key used again for a different request.
+    #[error("{0}")]
+    KeyReused(String),
     #[error(transparent)]
     Password(#[from] HashError),
     #[error(transparent)]
@@ -50,6 +59,7 @@ pub enum AdminError {
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
+            StoreError::Conflict(idempotency::WHAT) => conflict(e, String::new),
             StoreError::Conflict(what) => AdminError::Conflict(format!("{what} already exists")),
             StoreError::NotFound(what) => AdminError::NotFound(format!("{what} not found")),
             e => AdminError::Store(e),
@@ -67,6 +77,11 @@ pub struct Ctx<'a> {
     pub settings: &'a Settings,
     /// Recorded as the audit actor (`cli`, or the console user's name).
     pub actor: &'a str,
+    /// The request the change was made by (the admin API's `X-Request-Id`), recorded in the
+    /// detail of its audit event.
+    pub request_id: Option<&'a str>,
+    /// A create retried under this key is made once ([`idempotency`]).
+    pub idempotency: Option<&'a Idempotency>,
 }
 
 impl Ctx<'_> {
@@ -76,7 +91,14 @@ impl Ctx<'_> {
         action: &'static str,
         target: String,
     ) -> NewAudit {
-        NewAudit::new(org, self.now, self.actor, action, target)
+        let mut audit = NewAudit::new(org, self.now, self.actor, action, target);
+        if let Some(id) = self.request_id {
+            audit = audit.with_detail(serde_json::json!({ "request_id": id }));
+        }
+        if let (Some(key), Some(org)) = (self.idempotency, org) {
+            audit.idempotency = Some(key.record(org));
+        }
+        audit
     }
 
     pub(crate) async fn org(&self, name: &str) -> Result<Org> {
@@ -137,6 +159,10 @@ pub(crate) fn validate_email(s: &str) -> Result<String> {
 /// A store conflict in the admin's words; other failures as they are.
 pub(crate) fn conflict(e: StoreError, message: impl FnOnce() -> String) -> AdminError {
     match e {
+        StoreError::Conflict(idempotency::WHAT) => AdminError::Conflict(
+            "another request with this idempotency key was being made; retry to get its answer"
+                .into(),
+        ),
         StoreError::Conflict(_) => AdminError::Conflict(message()),
         e => e.into(),
     }

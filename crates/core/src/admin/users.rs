@@ -77,10 +77,24 @@ fn api_credentials(input: &UserInput) -> Result<Credentials> {
     })
 }
 
+/// The admin API's grants are held by org admins and API users only: a UI user who is not
+/// an org admin cannot be given them (docs/architecture.md, the admin API).
+fn check_admin_grants(kind: UserKind, role: Role, grants: GrantSet, username: &str) -> Result<()> {
+    let admin = grants.admin_part();
+    if kind == UserKind::Ui && role == Role::User && !admin.is_empty() {
+        return Err(AdminError::Invalid(format!(
+            "{username} is a UI user who is not an org admin and cannot hold {}: make them an org admin, or give the grant to an API user",
+            admin.to_scope()
+        )));
+    }
+    Ok(())
+}
+
 /// Adds a UI user (console, password) or an API user (Key ID, no password).
 pub async fn add_user(cx: &Ctx<'_>, org: &str, input: UserInput) -> Result<AddedUser> {
     let org = cx.org(org).await?;
     validate_name("username", &input.username)?;
+    check_admin_grants(input.kind, input.role, input.grants, &input.username)?;
     let email = validate_email(&input.email)?;
     let creds = match input.kind {
         UserKind::Ui => ui_credentials(input.password.clone())?,
@@ -137,6 +151,14 @@ pub async fn set_grant(
 ) -> Result<User> {
     let org = cx.org(org).await?;
     let mut user = cx.user(&org, username).await?;
+    if on {
+        check_admin_grants(
+            user.kind,
+            user.role,
+            [grant].into_iter().collect(),
+            username,
+        )?;
+    }
     if !on && user.role == Role::OrgAdmin {
         return Err(AdminError::Invalid(format!(
             "{username} is an org admin of {}, and org admins hold every grant: {grant} cannot be taken from them",
@@ -210,11 +232,9 @@ pub async fn list_users(cx: &Ctx<'_>, org: &str) -> Result<Vec<User>> {
     Ok(cx.store.users(org.id).await?)
 }
 
-/// Makes a UI user an org admin or a plain user. API users are never org admins, and the
-/// principal org admin stays one.
-pub async fn set_role(cx: &Ctx<'_>, org: &str, username: &str, role: Role) -> Result<User> {
-    let org = cx.org(org).await?;
-    let mut user = cx.user(&org, username).await?;
+/// The rules of a role: API users are never org admins, and the principal org admin stays one.
+fn check_role(user: &User, role: Role, org: &str) -> Result<()> {
+    let username = &user.username;
     if user.kind == UserKind::Api && role == Role::OrgAdmin {
         return Err(AdminError::Invalid(format!(
             "{username} is an API user; API users cannot be org admins"
@@ -222,10 +242,17 @@ pub async fn set_role(cx: &Ctx<'_>, org: &str, username: &str, role: Role) -> Re
     }
     if user.principal && role != Role::OrgAdmin {
         return Err(AdminError::Invalid(format!(
-            "{username} is the principal org admin of {} and stays an org admin",
-            org.name
+            "{username} is the principal org admin of {org} and stays an org admin"
         )));
     }
+    Ok(())
+}
+
+/// Makes a UI user an org admin or a plain user ([`check_role`]).
+pub async fn set_role(cx: &Ctx<'_>, org: &str, username: &str, role: Role) -> Result<User> {
+    let org = cx.org(org).await?;
+    let mut user = cx.user(&org, username).await?;
+    check_role(&user, role, &org.name)?;
     let audit = cx
         .audit(
             Some(org.id),
@@ -236,4 +263,54 @@ pub async fn set_role(cx: &Ctx<'_>, org: &str, username: &str, role: Role) -> Re
     cx.store.set_user_role(user.id, role, audit).await?;
     user.role = role;
     Ok(user)
+}
+
+/// What [`update_user`] changes; `None` keeps a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    /// The whole set of grants the user holds afterwards.
+    pub grants: Option<GrantSet>,
+}
+
+/// Changes a user's role and grants, if `current` holds for the user as they are now (the
+/// caller's `If-Match`), in one compare-and-set: a change made by someone else in between
+/// is [`AdminError::Stale`], never overwritten. Takes effect on the user's next request.
+pub async fn update_user(
+    cx: &Ctx<'_>,
+    org: &str,
+    username: &str,
+    change: UserChange,
+    current: &(dyn Fn(&User) -> bool + Sync),
+) -> Result<User> {
+    let org = cx.org(org).await?;
+    let old = cx.user(&org, username).await?;
+    if !current(&old) {
+        return Err(stale(username));
+    }
+    let role = change.role.unwrap_or(old.role);
+    let grants = change.grants.unwrap_or(old.grants);
+    check_role(&old, role, &org.name)?;
+    check_admin_grants(old.kind, role, grants, username)?;
+    let audit = cx
+        .audit(Some(org.id), "user.updated", format!("user:{username}"))
+        .with_detail(serde_json::json!({"role": role.as_str(), "grants": grants.names()}));
+    if !cx
+        .store
+        .update_user_access(&old, role, grants, audit)
+        .await?
+    {
+        return Err(stale(username));
+    }
+    Ok(User {
+        role,
+        grants,
+        ..old
+    })
+}
+
+fn stale(username: &str) -> AdminError {
+    AdminError::Stale(format!(
+        "user {username} was changed since they were read; read them again and repeat the change"
+    ))
 }

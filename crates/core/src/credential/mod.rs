@@ -36,6 +36,8 @@ pub enum Kind {
     OAuth1Token,
     /// An XML API `Login` session.
     XmlSession,
+    /// The platform operator's token for the admin API's cross-org calls.
+    OperatorToken,
 }
 
 impl Kind {
@@ -50,6 +52,7 @@ impl Kind {
             Kind::RequestToken => "grq",
             Kind::OAuth1Token => "goa",
             Kind::XmlSession => "gxs",
+            Kind::OperatorToken => "gop",
         }
     }
 
@@ -64,6 +67,7 @@ impl Kind {
             Kind::RequestToken,
             Kind::OAuth1Token,
             Kind::XmlSession,
+            Kind::OperatorToken,
         ]
         .into_iter()
         .find(|k| k.prefix() == p)

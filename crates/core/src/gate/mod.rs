@@ -7,11 +7,13 @@
 
 mod access_token;
 mod error;
+mod operator;
 mod principal;
 
 use secrecy::SecretString;
 
 pub use error::{BearerError, BearerErrorCode};
+pub use operator::operator;
 pub use principal::{AuthMethod, Principal};
 
 use crate::apikeys::{self, KeyOwner, KeyRefusal};

@@ -29,6 +29,27 @@ pub struct NewAudit {
     /// instead of a new event being appended (docs/architecture.md, audit aggregation). Other
     /// events are always appended.
     pub merge_within: Option<Duration>,
+    /// The idempotency key of the create this event records, stored by the same
+    /// transaction: a second create under the key fails as `Conflict("idempotency key")`.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// A create's idempotency key (docs/architecture.md, the admin API): unique per org, with
+/// a digest of the request it was first used for and the target the create made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub org_id: OrgId,
+    pub key: String,
+    pub fingerprint: [u8; 32],
+}
+
+/// A stored idempotency key: the request it was used for and what that request made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotentRequest {
+    pub fingerprint: [u8; 32],
+    /// The audit target of the create, e.g. `application:<client id>`.
+    pub target: String,
+    pub created_at: Timestamp,
 }
 
 impl NewAudit {
@@ -47,6 +68,7 @@ impl NewAudit {
             target: target.into(),
             detail: serde_json::Value::Null,
             merge_within: None,
+            idempotency: None,
         }
     }
 
@@ -68,8 +90,15 @@ impl NewAudit {
         audit
     }
 
+    /// Adds `detail`'s facts to the event's (an object's keys join those already there;
+    /// anything else replaces them).
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
-        self.detail = detail;
+        match (&mut self.detail, detail) {
+            (serde_json::Value::Object(have), serde_json::Value::Object(more)) => {
+                have.extend(more);
+            }
+            (_, detail) => self.detail = detail,
+        }
         self
     }
 }
@@ -130,4 +159,6 @@ pub trait AuditStore: Send + Sync {
     async fn audit_events(&self, org: OrgId, since: Option<Timestamp>) -> Result<Vec<AuditEvent>>;
     /// One page of `org`'s events matching `query`, newest first (by time, then by id).
     async fn audit_page(&self, org: OrgId, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
+    /// The create made under idempotency key `key` of `org`, if one was.
+    async fn idempotent_request(&self, org: OrgId, key: &str) -> Result<Option<IdempotentRequest>>;
 }

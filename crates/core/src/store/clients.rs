@@ -82,4 +82,14 @@ pub trait ClientStore: Send + Sync {
     /// one second (docs/architecture.md, the credential cache). `false` (nothing recorded) if
     /// there is no such application.
     async fn delete_application(&self, app: AppId, audit: NewAudit) -> Result<bool>;
+    /// Stores `new`'s name, description, scopes and redirect URIs for the application of
+    /// `old.id`, with its audit record, only if those four are still as in `old`; `false`
+    /// (nothing written) when they are not or the application is gone.
+    /// `Conflict("application")` if the new name is another application's.
+    async fn update_application(
+        &self,
+        old: &Application,
+        new: &Application,
+        audit: NewAudit,
+    ) -> Result<bool>;
 }

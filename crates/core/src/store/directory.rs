@@ -72,6 +72,16 @@ pub trait DirectoryStore: Send + Sync {
     /// on its next use (docs/architecture.md, the credential cache). `NotFound("user")` if
     /// gone.
     async fn set_user_role(&self, user: UserId, role: Role, audit: NewAudit) -> Result<()>;
+    /// Sets the role and grants of the user of `old.id` to `role` and `grants`, with the
+    /// audit record, only if both are still as in `old` (a compare-and-set); `false`
+    /// (nothing written) when they are not or the user is gone.
+    async fn update_user_access(
+        &self,
+        old: &User,
+        role: Role,
+        grants: GrantSet,
+        audit: NewAudit,
+    ) -> Result<bool>;
     /// Replaces a UI user's password (an argon2id PHC string) and whether it must be changed
     /// at the next sign-in, and ends every browser session of the user except `keep_session`
     /// (the session of a user changing their own password), in one transaction.

@@ -29,7 +29,9 @@ mod xml_sessions;
 
 pub use account_access::{AccessSummary, AccountAccessStore, Consent, NewAuthCode, Redemption};
 pub use api_keys::{ApiKeyStore, DeletedKey};
-pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAudit};
+pub use audit::{
+    AuditEvent, AuditQuery, AuditStore, IdempotencyRecord, IdempotentRequest, NewAudit,
+};
 pub use clients::{AppSummary, ClientStore, NewApplication, NewSecret};
 pub use data::{ContactKey, DataStore};
 pub use directory::{DirectoryStore, NewUser};

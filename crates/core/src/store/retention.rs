@@ -34,6 +34,9 @@ pub struct SweepReport {
     pub oauth1_nonces: u64,
     /// XML API `Login` sessions idle past their limit.
     pub xml_sessions: u64,
+    /// Idempotency keys of creates made more than a day ago
+    /// ([`crate::admin::idempotency::KEPT_FOR`]).
+    pub idempotency_keys: u64,
 }
 
 impl SweepReport {
@@ -47,6 +50,7 @@ impl SweepReport {
             + self.oauth1_request_tokens
             + self.oauth1_nonces
             + self.xml_sessions
+            + self.idempotency_keys
     }
 }
 
@@ -56,7 +60,8 @@ pub trait RetentionStore: Send + Sync {
     /// Deletes, as of `now`: audit events recorded before `audit_before`; authorization codes
     /// that expired unspent, and spent ones that expired [`SPENT_CODE_MEMORY`] ago; browser
     /// sessions, access tokens, client secrets, OAuth 1.0a temporary credentials and nonces whose
-    /// expiry has passed; XML API sessions idle past their limit. Nothing that is
+    /// expiry has passed; XML API sessions idle past their limit; idempotency keys used
+    /// [`crate::admin::idempotency::KEPT_FOR`] ago. Nothing that is
     /// still usable at `now` is deleted, and refresh tokens are never deleted (a rotated-away
     /// one is what detects reuse). Deletes in batches of [`SWEEP_BATCH`], each a transaction
     /// of its own. Returns `None` without deleting anything when another instance sharing

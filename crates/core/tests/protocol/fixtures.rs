@@ -90,6 +90,15 @@ impl ClientStore for Registry {
     async fn delete_application(&self, _: AppId, _: NewAudit) -> Result<bool> {
         Err(StoreError::Backend("this registry is read-only".into()))
     }
+
+    async fn update_application(
+        &self,
+        _: &Application,
+        _: &Application,
+        _: NewAudit,
+    ) -> Result<bool> {
+        Err(StoreError::Backend("this registry is read-only".into()))
+    }
 }
 
 /// A query string's pairs, as the authorization endpoint receives them.

@@ -23,12 +23,12 @@ pub async fn run(cx: &Ctx<'_>, cfg: &Config, cmd: AccessCmd) -> Result<Box<dyn R
 
 /// A new account access: its refresh token (shown once) and who it was mailed to.
 pub struct AccessAdded {
-    client_id: String,
-    username: String,
-    refresh_token: SecretString,
-    mailed_to: Vec<String>,
+    pub(crate) client_id: String,
+    pub(crate) username: String,
+    pub(crate) refresh_token: SecretString,
+    pub(crate) mailed_to: Vec<String>,
     /// Why the mail was not delivered; the access exists regardless.
-    mail_error: Option<String>,
+    pub(crate) mail_error: Option<String>,
 }
 
 async fn add(cx: &Ctx<'_>, cfg: &Config, args: AccessAddArgs) -> Result<AccessAdded> {
@@ -81,8 +81,8 @@ impl Report for AccessAdded {
 
 /// The organization's live account accesses, admin-added and consented alike.
 pub struct AccessList {
-    org: String,
-    accesses: Vec<AccessSummary>,
+    pub(crate) org: String,
+    pub(crate) accesses: Vec<AccessSummary>,
 }
 
 async fn list(cx: &Ctx<'_>, org: OrgRef) -> Result<AccessList> {
@@ -133,8 +133,8 @@ fn access_line(a: &AccessSummary) -> String {
 
 /// A deleted account access; its tokens stopped working.
 pub struct AccessDeleted {
-    client_id: String,
-    username: String,
+    pub(crate) client_id: String,
+    pub(crate) username: String,
 }
 
 async fn delete(cx: &Ctx<'_>, access: AccessRef) -> Result<AccessDeleted> {

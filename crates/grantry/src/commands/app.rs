@@ -22,10 +22,10 @@ pub async fn run(cx: &Ctx<'_>, cmd: AppCmd) -> Result<Box<dyn Report>> {
 
 /// A registered application; a confidential client's secret is shown once.
 pub struct AppAdded {
-    org: String,
-    name: String,
-    client_id: String,
-    client_secret: Option<SecretString>,
+    pub(crate) org: String,
+    pub(crate) name: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<SecretString>,
 }
 
 async fn add(cx: &Ctx<'_>, args: AppAddArgs) -> Result<AppAdded> {
@@ -79,9 +79,9 @@ impl Report for AppAdded {
 
 /// A new client secret, shown once; the previous ones work until `old_secret_expires_at`.
 pub struct SecretRotated {
-    client_id: String,
-    client_secret: SecretString,
-    old_secret_expires_at: Timestamp,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
+    pub(crate) old_secret_expires_at: Timestamp,
 }
 
 async fn rotate_secret(cx: &Ctx<'_>, args: RotateSecretArgs) -> Result<SecretRotated> {

@@ -13,7 +13,7 @@ use crate::report::Report;
 
 /// The events of one organization, from `--since` on.
 pub struct AuditLog {
-    events: Vec<AuditEvent>,
+    pub(crate) events: Vec<AuditEvent>,
 }
 
 pub async fn show(cx: &Ctx<'_>, args: AuditArgs) -> Result<AuditLog> {
@@ -23,7 +23,7 @@ pub async fn show(cx: &Ctx<'_>, args: AuditArgs) -> Result<AuditLog> {
 }
 
 /// An RFC 3339 time, or a duration before `now`.
-fn parse_since(s: &str, now: Timestamp) -> Result<Timestamp> {
+pub(crate) fn parse_since(s: &str, now: Timestamp) -> Result<Timestamp> {
     Timestamp::parse_rfc3339(s)
         .or_else(|| parse_duration(s).ok().map(|d| now.minus(d)))
         .ok_or_else(|| CliError::Since(s.into()))

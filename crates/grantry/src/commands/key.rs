@@ -21,12 +21,12 @@ pub async fn run(cx: &Ctx<'_>, cmd: KeyCmd) -> Result<Box<dyn Report>> {
 
 /// A new secret key, shown once, with the ready-to-use bearer value.
 pub struct KeyGenerated {
-    username: String,
-    key_id: String,
-    slot: u8,
-    secret: SecretString,
+    pub(crate) username: String,
+    pub(crate) key_id: String,
+    pub(crate) slot: u8,
+    pub(crate) secret: SecretString,
     /// `base64(<key id>:<secret>)`.
-    bearer: SecretString,
+    pub(crate) bearer: SecretString,
 }
 
 async fn generate(cx: &Ctx<'_>, user: UserRef) -> Result<KeyGenerated> {
@@ -65,11 +65,11 @@ impl Report for KeyGenerated {
 
 /// A deleted key, which keeps working until `stops_at`.
 pub struct KeyDeleted {
-    username: String,
-    deleted_slot: u8,
-    stops_at: Timestamp,
+    pub(crate) username: String,
+    pub(crate) deleted_slot: u8,
+    pub(crate) stops_at: Timestamp,
     /// The key from slot 2 is now key 1.
-    promoted: bool,
+    pub(crate) promoted: bool,
 }
 
 async fn delete(cx: &Ctx<'_>, args: KeyDeleteArgs) -> Result<KeyDeleted> {

@@ -1,12 +1,12 @@
 //! The admin commands (docs/architecture.md, running it), one file per noun. Each command calls one core admin
 //! operation and returns a [`Report`] of what it did; `main` prints it.
 
-mod access;
-mod app;
-mod audit;
-mod key;
-mod org;
-mod user;
+pub(crate) mod access;
+pub(crate) mod app;
+pub(crate) mod audit;
+pub(crate) mod key;
+pub(crate) mod org;
+pub(crate) mod user;
 
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ pub async fn run(cmd: AdminCommand, cfg: &Config, settings: &Settings) -> Result
         now: SystemClock.now(),
         settings,
         actor: "cli",
+        request_id: None,
+        idempotency: None,
     };
     match cmd {
         AdminCommand::Org(cmd) => org::run(&cx, cmd).await,
@@ -34,6 +36,50 @@ pub async fn run(cmd: AdminCommand, cfg: &Config, settings: &Settings) -> Result
         AdminCommand::Access(cmd) => access::run(&cx, cfg, cmd).await,
         AdminCommand::Key(cmd) => key::run(&cx, cmd).await,
         AdminCommand::Audit(args) => Ok(Box::new(audit::show(&cx, args).await?)),
+    }
+}
+
+/// A new operator token, shown once, and the setting that makes the server accept it.
+pub struct OperatorToken {
+    token: secrecy::SecretString,
+    sha256: String,
+}
+
+/// Mints an operator token (docs/admin-api.md, the platform operator).
+pub fn operator_token(settings: &Settings) -> OperatorToken {
+    use grantry_core::credential::{mint, Kind};
+    let minted = mint(Kind::OperatorToken, &settings.pod_id);
+    let sha256 = minted
+        .digest
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    OperatorToken {
+        token: minted.value,
+        sha256,
+    }
+}
+
+impl Report for OperatorToken {
+    fn json(&self) -> serde_json::Value {
+        use secrecy::ExposeSecret;
+        serde_json::json!({"token": self.token.expose_secret(), "sha256": self.sha256})
+    }
+
+    fn text(&self) -> String {
+        use secrecy::ExposeSecret;
+        format!(
+            "Operator token (shown once, keep it as you would a root password): {}
+             Make the server accept it: add to its configuration
+
+[admin]
+operator_token_sha256 = \"{}\"
+
+             (or set GRANTRY_ADMIN__OPERATOR_TOKEN_SHA256) and restart it.",
+            self.token.expose_secret(),
+            self.sha256
+        )
     }
 }
 
@@ -55,11 +101,11 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
     Ok(grantry_store::open_with(&cfg.database_url(), pool).await?)
 }
 
-fn parse_grant(name: &str) -> Result<Grant> {
+pub(crate) fn parse_grant(name: &str) -> Result<Grant> {
     Grant::parse(name).ok_or_else(|| CliError::UnknownGrant(name.into()))
 }
 
-fn parse_grants(names: &[String]) -> Result<GrantSet> {
+pub(crate) fn parse_grants(names: &[String]) -> Result<GrantSet> {
     names.iter().map(|n| parse_grant(n)).collect()
 }
 

@@ -17,9 +17,9 @@ pub async fn run(cx: &Ctx<'_>, cmd: OrgCmd) -> Result<Box<dyn Report>> {
 
 /// A new organization; its admin's password is shown once.
 pub struct OrgCreated {
-    org: String,
-    admin: String,
-    password: SecretString,
+    pub(crate) org: String,
+    pub(crate) admin: String,
+    pub(crate) password: SecretString,
 }
 
 async fn create(cx: &Ctx<'_>, args: OrgCreateArgs) -> Result<OrgCreated> {

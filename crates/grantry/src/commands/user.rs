@@ -28,11 +28,11 @@ pub async fn run(cx: &Ctx<'_>, cmd: UserCmd) -> Result<Box<dyn Report>> {
 
 /// A new user: an API user's Key ID, or a UI user's generated password (shown once).
 pub struct UserAdded {
-    org: String,
-    username: String,
-    kind: UserKind,
-    key_id: Option<String>,
-    password: Option<SecretString>,
+    pub(crate) org: String,
+    pub(crate) username: String,
+    pub(crate) kind: UserKind,
+    pub(crate) key_id: Option<String>,
+    pub(crate) password: Option<SecretString>,
 }
 
 async fn add(cx: &Ctx<'_>, args: UserAddArgs) -> Result<UserAdded> {
@@ -60,7 +60,7 @@ async fn add(cx: &Ctx<'_>, args: UserAddArgs) -> Result<UserAdded> {
 }
 
 /// One line from standard input, without its line ending.
-fn read_password() -> Result<SecretString> {
+pub(crate) fn read_password() -> Result<SecretString> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -106,9 +106,9 @@ impl Report for UserAdded {
 
 /// The grants a user holds after one was given or taken away.
 pub struct GrantsHeld {
-    org: String,
-    username: String,
-    grants: GrantSet,
+    pub(crate) org: String,
+    pub(crate) username: String,
+    pub(crate) grants: GrantSet,
 }
 
 async fn set_grant(cx: &Ctx<'_>, args: UserGrantArgs, on: bool) -> Result<GrantsHeld> {
@@ -138,9 +138,9 @@ impl Report for GrantsHeld {
 
 /// A user disabled or enabled again.
 pub struct UserDisabled {
-    org: String,
-    username: String,
-    disabled: bool,
+    pub(crate) org: String,
+    pub(crate) username: String,
+    pub(crate) disabled: bool,
 }
 
 async fn set_disabled(cx: &Ctx<'_>, user: UserRef, disabled: bool) -> Result<UserDisabled> {
@@ -169,8 +169,8 @@ impl Report for UserDisabled {
 
 /// A user deleted with its keys, account accesses and tokens.
 pub struct UserDeleted {
-    org: String,
-    username: String,
+    pub(crate) org: String,
+    pub(crate) username: String,
 }
 
 async fn delete(cx: &Ctx<'_>, user: UserRef) -> Result<UserDeleted> {

@@ -38,6 +38,7 @@ pub struct Config {
     pub limits: LimitsSection,
     pub audit: AuditSection,
     pub console: ConsoleSection,
+    pub admin: AdminSection,
     pub sessions: SessionsSection,
     pub oauth1: OAuth1Section,
     pub database: DatabaseSection,
@@ -289,6 +290,30 @@ impl Config {
         };
         s.validate().map_err(ConfigError::Settings)?;
         Ok(s)
+    }
+}
+
+impl Config {
+    /// The digest of the operator token the server accepts (`admin.operator_token_sha256`).
+    pub fn operator_token(&self) -> Result<Option<grantry_core::credential::Digest>, ConfigError> {
+        let Some(hex) = self.admin.operator_token_sha256.as_deref() else {
+            return Ok(None);
+        };
+        let bytes: Option<Vec<u8>> = (hex.len() == 64 && hex.is_ascii())
+            .then(|| {
+                (0..32)
+                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                    .collect()
+            })
+            .flatten();
+        bytes
+            .and_then(|b| grantry_core::credential::Digest::from_slice(&b))
+            .map(Some)
+            .ok_or_else(|| {
+                ConfigError::Settings(
+                    "admin.operator_token_sha256 must be 64 hex digits, as `grantry operator-token` prints them".into(),
+                )
+            })
     }
 }
 

@@ -313,6 +313,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[admin]`: the admin API (docs/admin-api.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSection {
+    /// The SHA-256 (hex) of the platform operator's token (`grantry operator-token`); unset,
+    /// no one can create organizations through the admin API.
+    pub operator_token_sha256: Option<String>,
+}
+
 /// `GET /metrics` (`[metrics]`).
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -227,6 +227,8 @@ impl Console {
             now: self.now,
             settings: &state.settings,
             actor: &self.user.username,
+            request_id: None,
+            idempotency: None,
         }
     }
 

@@ -20,9 +20,11 @@ pub mod console;
 pub mod events;
 pub mod oauth;
 pub mod oauth1;
+pub mod problem;
 pub mod rest;
 pub mod xml;
 
+pub use problem::Problem;
 pub use rest::RestError;
 
 /// A failed request, in the format of the protocol it came in on.
@@ -42,6 +44,8 @@ pub enum ApiError {
     Event(EventError, Option<bearer::Refusal>),
     /// OAuth 1.0a endpoints: RFC 5849 §3.2.
     OAuth1(grantry_core::oauth1::OAuth1Error),
+    /// The admin API: RFC 9457 problem details.
+    Problem(Problem),
 }
 
 impl ApiError {
@@ -92,6 +96,12 @@ impl From<AuthorizeError> for ApiError {
 impl From<grantry_core::oauth1::OAuth1Error> for ApiError {
     fn from(e: grantry_core::oauth1::OAuth1Error) -> Self {
         ApiError::OAuth1(e)
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        ApiError::Problem(p)
     }
 }
 
@@ -211,6 +221,7 @@ impl IntoResponse for ApiError {
             ApiError::Event(e, challenge) => events::response(e, challenge),
             ApiError::Rest(e) => rest::response(e),
             ApiError::OAuth1(e) => oauth1::response(e),
+            ApiError::Problem(p) => p.into_response(),
         }
     }
 }

@@ -76,6 +76,8 @@ impl TestApp {
             now: self.clock.now(),
             settings: &self.settings,
             actor: "test",
+            request_id: None,
+            idempotency: None,
         }
     }
 
@@ -92,6 +94,20 @@ impl TestApp {
             settings,
             self.clock.clone(),
             Limits::default(),
+        )
+        .await
+    }
+
+    /// A second server on the same database and clock whose state `shape` changed (e.g.
+    /// with an operator token), as a restart with another configuration would serve.
+    pub async fn restarted_with(&self, shape: impl FnOnce(AppState) -> AppState) -> TestApp {
+        let (store, clock) = (self.store.clone(), self.clock.clone());
+        start_shaped(
+            store,
+            self.settings.clone(),
+            clock,
+            Limits::default(),
+            shape,
         )
         .await
     }
@@ -443,6 +459,16 @@ async fn start_with_clock(
     clock: Arc<ManualClock>,
     limits: Limits,
 ) -> TestApp {
+    start_shaped(store, settings, clock, limits, |s| s).await
+}
+
+async fn start_shaped(
+    store: Arc<dyn Store>,
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    limits: Limits,
+    shape: impl FnOnce(AppState) -> AppState,
+) -> TestApp {
     // As `grantry serve` does before it listens: the JWT signing keys are ready.
     let rotation = settings.tokens.key_rotation;
     grantry_core::oauth::jwt::ensure_keys(&*store, clock.now(), rotation)
@@ -451,9 +477,11 @@ async fn start_with_clock(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let outbox = Arc::new(Outbox::default());
-    let state = AppState::new(store.clone(), clock.clone(), settings.clone())
-        .with_limits(limits)
-        .with_mailer(outbox.clone());
+    let state = shape(
+        AppState::new(store.clone(), clock.clone(), settings.clone())
+            .with_limits(limits)
+            .with_mailer(outbox.clone()),
+    );
     let server = tokio::spawn(async move {
         grantry_server::serve(listener, state, std::future::pending())
             .await

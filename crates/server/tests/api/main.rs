@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod admin_api;
 mod authorize;
 mod console;
 mod events;

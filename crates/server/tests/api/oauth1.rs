@@ -1272,6 +1272,8 @@ both!(
             now: app.clock.now(),
             settings: &keyless,
             actor: "test",
+            request_id: None,
+            idempotency: None,
         };
         let input = AppInput {
             name: "Partner".into(),

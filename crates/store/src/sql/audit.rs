@@ -53,6 +53,15 @@ pub(crate) const AUDIT_PAGE: &str = "SELECT id, org_id, at, actor, action, targe
     AND ($3 IS NULL OR substr(action, 1, length($3)) = $3) \
     ORDER BY at DESC, id DESC LIMIT $8";
 
+/// The idempotency key of the create that event `$4` records, in the create's transaction;
+/// a second create under key `$2` of org `$1` violates its uniqueness (migration 0014).
+pub(crate) const INSERT_IDEMPOTENCY_KEY: &str = "INSERT INTO idempotency_keys \
+    (org_id, key, fingerprint, target, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+/// The create made under key `$2` of org `$1`.
+pub(crate) const IDEMPOTENT_REQUEST: &str = "SELECT fingerprint, target, created_at \
+    FROM idempotency_keys WHERE org_id = $1 AND key = $2";
+
 /// Implements [`grantry_core::store::AuditStore`] for a [`super::Backend`].
 macro_rules! impl_audit_store {
     ($store:ty) => {
@@ -60,7 +69,7 @@ macro_rules! impl_audit_store {
             use async_trait::async_trait;
 
             use grantry_core::model::OrgId;
-            use grantry_core::store::audit::{AuditEvent, AuditQuery, NewAudit};
+            use grantry_core::store::audit::{AuditEvent, AuditQuery, IdempotentRequest, NewAudit};
             use grantry_core::store::{AuditStore, Result};
             use grantry_core::Timestamp;
 
@@ -109,6 +118,29 @@ macro_rules! impl_audit_store {
                         .await
                         .map_err(backend_err)?;
                     Ok(rows.into_iter().map(AuditEvent::from).collect())
+                }
+
+                async fn idempotent_request(
+                    &self,
+                    org: OrgId,
+                    key: &str,
+                ) -> Result<Option<IdempotentRequest>> {
+                    let row: Option<(Vec<u8>, String, i64)> = sqlx::query_as(IDEMPOTENT_REQUEST)
+                        .bind(org)
+                        .bind(key)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(backend_err)?;
+                    row.map(|(fingerprint, target, at)| {
+                        Ok(IdempotentRequest {
+                            fingerprint: fingerprint.try_into().map_err(|_| {
+                                backend_err("an idempotency key's fingerprint is not 32 bytes")
+                            })?,
+                            target,
+                            created_at: Timestamp(at),
+                        })
+                    })
+                    .transpose()
                 }
             }
         };

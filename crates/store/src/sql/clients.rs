@@ -43,6 +43,13 @@ pub(crate) const APPS_OF_ORG: &str = concat!(
 /// (migration 0005), so every process drops what it cached of them.
 pub(crate) const DELETE_APPLICATION: &str = "DELETE FROM applications WHERE id = $1";
 
+/// Sets the name, description, scopes and redirect URIs (`$2`-`$5`) of application `$1`
+/// if they are still `$6`-`$9`: a compare-and-set, so a change made in between is not
+/// overwritten.
+pub(crate) const UPDATE_APPLICATION: &str = "UPDATE applications SET name = $2, \
+    description = $3, scopes = $4, redirect_uris = $5 \
+    WHERE id = $1 AND name = $6 AND description = $7 AND scopes = $8 AND redirect_uris = $9";
+
 /// The record of an application just stored under `id`.
 pub(crate) fn app_from_new(id: i64, app: NewApplication) -> Application {
     Application {
@@ -219,6 +226,38 @@ macro_rules! impl_client_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(backend_err)?
+                        .rows_affected();
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    Db::insert_audit(&mut tx, &audit).await?;
+                    Db::commit(tx, self.caches()).await?;
+                    Ok(true)
+                }
+
+                async fn update_application(
+                    &self,
+                    old: &Application,
+                    new: &Application,
+                    audit: NewAudit,
+                ) -> Result<bool> {
+                    let uris = |a: &Application| {
+                        serde_json::to_string(&a.redirect_uris).map_err(backend_err)
+                    };
+                    let mut tx = self.begin_write().await?;
+                    let n = sqlx::query(UPDATE_APPLICATION)
+                        .bind(old.id)
+                        .bind(&new.name)
+                        .bind(&new.description)
+                        .bind(new.scopes.bits())
+                        .bind(uris(new)?)
+                        .bind(&old.name)
+                        .bind(&old.description)
+                        .bind(old.scopes.bits())
+                        .bind(uris(old)?)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(conflict_or("application"))?
                         .rows_affected();
                     if n == 0 {
                         return Ok(false);

@@ -61,6 +61,10 @@ pub(crate) const USERS_OF_ORG: &str = concat!(
 /// `$2` is the role's name.
 pub(crate) const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE id = $1";
 
+/// Sets the role and grants (`$2`, `$3`) of user `$1` if they are still `$4` and `$5`.
+pub(crate) const UPDATE_USER_ACCESS: &str = "UPDATE users SET role = $2, grants = $3 \
+    WHERE id = $1 AND role = $4 AND grants = $5";
+
 /// A UI user's password hash `$2`, and `$3`: whether it must be changed at the next sign-in.
 pub(crate) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, \
     must_change_password = $3 WHERE id = $1 AND kind = 'ui'";
@@ -331,6 +335,32 @@ macro_rules! impl_directory_store {
                 ) -> Result<()> {
                     let change = sqlx::query(SET_ROLE).bind(user).bind(role.as_str());
                     change_user(self, change, &audit).await
+                }
+
+                async fn update_user_access(
+                    &self,
+                    old: &User,
+                    role: Role,
+                    grants: GrantSet,
+                    audit: NewAudit,
+                ) -> Result<bool> {
+                    let mut tx = self.begin_write().await?;
+                    let n = sqlx::query(UPDATE_USER_ACCESS)
+                        .bind(old.id)
+                        .bind(role.as_str())
+                        .bind(grants.bits())
+                        .bind(old.role.as_str())
+                        .bind(old.grants.bits())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?
+                        .rows_affected();
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    Db::insert_audit(&mut tx, &audit).await?;
+                    Db::commit(tx, self.caches()).await?;
+                    Ok(true)
                 }
 
                 async fn set_password(

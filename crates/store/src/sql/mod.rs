@@ -320,6 +320,17 @@ macro_rules! impl_shared_writes {
                     .execute(&mut *conn)
                     .await
                     .map_err(backend_err)?;
+                if let Some(key) = &a.idempotency {
+                    sqlx::query(audit::INSERT_IDEMPOTENCY_KEY)
+                        .bind(key.org_id)
+                        .bind(&key.key)
+                        .bind(key.fingerprint.as_slice())
+                        .bind(&a.target)
+                        .bind(a.at.0)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(conflict_or(grantry_core::admin::idempotency::WHAT))?;
+                }
                 Ok(())
             }
 

@@ -51,12 +51,17 @@ pub(crate) const PURGE_REQUEST_TOKENS: &str = "DELETE FROM oauth1_request_tokens
 pub(crate) const PURGE_NONCES: &str = "DELETE FROM oauth1_nonces WHERE (app_id, stamp, nonce) IN \
     (SELECT app_id, stamp, nonce FROM oauth1_nonces WHERE expires_at < $1 LIMIT $2)";
 
+/// Idempotency keys of creates made before `$1`.
+pub(crate) const PURGE_IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE id IN \
+    (SELECT id FROM idempotency_keys WHERE created_at < $1 ORDER BY id LIMIT $2)";
+
 /// Implements [`grantry_core::store::RetentionStore`] for a [`super::Backend`].
 macro_rules! impl_retention_store {
     ($store:ty) => {
         const _: () = {
             use async_trait::async_trait;
 
+            use grantry_core::admin::idempotency::KEPT_FOR;
             use grantry_core::store::retention::{SPENT_CODE_MEMORY, SWEEP_BATCH};
             use grantry_core::store::{Result, RetentionStore, SweepReport};
             use grantry_core::Timestamp;
@@ -116,8 +121,9 @@ macro_rules! impl_retention_store {
                         (PURGE_REQUEST_TOKENS, now),
                         (PURGE_NONCES, now),
                         (PURGE_XML_SESSIONS, now),
+                        (PURGE_IDEMPOTENCY_KEYS, now.minus(KEPT_FOR)),
                     ];
-                    let mut counts = [0u64; 8];
+                    let mut counts = [0u64; 9];
                     let mut first = true;
                     'kinds: for (i, (statement, limit)) in kinds.into_iter().enumerate() {
                         loop {
@@ -134,7 +140,7 @@ macro_rules! impl_retention_store {
                             }
                         }
                     }
-                    let [audit_events, auth_codes, sessions, access_tokens, client_secrets, oauth1_request_tokens, oauth1_nonces, xml_sessions] =
+                    let [audit_events, auth_codes, sessions, access_tokens, client_secrets, oauth1_request_tokens, oauth1_nonces, xml_sessions, idempotency_keys] =
                         counts;
                     let report = SweepReport {
                         audit_events,
@@ -145,6 +151,7 @@ macro_rules! impl_retention_store {
                         oauth1_request_tokens,
                         oauth1_nonces,
                         xml_sessions,
+                        idempotency_keys,
                     };
                     Ok(Some(report))
                 }

@@ -91,6 +91,7 @@ conformance!(
                 oauth1_request_tokens: 0,
                 oauth1_nonces: 0,
                 xml_sessions: 0,
+                idempotency_keys: 0,
             })
         );
 
@@ -168,6 +169,7 @@ conformance!(
                 oauth1_request_tokens: 0,
                 oauth1_nonces: 0,
                 xml_sessions: 0,
+                idempotency_keys: 0,
             })
         );
         assert!(matches!(
