@@ -263,7 +263,7 @@ fn errors_say_what_to_do_next_as_text_or_json() {
     .unwrap();
     assert_eq!(
         err["error"],
-        "unknown grant \"lists:nope\"; grants are lists:read, lists:write, contacts:read, contacts:write, events:write"
+        "unknown grant \"lists:nope\"; grants are lists:read, lists:write, contacts:read, contacts:write, events:write, admin:read, admin:write"
     );
 }
 

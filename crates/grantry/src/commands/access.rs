@@ -211,7 +211,7 @@ mod tests {
                 app_id: 2,
                 user_id: 3,
                 created_by: None,
-                scopes: GrantSet::all(),
+                scopes: GrantSet::apis(),
                 created_at: Timestamp::parse_rfc3339("2026-11-23T19:00:00Z").unwrap(),
             },
             client_id: "6f1c2a8e".into(),

@@ -35,7 +35,7 @@ pub struct OrgView {
 /// The caller's organization.
 #[utoipa::path(get, path = "/admin/v1/org", tag = "organization",
     security(("bearer" = ["admin:read"])),
-    responses((status = 200, body = OrgView), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = OrgView), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn org(State(s): State<AppState>, caller: Reader) -> Result<Response> {
     let org = s
         .store
@@ -109,7 +109,7 @@ pub struct CreatedAccess {
 /// The org's account accesses.
 #[utoipa::path(get, path = "/admin/v1/account-accesses", tag = "account access", params(Paging),
     security(("bearer" = ["admin:read"])),
-    responses((status = 200, body = Page<AccessView>), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = Page<AccessView>), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list(
     State(s): State<AppState>,
     caller: Reader,
@@ -141,7 +141,7 @@ async fn find_access(
 #[utoipa::path(post, path = "/admin/v1/account-accesses", tag = "account access",
     request_body = NewAccess, security(("bearer" = ["admin:write"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "makes a retried create return the first one's account access")),
-    responses((status = 201, body = CreatedAccess), (status = "default", body = ProblemBody)))]
+    responses((status = 201, body = CreatedAccess), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Writer,
@@ -211,7 +211,7 @@ pub async fn create(
 #[utoipa::path(delete, path = "/admin/v1/account-accesses/{client_id}/{username}", tag = "account access",
     params(("client_id" = String, Path), ("username" = String, Path)),
     security(("bearer" = ["admin:write"])),
-    responses((status = 204), (status = "default", body = ProblemBody)))]
+    responses((status = 204), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn delete(
     State(s): State<AppState>,
     caller: Writer,
@@ -304,7 +304,7 @@ fn after(c: &str) -> Result<(Timestamp, i64)> {
 /// The org's audit log, newest first.
 #[utoipa::path(get, path = "/admin/v1/audit", tag = "audit", params(AuditFilter),
     security(("bearer" = ["admin:read"])),
-    responses((status = 200, body = Page<AuditView>), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = Page<AuditView>), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn audit(
     State(s): State<AppState>,
     caller: Reader,

@@ -18,6 +18,7 @@ use grantry_core::GrantSet;
 
 use super::{json, replayed, tagged, time, Body, IfMatch, Page, Paging, PathOf, QueryOf};
 use super::{once, Made, Reader, Result, Writer};
+use crate::error::problem::ProblemBody;
 use crate::error::Problem;
 use crate::AppState;
 
@@ -135,7 +136,7 @@ pub struct RotatedSecret {
 /// The org's applications, by name.
 #[utoipa::path(get, path = "/admin/v1/applications", tag = "applications",
     params(Paging), security(("bearer" = ["admin:read"])),
-    responses((status = 200, body = Page<AppListItem>), (status = "default", body = crate::error::problem::ProblemBody)))]
+    responses((status = 200, body = Page<AppListItem>), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list(
     State(s): State<AppState>,
     caller: Reader,
@@ -159,7 +160,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/admin/v1/applications", tag = "applications",
     request_body = NewApp, security(("bearer" = ["admin:write"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "makes a retried create return the first one's application")),
-    responses((status = 201, body = CreatedApp), (status = "default", body = crate::error::problem::ProblemBody)))]
+    responses((status = 201, body = CreatedApp), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Writer,
@@ -230,7 +231,7 @@ pub fn gone(target: &str) -> Problem {
 /// One application; its `ETag` goes in the `If-Match` of an update.
 #[utoipa::path(get, path = "/admin/v1/applications/{client_id}", tag = "applications",
     params(("client_id" = String, Path)), security(("bearer" = ["admin:read"])),
-    responses((status = 200, body = AppView, headers(("ETag" = String))), (status = "default", body = crate::error::problem::ProblemBody)))]
+    responses((status = 200, body = AppView, headers(("ETag" = String))), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn get(
     State(s): State<AppState>,
     caller: Reader,
@@ -244,7 +245,7 @@ pub async fn get(
 #[utoipa::path(patch, path = "/admin/v1/applications/{client_id}", tag = "applications",
     request_body = AppPatch, security(("bearer" = ["admin:write"])),
     params(("client_id" = String, Path), ("If-Match" = String, Header, description = "the ETag of the application as read")),
-    responses((status = 200, body = AppView, headers(("ETag" = String))), (status = "default", body = crate::error::problem::ProblemBody)))]
+    responses((status = 200, body = AppView, headers(("ETag" = String))), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn update(
     State(s): State<AppState>,
     caller: Writer,
@@ -270,7 +271,7 @@ pub async fn update(
 #[utoipa::path(post, path = "/admin/v1/applications/{client_id}/secrets", tag = "applications",
     request_body = Rotation, security(("bearer" = ["admin:write"])),
     params(("client_id" = String, Path)),
-    responses((status = 201, body = RotatedSecret), (status = "default", body = crate::error::problem::ProblemBody)))]
+    responses((status = 201, body = RotatedSecret), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn rotate_secret(
     State(s): State<AppState>,
     caller: Writer,
@@ -298,7 +299,7 @@ pub async fn rotate_secret(
 /// Deletes the application: its secrets, account accesses and tokens stop at once.
 #[utoipa::path(delete, path = "/admin/v1/applications/{client_id}", tag = "applications",
     params(("client_id" = String, Path)), security(("bearer" = ["admin:write"])),
-    responses((status = 204), (status = "default", body = crate::error::problem::ProblemBody)))]
+    responses((status = 204), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn delete(
     State(s): State<AppState>,
     caller: Writer,

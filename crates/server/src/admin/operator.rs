@@ -43,7 +43,7 @@ pub struct CreatedOrg {
 /// (`admin.operator_token_sha256`), never an org admin's credential.
 #[utoipa::path(post, path = "/admin/v1/orgs", tag = "organization", request_body = NewOrg,
     security(("operator" = [])),
-    responses((status = 201, body = CreatedOrg), (status = "default", body = ProblemBody)))]
+    responses((status = 201, body = CreatedOrg), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn create(
     State(s): State<AppState>,
     Now(now): Now,

@@ -152,7 +152,7 @@ type UserPath = PathOf<String>;
 /// The org's users, UI and API, by username.
 #[utoipa::path(get, path = "/admin/v1/users", tag = "users", params(Paging),
     security(("bearer" = ["admin:read"])),
-    responses((status = 200, body = Page<UserView>), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = Page<UserView>), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn list(
     State(s): State<AppState>,
     caller: Reader,
@@ -169,7 +169,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/admin/v1/users", tag = "users", request_body = NewUser,
     security(("bearer" = ["admin:write"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "makes a retried create return the first one's user")),
-    responses((status = 201, body = CreatedUser), (status = "default", body = ProblemBody)))]
+    responses((status = 201, body = CreatedUser), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn create(
     State(s): State<AppState>,
     caller: Writer,
@@ -219,7 +219,7 @@ pub async fn create(
 /// One user; its `ETag` goes in the `If-Match` of an update.
 #[utoipa::path(get, path = "/admin/v1/users/{username}", tag = "users",
     params(("username" = String, Path)), security(("bearer" = ["admin:read"])),
-    responses((status = 200, body = UserView, headers(("ETag" = String))), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = UserView, headers(("ETag" = String))), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn get(
     State(s): State<AppState>,
     caller: Reader,
@@ -233,7 +233,7 @@ pub async fn get(
 #[utoipa::path(patch, path = "/admin/v1/users/{username}", tag = "users", request_body = UserPatch,
     params(("username" = String, Path), ("If-Match" = String, Header, description = "the ETag of the user as read")),
     security(("bearer" = ["admin:write"])),
-    responses((status = 200, body = UserView, headers(("ETag" = String))), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = UserView, headers(("ETag" = String))), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn update(
     State(s): State<AppState>,
     caller: Writer,
@@ -271,7 +271,7 @@ async fn change_grant(
 #[utoipa::path(put, path = "/admin/v1/users/{username}/grants/{grant}", tag = "users",
     params(("username" = String, Path), ("grant" = String, Path, example = "lists:read")),
     security(("bearer" = ["admin:write"])),
-    responses((status = 200, body = UserView), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = UserView), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn add_grant(
     State(s): State<AppState>,
     caller: Writer,
@@ -284,7 +284,7 @@ pub async fn add_grant(
 #[utoipa::path(delete, path = "/admin/v1/users/{username}/grants/{grant}", tag = "users",
     params(("username" = String, Path), ("grant" = String, Path, example = "lists:read")),
     security(("bearer" = ["admin:write"])),
-    responses((status = 200, body = UserView), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = UserView), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn remove_grant(
     State(s): State<AppState>,
     caller: Writer,
@@ -301,7 +301,7 @@ async fn set_disabled(s: &AppState, caller: &Writer, username: &str, on: bool) -
 /// Disables the user: their keys, tokens and sessions stop at once.
 #[utoipa::path(post, path = "/admin/v1/users/{username}/disable", tag = "users",
     params(("username" = String, Path)), security(("bearer" = ["admin:write"])),
-    responses((status = 200, body = UserView), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = UserView), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn disable(
     State(s): State<AppState>,
     caller: Writer,
@@ -313,7 +313,7 @@ pub async fn disable(
 /// Enables a disabled user again.
 #[utoipa::path(post, path = "/admin/v1/users/{username}/enable", tag = "users",
     params(("username" = String, Path)), security(("bearer" = ["admin:write"])),
-    responses((status = 200, body = UserView), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = UserView), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn enable(
     State(s): State<AppState>,
     caller: Writer,
@@ -325,7 +325,7 @@ pub async fn enable(
 /// Deletes the user with their keys, account accesses and tokens.
 #[utoipa::path(delete, path = "/admin/v1/users/{username}", tag = "users",
     params(("username" = String, Path)), security(("bearer" = ["admin:write"])),
-    responses((status = 204), (status = "default", body = ProblemBody)))]
+    responses((status = 204), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn delete(
     State(s): State<AppState>,
     caller: Writer,
@@ -338,7 +338,7 @@ pub async fn delete(
 /// An API user's secret keys.
 #[utoipa::path(get, path = "/admin/v1/users/{username}/keys", tag = "api keys",
     params(("username" = String, Path)), security(("bearer" = ["admin:read"])),
-    responses((status = 200, body = KeysView), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = KeysView), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn keys(
     State(s): State<AppState>,
     caller: Reader,
@@ -352,7 +352,7 @@ pub async fn keys(
 /// Generates a secret key in the free slot (both taken: refused; delete one first).
 #[utoipa::path(post, path = "/admin/v1/users/{username}/keys", tag = "api keys",
     params(("username" = String, Path)), security(("bearer" = ["admin:write"])),
-    responses((status = 201, body = GeneratedKey), (status = "default", body = ProblemBody)))]
+    responses((status = 201, body = GeneratedKey), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn generate_key(
     State(s): State<AppState>,
     caller: Writer,
@@ -371,7 +371,7 @@ pub async fn generate_key(
 /// Deletes the key of a slot; it keeps working for `api_keys.delete_grace`.
 #[utoipa::path(delete, path = "/admin/v1/users/{username}/keys/{slot}", tag = "api keys",
     params(("username" = String, Path), ("slot" = u8, Path)), security(("bearer" = ["admin:write"])),
-    responses((status = 200, body = DeletedKey), (status = "default", body = ProblemBody)))]
+    responses((status = 200, body = DeletedKey), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn delete_key(
     State(s): State<AppState>,
     caller: Writer,

@@ -2,7 +2,8 @@
 //! `Cache-Control`, and each protocol's error body, one file per family: the token endpoint
 //! family and the authorization endpoint (`oauth`), RFC 6750 (`bearer`), the XML API's
 //! `Fault` (`xml`), the REST API's `meta` (`rest`), the Event API's `{code, description}`
-//! (`events`). Internal causes are logged here and never sent.
+//! (`events`), the admin API's RFC 9457 problem details (`problem`). Internal causes are
+//! logged here and never sent.
 
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;

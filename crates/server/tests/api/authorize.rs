@@ -87,7 +87,7 @@ fn hidden(html: &str, name: &str) -> String {
 /// Org `acme` with UI user `alice` (all grants) and a confidential client.
 async fn setup(app: &TestApp) -> (String, String) {
     app.org("acme").await;
-    app.ui_user_with_password("acme", "alice", GrantSet::all(), PASSWORD)
+    app.ui_user_with_password("acme", "alice", GrantSet::apis(), PASSWORD)
         .await;
     let (id, secret) = app.client("acme", "Partner", CB, false).await;
     (id, secret.unwrap())
@@ -428,7 +428,7 @@ both!(
     rfc9700_2_1_1_public_clients_must_use_pkce,
     |app: TestApp| async move {
         app.org("acme").await;
-        app.ui_user_with_password("acme", "alice", GrantSet::all(), PASSWORD)
+        app.ui_user_with_password("acme", "alice", GrantSet::apis(), PASSWORD)
             .await;
         let (id, secret) = app.client("acme", "Partner", CB, true).await;
         assert!(secret.is_none());
@@ -1030,7 +1030,7 @@ both!(
     rfc9700_4_14_rotation_returns_a_new_refresh_token_and_reuse_revokes_the_family,
     |app: TestApp| async move {
         app.org("acme").await;
-        app.ui_user_with_password("acme", "alice", GrantSet::all(), PASSWORD)
+        app.ui_user_with_password("acme", "alice", GrantSet::apis(), PASSWORD)
             .await;
         let input = grantry_core::admin::AppInput {
             name: "Partner Mobile".into(),

@@ -283,7 +283,7 @@ both!(
                 email: "alice@example.com".into(),
                 kind: grantry_core::model::UserKind::Ui,
                 role: grantry_core::model::Role::User,
-                grants: grantry_core::GrantSet::all(),
+                grants: grantry_core::GrantSet::apis(),
                 password: Some("correct horse battery".to_string().into()),
             },
         )

@@ -280,7 +280,7 @@ async fn assert_refused(r: reqwest::Response, status: u16, problem: &str) -> Vec
 /// application registered with [`CB`]; its client id and secret.
 async fn setup(app: &TestApp) -> (String, String) {
     app.org("acme").await;
-    app.ui_user_with_password("acme", "alice", GrantSet::all(), PASSWORD)
+    app.ui_user_with_password("acme", "alice", GrantSet::apis(), PASSWORD)
         .await;
     let (id, secret) = app.client("acme", "Partner", CB, false).await;
     (id, secret.unwrap())
@@ -1263,7 +1263,7 @@ both!(
     a_secret_minted_without_the_key_must_be_rotated,
     |app: TestApp| async move {
         app.org("acme").await;
-        app.ui_user_with_password("acme", "alice", GrantSet::all(), PASSWORD)
+        app.ui_user_with_password("acme", "alice", GrantSet::apis(), PASSWORD)
             .await;
         let mut keyless = app.settings.clone();
         keyless.oauth1.key = None;

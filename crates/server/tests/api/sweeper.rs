@@ -77,7 +77,7 @@ both!(
             "acme",
             "alice",
             grantry_core::model::Role::User,
-            GrantSet::all(),
+            GrantSet::apis(),
         )
         .await;
         let input = grantry_core::admin::AppInput {

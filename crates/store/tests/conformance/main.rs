@@ -74,6 +74,7 @@ macro_rules! conformance_twins {
 
 mod access;
 mod accounts;
+mod admin_api;
 mod api_users;
 mod audit;
 mod cache;
