@@ -55,8 +55,18 @@ pub struct GrantGroup {
 
 /// Every grant as a checkbox, `checked` as in `set`, grouped by API family.
 pub fn scope_boxes(set: GrantSet) -> Vec<GrantGroup> {
+    boxes_of(GrantSet::all(), set)
+}
+
+/// The data APIs' grants as checkboxes: what a UI user may be given (the admin API's come
+/// with the org admin role; docs/architecture.md, the admin API).
+pub fn data_scope_boxes(set: GrantSet) -> Vec<GrantGroup> {
+    boxes_of(GrantSet::apis(), set)
+}
+
+fn boxes_of(offered: GrantSet, set: GrantSet) -> Vec<GrantGroup> {
     let mut groups: Vec<GrantGroup> = Vec::new();
-    for g in Grant::ALL {
+    for g in offered.iter() {
         let b = ScopeBox {
             name: g.name(),
             describe: g.describe(),
@@ -144,7 +154,8 @@ pub async fn page(
         chrome: console.chrome("settings"),
         apps,
         accesses,
-        scopes: scope_boxes(GrantSet::all()),
+        // The admin API's scopes are offered, never preselected.
+        scopes: scope_boxes(GrantSet::apis()),
         accounts,
     }))
 }

@@ -10,7 +10,7 @@ use grantry_core::admin::{self, AdminError, UserInput};
 use grantry_core::model::{Role, User, UserKind};
 use grantry_core::{Grant, GrantSet};
 
-use super::settings::{scope_boxes, ConfirmPage, GrantGroup, SecretPage};
+use super::settings::{data_scope_boxes, ConfirmPage, GrantGroup, SecretPage};
 use super::{when, Chrome, Console, ConsoleForm, Fields, Shown};
 use crate::error::console::ConsoleError;
 use crate::AppState;
@@ -114,7 +114,7 @@ pub async fn page(
     Ok(console.render(&UsersPage {
         chrome: console.chrome("users"),
         users: users.iter().map(UserRow::of).collect(),
-        grants: scope_boxes(GrantSet::empty()),
+        grants: data_scope_boxes(GrantSet::empty()),
     }))
 }
 
@@ -203,7 +203,7 @@ pub async fn user(
         admin_role: u.role == Role::OrgAdmin,
         principal: u.principal,
         disabled: u.disabled,
-        grants: scope_boxes(u.effective_grants()),
+        grants: data_scope_boxes(u.effective_grants()),
         user: UserRow::of(&u),
     }))
 }
@@ -240,7 +240,7 @@ pub async fn act(
                 Ok(g) => g,
                 Err(e) => return console.refused(&back, e),
             };
-            for g in Grant::ALL {
+            for g in GrantSet::apis().iter() {
                 let (has, wants) = (u.grants.contains(g), wanted.contains(g));
                 if has != wants {
                     if let Err(e) = admin::set_grant(&cx, &org, &username, g, wants).await {

@@ -48,7 +48,7 @@ pub struct ProblemBody {
 }
 
 /// The problem types, each with its status and title: what the reference page lists.
-pub const TYPES: [(&str, u16, &str); 13] = [
+pub const TYPES: [(&str, u16, &str); 14] = [
     ("invalid-request", 400, "The request could not be read"),
     ("unauthenticated", 401, "No valid credential"),
     ("forbidden", 403, "The credential does not carry the scope"),
@@ -61,6 +61,7 @@ pub const TYPES: [(&str, u16, &str); 13] = [
     ("invalid", 422, "The request is not valid"),
     ("precondition-required", 428, "If-Match is required"),
     ("too-many-attempts", 429, "Too many attempts"),
+    ("server-error", 500, "Server error"),
     ("unavailable", 503, "The database is unavailable"),
 ];
 
@@ -71,6 +72,10 @@ impl Problem {
             .iter()
             .find(|(k, _, _)| *k == kind)
             .map_or((500, "Server error"), |(_, s, t)| (*s, *t));
+        debug_assert!(
+            TYPES.iter().any(|(k, _, _)| *k == kind),
+            "{kind} is not a problem type"
+        );
         Problem {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             kind,
@@ -84,12 +89,8 @@ impl Problem {
     /// A failure of the server's own, logged with its cause.
     pub fn server(cause: impl Into<String>) -> Problem {
         Problem {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            kind: "server-error",
-            title: "Server error",
-            detail: "server error; try again".into(),
-            refusal: None,
             cause: Some(cause.into()),
+            ..Problem::of("server-error", "server error; try again")
         }
     }
 

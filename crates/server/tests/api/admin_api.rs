@@ -726,6 +726,15 @@ both!(
         assert_eq!(page["next_cursor"], Value::Null);
         let (_, _, page) = call(&app, Method::GET, "/audit?actor=nobody", &w, None, &[]).await;
         assert_eq!(page["items"], json!([]));
+        for nul in ["actor=a%00b", "action=%00", "actor=%00&action=app%00"] {
+            let (s, _, page) =
+                call(&app, Method::GET, &format!("/audit?{nul}"), &w, None, &[]).await;
+            assert_eq!(
+                (s.as_u16(), page["items"].clone()),
+                (200, json!([])),
+                "{nul}"
+            );
+        }
         let (s, h, b) = call(&app, Method::GET, "/audit?from=yesterday", &w, None, &[]).await;
         assert_eq!(problem(s, &h, &b, 422), "invalid");
     }
@@ -984,5 +993,90 @@ both!(
             }
         }
         assert_eq!(last, 429);
+    }
+);
+
+both!(
+    every_operation_in_the_document_refuses_a_credential_without_its_scope,
+    |app: TestApp| async move {
+        app.org("acme").await;
+        let reader = app.api_user("acme", "auditor", "admin:read").await.bearer;
+        let data = app
+            .api_user("acme", "sync", "lists:read lists:write contacts:read")
+            .await
+            .bearer;
+        let (client_id, _) = app.app("acme", "Sync", None).await;
+        app.api_user("acme", "etl", "lists:read").await;
+        let before = admin::audit_log(&app.cx(), "acme", None)
+            .await
+            .unwrap()
+            .len();
+        let doc: Value = app
+            .http
+            .get(app.url("/admin/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut seen = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if path == "/admin/v1/orgs" {
+                continue;
+            }
+            for (method, op) in item.as_object().unwrap() {
+                let scope = op["security"][0]["bearer"][0].as_str().unwrap();
+                let concrete = path
+                    .strip_prefix("/admin/v1")
+                    .unwrap()
+                    .replace("{client_id}", &client_id)
+                    .replace("{username}", "etl")
+                    .replace("{slot}", "1")
+                    .replace("{grant}", "contacts:read");
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let body =
+                    matches!(m, Method::POST | Method::PATCH | Method::PUT).then(|| json!({}));
+                let mut refused_by = vec![&data];
+                if scope == "admin:write" {
+                    refused_by.push(&reader);
+                }
+                for bearer in refused_by {
+                    let (s, h, b) = call(
+                        &app,
+                        m.clone(),
+                        &concrete,
+                        bearer,
+                        body.clone(),
+                        &[("if-match", "*")],
+                    )
+                    .await;
+                    assert_eq!(problem(s, &h, &b, 403), "forbidden", "{method} {path}");
+                    let challenge = h["www-authenticate"].to_str().unwrap();
+                    assert!(
+                        challenge.contains(&format!("scope=\"{scope}\"")),
+                        "{method} {path}: {challenge}"
+                    );
+                }
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 23);
+        // Nothing was changed or recorded by any of them.
+        assert_eq!(
+            admin::audit_log(&app.cx(), "acme", None)
+                .await
+                .unwrap()
+                .len(),
+            before
+        );
+        assert!(admin::find_application(&app.cx(), "acme", &client_id)
+            .await
+            .is_ok());
+        let etl = admin::find_user(&app.cx(), "acme", "etl").await.unwrap();
+        assert_eq!(
+            (etl.grants.names(), etl.disabled),
+            (vec!["lists:read"], false)
+        );
     }
 );
