@@ -97,8 +97,8 @@ impl<const WRITE: bool> FromRequestParts<AppState> for Admin<WRITE> {
         let Ok(Now(now)) = Now::from_request_parts(parts, state).await;
         let source = Source::of(&parts.extensions);
         let principal = extract::principal(state, now, source, Presented::head(parts)).await?;
-        // Writing implies nothing about reading and the other way round: each call names
-        // the one scope it needs (RFC 6750 §3.1 `insufficient_scope`).
+        // `admin:write` implies `admin:read`; a refusal names the scope the call needs
+        // (RFC 6750 §3.1 `insufficient_scope`).
         let needs = if WRITE {
             Grant::AdminWrite
         } else {

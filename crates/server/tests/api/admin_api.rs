@@ -1080,3 +1080,112 @@ both!(
         );
     }
 );
+
+both!(
+    users_and_account_accesses_are_created_once_per_key_and_updated_only_as_read,
+    |app: TestApp| async move {
+        let w = caller(&app, "admin:read admin:write").await;
+        let body = json!({"username": "bob", "email": "bob@acme.example.com", "kind": "ui"});
+        let key = [("idempotency-key", "bob-1")];
+        let (s, _, first) = call(&app, Method::POST, "/users", &w, Some(body.clone()), &key).await;
+        assert_eq!(s, 201, "{first}");
+        assert!(first["password"].is_string());
+        let (s, h, again) = call(&app, Method::POST, "/users", &w, Some(body), &key).await;
+        assert_eq!(
+            (s.as_u16(), h["idempotent-replayed"].to_str().unwrap()),
+            (201, "true")
+        );
+        assert_eq!(
+            (again["username"].as_str(), again["password"].clone()),
+            (Some("bob"), Value::Null)
+        );
+        assert_eq!(
+            app.audit_count("acme", "user.created").await,
+            2,
+            "ops and bob, once each"
+        );
+
+        let (client_id, _) = app.app("acme", "Sync", None).await;
+        let body = json!({"client_id": client_id, "username": "bob"});
+        let key = [("idempotency-key", "bob-sync")];
+        let (s, _, first) = call(
+            &app,
+            Method::POST,
+            "/account-accesses",
+            &w,
+            Some(body.clone()),
+            &key,
+        )
+        .await;
+        assert_eq!(s, 201, "{first}");
+        let (s, h, again) = call(
+            &app,
+            Method::POST,
+            "/account-accesses",
+            &w,
+            Some(body),
+            &key,
+        )
+        .await;
+        assert_eq!(
+            (s.as_u16(), h["idempotent-replayed"].to_str().unwrap()),
+            (201, "true"),
+            "{again}"
+        );
+        assert_eq!(again["refresh_token"], Value::Null);
+        assert_eq!(again["client_id"], first["client_id"]);
+        assert_eq!(app.audit_count("acme", "account_access.created").await, 1);
+        let by = json!({"client_id": client_id, "username": "admin", "by": "someone"});
+        let (s, h, b) = call(&app, Method::POST, "/account-accesses", &w, Some(by), &[]).await;
+        assert_eq!(problem(s, &h, &b, 422), "invalid");
+        assert_eq!(app.audit_count("acme", "account_access.created").await, 1);
+
+        // A user changed since it was read is not overwritten.
+        let (_, h, _) = call(&app, Method::GET, "/users/bob", &w, None, &[]).await;
+        let etag = h["etag"].to_str().unwrap().to_string();
+        let (s, _, _) = call(
+            &app,
+            Method::PUT,
+            "/users/bob/grants/lists:read",
+            &w,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(s, 200);
+        let (s, h, b) = call(
+            &app,
+            Method::PATCH,
+            "/users/bob",
+            &w,
+            Some(json!({"grants": []})),
+            &[("if-match", &etag)],
+        )
+        .await;
+        assert_eq!(problem(s, &h, &b, 412), "stale");
+        let bob = admin::find_user(&app.cx(), "acme", "bob").await.unwrap();
+        assert_eq!(bob.grants.names(), ["lists:read"]);
+
+        // Another org's account access is not found, and stays.
+        app.org("beta").await;
+        let (theirs, _) = app.app("beta", "Theirs", None).await;
+        app.access("beta", &theirs, "admin").await;
+        let (s, h, b) = call(
+            &app,
+            Method::DELETE,
+            &format!("/account-accesses/{theirs}/admin"),
+            &w,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(problem(s, &h, &b, 404), "not-found");
+        assert_eq!(
+            admin::list_account_access(&app.cx(), "beta")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+);
