@@ -25,6 +25,7 @@ With --only, only the named scenarios run (and the floor), e.g. for the cost-by-
 
 Usage: bench/run [--database postgres://...] [--duration 10] [--warmup 3] [--connections 32]
                  [--live-tokens 1000000] [--peer oidc-provider] [--issue-rate-cap 40000]
+                 [--oauth1-rate-cap 30000]
                  [--scale [--scale-orgs N --scale-apps-per-org N --scale-tokens N]] [--only a,b]
                  [--binaries DIR --commit SHA [--without-limits-config]]
 """
@@ -626,6 +627,10 @@ def main():
     ap.add_argument("--issue-rate-cap", type=int, default=40000, metavar="RPS",
                     help="refresh tokens seeded for issue_refresh_after_window: this many per second "
                          "of warm-up and of run (default %(default)s)")
+    ap.add_argument("--oauth1-rate-cap", type=int, default=30000, metavar="RPS",
+                    help="signed requests made for rest_get_oauth1 (one nonce each): this many per second "
+                         "of warm-up and of run (default %(default)s); a run faster than this re-sends "
+                         "nonces, which are refused")
     ap.add_argument("--binaries", metavar="DIR",
                     help="run the grantry and examples/floor binaries in DIR (a target/release folder) "
                          "instead of building this checkout, e.g. an earlier commit's for a side-by-side run")
@@ -843,8 +848,8 @@ def main():
             o1_url = base + o1_path
             o1_files = {}
             stamp = int(time.time())
-            for part, n in ({} if o1 is None else {"warmup": args.issue_rate_cap * args.warmup // 2,
-                            "run": args.issue_rate_cap * args.duration // 2}).items():
+            for part, n in ({} if o1 is None else {"warmup": args.oauth1_rate_cap * args.warmup,
+                            "run": args.oauth1_rate_cap * args.duration}).items():
                 o1_files[part] = os.path.join(tmp, f"oauth1-{phase}-{part}.txt")
                 write_lines(o1_files[part], (oauth1_header("GET", o1_url, app["client_id"], app["client_secret"],
                                                            o1["oauth_token"], o1["oauth_token_secret"], stamp)
@@ -912,7 +917,8 @@ def main():
                 r = results[name]
                 note = f", {r['non_2xx']} non-2xx" if r["non_2xx"] else ""
                 if r.get("bodies_wrapped"):
-                    note += f", token file ran out {r['bodies_wrapped']}x: raise --issue-rate-cap"
+                    cap = "--oauth1-rate-cap" if name == "rest_get_oauth1" else "--issue-rate-cap"
+                    note += f", token file ran out {r['bodies_wrapped']}x: raise {cap}"
                 print(f"  {name}: {r['rps']:.0f} req/s{note}", file=sys.stderr)
             return results
 
@@ -1036,6 +1042,7 @@ def main():
         "grantry_rss_kib_idle": extra["grantry_rss_kib_idle"],
         "fresh_start_to_healthy_ms": round(fresh_start_ms),
         "issue_rate_cap": args.issue_rate_cap,
+        "oauth1_rate_cap": args.oauth1_rate_cap,
         "binaries": "built from this checkout" if not args.binaries else release,
         "scenarios": results,
     }
