@@ -170,7 +170,8 @@ def test_the_cli_in_remote_mode_runs_the_readme_walk_through(grantry):
     access = json.loads(_remote(grantry, token, "access", "add", "--org", "default", "--client-id", app["client_id"],
                                 "--username", "admin", "--by", "admin").stdout)
     assert access["refresh_token"].startswith("grt_"), access
-    assert any(m.get("To") for _, m in grantry.outbox()), "the server mailed the refresh token"
+    mailed = [m.get_body(("plain",)).get_content() for _, m in grantry.outbox()]
+    assert any(access["refresh_token"] in body for body in mailed), "the server mailed the refresh token"
     token_answer = grantry.token_request({
         "grant_type": "refresh_token", "client_id": app["client_id"], "client_secret": app["client_secret"],
         "refresh_token": access["refresh_token"]})
@@ -216,10 +217,13 @@ def test_the_cli_in_remote_mode_runs_the_readme_walk_through(grantry):
     assert sorted(a["name"] for a in apps["items"]) == ["CRM sync", "Local twin"], apps
 
 
-def test_the_operator_token_creates_organizations(grantry_factory):
+def test_the_operator_token_creates_organizations(grantry_factory, tmp_path):
+    where = tmp_path / "operator"
+    where.mkdir()
     minted = subprocess.run([str(GRANTRY_BIN), "--json", "operator-token"], capture_output=True, text=True,
-                            env=_child_env(), timeout=60)
+                            cwd=where, env=_child_env(), timeout=60)
     assert minted.returncode == 0, minted.stderr
+    assert list(where.iterdir()) == [], "minting a token makes no data folder and no key file"
     op = json.loads(minted.stdout)
     assert op["token"].startswith("gop_") and len(op["sha256"]) == 64
     grantry = grantry_factory(env={"GRANTRY_ADMIN__OPERATOR_TOKEN_SHA256": op["sha256"]})

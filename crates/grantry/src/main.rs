@@ -52,7 +52,10 @@ async fn run(cli: Cli) -> error::Result<()> {
     };
     let cfg = Config::load(cli.config.as_deref(), &flags)?;
     let mut settings = cfg.settings()?;
-    settings.oauth1.key = Some(cfg.oauth1_key()?);
+    if !matches!(cli.command, Command::OperatorToken) {
+        // `operator-token` needs the pod only: it makes no data folder and no key file.
+        settings.oauth1.key = Some(cfg.oauth1_key()?);
+    }
     match cli.command {
         Command::Serve { .. } => serve::run(cfg, settings).await,
         Command::OperatorToken => {

@@ -138,6 +138,14 @@ pub fn content_type(headers: &HeaderMap) -> Option<String> {
         })
 }
 
+/// Whether a media type (as [`content_type`] reads it) is JSON: `application/json`, or a
+/// `+json` type (RFC 6839 §3.1, e.g. RFC 7396 merge patches).
+pub fn is_json(media_type: Option<&str>) -> bool {
+    media_type.is_some_and(|t| {
+        t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
+    })
+}
+
 /// Decodes an `application/x-www-form-urlencoded` body into its pairs, in order.
 pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()

@@ -63,11 +63,7 @@ fn id(field: &str, s: &str) -> std::result::Result<i64, RestError> {
 
 /// Parses a JSON body, naming what is wrong in the REST error format.
 fn body<T: for<'de> Deserialize<'de>>(sent: &Sent) -> std::result::Result<T, RestError> {
-    // RFC 6839 §3.1: `+json` media types are JSON too (e.g. RFC 7396 merge patches).
-    let json = sent.media_type.as_deref().is_some_and(|t| {
-        t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
-    });
-    if !json {
+    if !crate::extract::is_json(sent.media_type.as_deref()) {
         return Err(RestError::unsupported_media_type());
     }
     serde_json::from_slice(&sent.body).map_err(|e| {

@@ -49,12 +49,7 @@ pub struct OperatorToken {
 pub fn operator_token(settings: &Settings) -> OperatorToken {
     use grantry_core::credential::{mint, Kind};
     let minted = mint(Kind::OperatorToken, &settings.pod_id);
-    let sha256 = minted
-        .digest
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = crate::config::to_hex(minted.digest.as_bytes());
     OperatorToken {
         token: minted.value,
         sha256,

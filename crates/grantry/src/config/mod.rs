@@ -299,16 +299,8 @@ impl Config {
         let Some(hex) = self.admin.operator_token_sha256.as_deref() else {
             return Ok(None);
         };
-        let bytes: Option<Vec<u8>> = (hex.len() == 64 && hex.is_ascii())
-            .then(|| {
-                (0..32)
-                    .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-                    .collect()
-            })
-            .flatten();
-        bytes
-            .and_then(|b| grantry_core::credential::Digest::from_slice(&b))
-            .map(Some)
+        from_hex(hex)
+            .map(|b| Some(grantry_core::credential::Digest(b)))
             .ok_or_else(|| {
                 ConfigError::Settings(
                     "admin.operator_token_sha256 must be 64 hex digits, as `grantry operator-token` prints them".into(),
@@ -317,15 +309,25 @@ impl Config {
     }
 }
 
-fn parse_key(hex: &str) -> Option<DeriveKey> {
+/// 32 bytes written as 64 hex digits (the OAuth 1.0a key file, the operator token's digest).
+fn from_hex(hex: &str) -> Option<[u8; DERIVE_KEY_LEN]> {
     if hex.len() != DERIVE_KEY_LEN * 2 || !hex.is_ascii() {
         return None;
     }
-    let mut key = [0u8; DERIVE_KEY_LEN];
-    for (i, b) in key.iter_mut().enumerate() {
+    let mut bytes = [0u8; DERIVE_KEY_LEN];
+    for (i, b) in bytes.iter_mut().enumerate() {
         *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    Some(DeriveKey::new(key))
+    Some(bytes)
+}
+
+/// Bytes as lower-case hex digits, as [`from_hex`] reads them.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_key(hex: &str) -> Option<DeriveKey> {
+    from_hex(hex).map(DeriveKey::new)
 }
 
 /// Writes a new random key to `path`, readable by its owner only; if another process made
@@ -340,7 +342,7 @@ fn make_key_file(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let bytes = grantry_core::credential::random_bytes::<DERIVE_KEY_LEN>();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = to_hex(&bytes);
     match options.open(path) {
         Ok(mut f) => {
             f.write_all(format!("{hex}\n").as_bytes())?;

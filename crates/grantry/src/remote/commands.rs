@@ -1,6 +1,6 @@
 //! Each admin command as admin API calls, answered with the local command's report.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -18,28 +18,12 @@ use crate::config::parse_duration;
 use crate::error::{CliError, Result};
 use crate::report::Report;
 
-/// What a path segment escapes (RFC 3986 §3.3: everything but unreserved characters and `@`).
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'?')
-    .add(b'<')
-    .add(b'>')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|')
-    .add(b'[')
-    .add(b']')
-    .add(b';')
-    .add(b'+')
-    .add(b'&')
-    .add(b'=');
+/// What a path segment escapes: everything but RFC 3986 §2.3's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn seg(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
@@ -63,7 +47,7 @@ pub async fn run(r: &Remote, cmd: AdminCommand) -> Result<Box<dyn Report>> {
     let report: Box<dyn Report> = match cmd {
         AdminCommand::Org(OrgCmd::Create(a)) => {
             let body = json!({"name": a.name, "admin": a.admin, "email": a.email});
-            let made = r.ok(Method::POST, "/orgs", Some(&body), &[]).await?.body;
+            let made = r.ok(Method::POST, "/orgs", Some(&body)).await?.body;
             Box::new(org::OrgCreated {
                 org: text(&made, "org")?,
                 admin: text(&made, "admin")?,
@@ -82,7 +66,7 @@ pub async fn run(r: &Remote, cmd: AdminCommand) -> Result<Box<dyn Report>> {
 /// The token's organization must be the one the command names: the admin API acts in the
 /// caller's own organization only.
 async fn same_org(r: &Remote, org: &str) -> Result<()> {
-    let a = r.ok(Method::GET, "/org", None, &[]).await?;
+    let a = r.ok(Method::GET, "/org", None).await?;
     let theirs = text(&a.body, "name")?;
     if theirs == org {
         Ok(())
@@ -107,7 +91,7 @@ async fn users(r: &Remote, cmd: UserCmd) -> Result<Box<dyn Report>> {
                 let pw = user::read_password()?;
                 body["password"] = json!(pw.expose_secret());
             }
-            let made = r.ok(Method::POST, "/users", Some(&body), &[]).await?.body;
+            let made = r.ok(Method::POST, "/users", Some(&body)).await?.body;
             Box::new(user::UserAdded {
                 org: a.org,
                 username: text(&made, "username")?,
@@ -125,7 +109,7 @@ async fn users(r: &Remote, cmd: UserCmd) -> Result<Box<dyn Report>> {
         UserCmd::Delete(u) => {
             same_org(r, &u.org).await?;
             let path = format!("/users/{}", seg(&u.username));
-            r.ok(Method::DELETE, &path, None, &[]).await?;
+            r.ok(Method::DELETE, &path, None).await?;
             Box::new(user::UserDeleted {
                 org: u.org,
                 username: u.username,
@@ -140,7 +124,7 @@ async fn set_grant(r: &Remote, a: UserGrantArgs, on: bool) -> Result<user::Grant
     let grant = parse_grant(&a.grant)?;
     let path = format!("/users/{}/grants/{}", seg(&a.username), seg(grant.name()));
     let method = if on { Method::PUT } else { Method::DELETE };
-    let held = r.ok(method, &path, None, &[]).await?.body;
+    let held = r.ok(method, &path, None).await?.body;
     Ok(user::GrantsHeld {
         org: a.org,
         username: a.username,
@@ -152,7 +136,7 @@ async fn set_disabled(r: &Remote, u: UserRef, disabled: bool) -> Result<user::Us
     same_org(r, &u.org).await?;
     let verb = if disabled { "disable" } else { "enable" };
     let path = format!("/users/{}/{verb}", seg(&u.username));
-    r.ok(Method::POST, &path, None, &[]).await?;
+    r.ok(Method::POST, &path, None).await?;
     Ok(user::UserDisabled {
         org: u.org,
         username: u.username,
@@ -173,10 +157,7 @@ async fn apps(r: &Remote, cmd: AppCmd) -> Result<Box<dyn Report>> {
             if !a.scopes.is_empty() {
                 body["scopes"] = json!(parse_grants(&a.scopes)?.names());
             }
-            let made = r
-                .ok(Method::POST, "/applications", Some(&body), &[])
-                .await?
-                .body;
+            let made = r.ok(Method::POST, "/applications", Some(&body)).await?.body;
             Box::new(app::AppAdded {
                 org: a.org,
                 name: text(&made, "name")?,
@@ -192,7 +173,7 @@ async fn apps(r: &Remote, cmd: AppCmd) -> Result<Box<dyn Report>> {
             same_org(r, &a.org).await?;
             let path = format!("/applications/{}/secrets", seg(&a.client_id));
             let body = json!({ "overlap_seconds": overlap.as_secs() });
-            let made = r.ok(Method::POST, &path, Some(&body), &[]).await?.body;
+            let made = r.ok(Method::POST, &path, Some(&body)).await?.body;
             Box::new(app::SecretRotated {
                 client_id: a.client_id,
                 client_secret: SecretString::from(text(&made, "client_secret")?),
@@ -233,7 +214,7 @@ async fn every(r: &Remote, path: &str) -> Result<Vec<Value>> {
             Some(c) => format!("{path}{sep}limit=200&cursor={c}"),
             None => format!("{path}{sep}limit=200"),
         };
-        let page = r.ok(Method::GET, &page_path, None, &[]).await?.body;
+        let page = r.ok(Method::GET, &page_path, None).await?.body;
         items.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
@@ -248,7 +229,7 @@ async fn accesses(r: &Remote, cmd: AccessCmd) -> Result<Box<dyn Report>> {
             same_org(r, &a.org).await?;
             let body = json!({"client_id": a.client_id, "username": a.username, "by": a.by});
             let made = r
-                .ok(Method::POST, "/account-accesses", Some(&body), &[])
+                .ok(Method::POST, "/account-accesses", Some(&body))
                 .await?
                 .body;
             Box::new(access::AccessAdded {
@@ -281,7 +262,7 @@ async fn accesses(r: &Remote, cmd: AccessCmd) -> Result<Box<dyn Report>> {
                 seg(&a.client_id),
                 seg(&a.username)
             );
-            r.ok(Method::DELETE, &path, None, &[]).await?;
+            r.ok(Method::DELETE, &path, None).await?;
             Box::new(access::AccessDeleted {
                 client_id: a.client_id,
                 username: a.username,
@@ -295,7 +276,7 @@ async fn keys(r: &Remote, cmd: KeyCmd) -> Result<Box<dyn Report>> {
         KeyCmd::Generate(u) => {
             same_org(r, &u.org).await?;
             let path = format!("/users/{}/keys", seg(&u.username));
-            let made = r.ok(Method::POST, &path, None, &[]).await?.body;
+            let made = r.ok(Method::POST, &path, None).await?.body;
             let slot = made["slot"].as_u64().and_then(|s| u8::try_from(s).ok());
             Box::new(key::KeyGenerated {
                 username: u.username,
@@ -308,7 +289,7 @@ async fn keys(r: &Remote, cmd: KeyCmd) -> Result<Box<dyn Report>> {
         KeyCmd::Delete(a) => {
             same_org(r, &a.org).await?;
             let path = format!("/users/{}/keys/{}", seg(&a.username), a.slot);
-            let made = r.ok(Method::DELETE, &path, None, &[]).await?.body;
+            let made = r.ok(Method::DELETE, &path, None).await?.body;
             Box::new(key::KeyDeleted {
                 username: a.username,
                 deleted_slot: a.slot,

@@ -52,13 +52,7 @@ impl Remote {
 
     /// Calls `method path` with `body`; a create carries an idempotency key and is sent
     /// again under it once if the connection failed, so it is made at most once.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, String)],
-    ) -> Result<Answer> {
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer> {
         let key =
             (method == Method::POST && body.is_some()).then(|| uuid::Uuid::new_v4().to_string());
         let mut tries = 0;
@@ -68,9 +62,6 @@ impl Remote {
                 .http
                 .request(method.clone(), format!("{}{path}", self.base))
                 .bearer_auth(self.token.expose_secret());
-            for (k, v) in headers {
-                req = req.header(*k, v);
-            }
             if let Some(k) = &key {
                 req = req.header("idempotency-key", k);
             }
@@ -93,14 +84,8 @@ impl Remote {
     }
 
     /// [`Remote::call`], refusing anything but a success with the problem's own words.
-    pub async fn ok(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, String)],
-    ) -> Result<Answer> {
-        let a = self.call(method, path, body, headers).await?;
+    pub async fn ok(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer> {
+        let a = self.call(method, path, body).await?;
         if a.status.is_success() {
             Ok(a)
         } else {

@@ -15,7 +15,7 @@ use grantry_core::model::{Role, UserKind};
 use grantry_core::store::{AccessSummary, AuditEvent, AuditQuery};
 use grantry_core::Timestamp;
 
-use super::apps::{gone, no_content};
+use super::{gone, no_content};
 use super::{json, replayed, time, Body, Page, Paging, PathOf, QueryOf};
 use super::{once, Made, Reader, Result, Writer};
 use crate::error::problem::ProblemBody;
@@ -37,15 +37,9 @@ pub struct OrgView {
     security(("bearer" = ["admin:read"])),
     responses((status = 200, body = OrgView), (status = "default", body = ProblemBody, content_type = "application/problem+json")))]
 pub async fn org(State(s): State<AppState>, caller: Reader) -> Result<Response> {
-    let org = s
-        .store
-        .org_by_id(caller.principal.org_id)
-        .await
-        .map_err(admin::AdminError::from)?
-        .ok_or_else(|| Problem::of("not-found", "the organization is gone"))?;
     let view = OrgView {
-        name: org.name,
-        created_at: time(org.created_at),
+        name: caller.org.name.clone(),
+        created_at: time(caller.org.created_at),
         pod_id: s.settings.pod_id.clone(),
     };
     Ok(json(StatusCode::OK, &view))
@@ -115,7 +109,7 @@ pub async fn list(
     caller: Reader,
     WithRejection(Query(paging), _): QueryOf<Paging>,
 ) -> Result<Response> {
-    let all = admin::list_account_access(&caller.ctx(&s, None), &caller.org).await?;
+    let all = admin::list_account_access(&caller.ctx(&s, None), &caller.org.name).await?;
     let items = all.iter().map(access_view).collect();
     let page = paging.page(items, |a: &AccessView| {
         format!("{}\u{1f}{}", a.client_id, a.username)
@@ -129,7 +123,7 @@ async fn find_access(
     client_id: &str,
     username: &str,
 ) -> Result<AccessSummary> {
-    admin::list_account_access(&caller.ctx(s, None), &caller.org)
+    admin::list_account_access(&caller.ctx(s, None), &caller.org.name)
         .await?
         .into_iter()
         .find(|a| a.client_id == client_id && a.username == username)
@@ -172,12 +166,12 @@ pub async fn create(
     let create = admin::add_account_access(
         &cx,
         &*s.mailer,
-        &caller.org,
+        &caller.org.name,
         &req.client_id,
         &req.username,
         &by,
     );
-    let added = match once(&cx, &caller.org, create).await? {
+    let added = match once(&cx, &caller.org.name, create).await? {
         Made::New(added) => added,
         Made::Before(target) => {
             let found = find_access(&s, &caller, &req.client_id, &req.username)
@@ -218,7 +212,7 @@ pub async fn delete(
     WithRejection(Path((client_id, username)), _): PathOf<(String, String)>,
 ) -> Result<Response> {
     let cx = caller.ctx(&s, None);
-    admin::delete_account_access(&cx, &caller.org, &client_id, &username).await?;
+    admin::delete_account_access(&cx, &caller.org.name, &client_id, &username).await?;
     Ok(no_content())
 }
 
@@ -310,11 +304,7 @@ pub async fn audit(
     caller: Reader,
     WithRejection(Query(f), _): QueryOf<AuditFilter>,
 ) -> Result<Response> {
-    let limit = Paging {
-        limit: f.limit,
-        cursor: None,
-    }
-    .limit()?;
+    let limit = super::limit(f.limit)?;
     let query = AuditQuery {
         actor: f.actor.filter(|a| !a.is_empty()),
         action_prefix: f.action.filter(|a| !a.is_empty()),
@@ -323,7 +313,7 @@ pub async fn audit(
         before: f.cursor.as_deref().map(after).transpose()?,
         limit: limit as u32 + 1,
     };
-    let mut events = admin::audit_page(&caller.ctx(&s, None), &caller.org, &query).await?;
+    let mut events = admin::audit_page(&caller.ctx(&s, None), &caller.org.name, &query).await?;
     let more = events.len() > limit;
     events.truncate(limit);
     let last_at = events.last().map(|e| e.at);

@@ -16,7 +16,9 @@ use grantry_core::model::{Application, TokenFormat};
 use grantry_core::store::AppSummary;
 use grantry_core::GrantSet;
 
-use super::{json, replayed, tagged, time, Body, IfMatch, Page, Paging, PathOf, QueryOf};
+use super::{
+    gone, json, no_content, replayed, tagged, time, Body, IfMatch, Page, Paging, PathOf, QueryOf,
+};
 use super::{once, Made, Reader, Result, Writer};
 use crate::error::problem::ProblemBody;
 use crate::error::Problem;
@@ -142,7 +144,7 @@ pub async fn list(
     caller: Reader,
     WithRejection(Query(paging), _): QueryOf<Paging>,
 ) -> Result<Response> {
-    let all = admin::list_applications(&caller.ctx(&s, None), &caller.org).await?;
+    let all = admin::list_applications(&caller.ctx(&s, None), &caller.org.name).await?;
     let items = all
         .iter()
         .map(|AppSummary { app, last_used_at }| AppListItem {
@@ -196,15 +198,15 @@ pub async fn create(
     };
     let (app, secret) = match once(
         &cx,
-        &caller.org,
-        admin::add_application(&cx, &caller.org, input),
+        &caller.org.name,
+        admin::add_application(&cx, &caller.org.name, input),
     )
     .await?
     {
         Made::New(made) => made,
         Made::Before(target) => {
             let client_id = target.strip_prefix("application:").unwrap_or(&target);
-            let app = admin::find_application(&cx, &caller.org, client_id)
+            let app = admin::find_application(&cx, &caller.org.name, client_id)
                 .await
                 .map_err(|_| gone(&target))?;
             return Ok(replayed(&CreatedApp {
@@ -220,14 +222,6 @@ pub async fn create(
     Ok(json(StatusCode::CREATED, &created))
 }
 
-/// A create's target that has been deleted since.
-pub fn gone(target: &str) -> Problem {
-    Problem::of(
-        "conflict",
-        format!("{target}, made by the first request with this idempotency key, was deleted since; use a new key"),
-    )
-}
-
 /// One application; its `ETag` goes in the `If-Match` of an update.
 #[utoipa::path(get, path = "/admin/v1/applications/{client_id}", tag = "applications",
     params(("client_id" = String, Path)), security(("bearer" = ["admin:read"])),
@@ -237,7 +231,7 @@ pub async fn get(
     caller: Reader,
     WithRejection(Path(client_id), _): PathOf<String>,
 ) -> Result<Response> {
-    let app = admin::find_application(&caller.ctx(&s, None), &caller.org, &client_id).await?;
+    let app = admin::find_application(&caller.ctx(&s, None), &caller.org.name, &client_id).await?;
     Ok(tagged(StatusCode::OK, &view(&app)))
 }
 
@@ -263,7 +257,8 @@ pub async fn update(
     };
     let current = |a: &Application| if_match.matches(&super::etag(&view(a)));
     let cx = caller.ctx(&s, None);
-    let app = admin::update_application(&cx, &caller.org, &client_id, change, &current).await?;
+    let app =
+        admin::update_application(&cx, &caller.org.name, &client_id, change, &current).await?;
     Ok(tagged(StatusCode::OK, &view(&app)))
 }
 
@@ -286,9 +281,13 @@ pub async fn rotate_secret(
         ));
     }
     let cx = caller.ctx(&s, None);
-    let (secret, ends) =
-        admin::rotate_client_secret(&cx, &caller.org, &client_id, Duration::from_secs(overlap))
-            .await?;
+    let (secret, ends) = admin::rotate_client_secret(
+        &cx,
+        &caller.org.name,
+        &client_id,
+        Duration::from_secs(overlap),
+    )
+    .await?;
     let rotated = RotatedSecret {
         client_secret: secret.expose_secret().to_string(),
         old_secrets_expire_at: time(ends),
@@ -305,11 +304,6 @@ pub async fn delete(
     caller: Writer,
     WithRejection(Path(client_id), _): PathOf<String>,
 ) -> Result<Response> {
-    admin::delete_application(&caller.ctx(&s, None), &caller.org, &client_id).await?;
+    admin::delete_application(&caller.ctx(&s, None), &caller.org.name, &client_id).await?;
     Ok(no_content())
-}
-
-pub fn no_content() -> Response {
-    use axum::response::IntoResponse;
-    StatusCode::NO_CONTENT.into_response()
 }

@@ -19,6 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 use grantry_core::admin::{AdminError, Ctx, Idempotency};
 use grantry_core::gate::{BearerError, Principal};
+use grantry_core::model::Org;
 use grantry_core::{Grant, Timestamp};
 
 use crate::error::{BodyProblem, Problem, RouteProblem};
@@ -80,7 +81,7 @@ pub fn routes() -> Router<AppState> {
 /// with its org's name and the request's id and time.
 pub struct Admin<const WRITE: bool> {
     pub principal: Principal,
-    pub org: String,
+    pub org: Org,
     pub request_id: Option<String>,
     pub now: Timestamp,
 }
@@ -122,7 +123,7 @@ impl<const WRITE: bool> FromRequestParts<AppState> for Admin<WRITE> {
             .map(str::to_string);
         Ok(Admin {
             principal,
-            org: org.name,
+            org,
             request_id,
             now,
         })
@@ -155,9 +156,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self> {
-        let json = extract::content_type(req.headers()).is_some_and(|t| {
-            t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
-        });
+        let json = extract::is_json(extract::content_type(req.headers()).as_deref());
         let key = req
             .headers()
             .get("idempotency-key")
@@ -299,6 +298,20 @@ pub async fn once<T>(
     }
 }
 
+/// A create's target, made by the first request with its idempotency key, that has been
+/// deleted since.
+pub fn gone(target: &str) -> Problem {
+    Problem::of(
+        "conflict",
+        format!("{target}, made by the first request with this idempotency key, was deleted since; use a new key"),
+    )
+}
+
+/// An answer without a body.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
 /// A time as the admin API writes it: RFC 3339, UTC.
 pub fn time(t: Timestamp) -> String {
     t.to_rfc3339()
@@ -322,17 +335,18 @@ pub struct Paging {
     pub cursor: Option<String>,
 }
 
-impl Paging {
-    pub fn limit(&self) -> Result<usize> {
-        match self.limit.unwrap_or(50) {
-            n @ 1..=200 => Ok(n as usize),
-            n => Err(Problem::of(
-                "invalid",
-                format!("limit {n} is out of range; ask for 1 to 200 items"),
-            )),
-        }
+/// A list's `limit`: 1-200 items, 50 when not sent.
+pub fn limit(asked: Option<u32>) -> Result<usize> {
+    match asked.unwrap_or(50) {
+        n @ 1..=200 => Ok(n as usize),
+        n => Err(Problem::of(
+            "invalid",
+            format!("limit {n} is out of range; ask for 1 to 200 items"),
+        )),
     }
+}
 
+impl Paging {
     fn after(&self) -> Result<Option<String>> {
         self.cursor
             .as_deref()
@@ -354,7 +368,7 @@ impl Paging {
         mut items: Vec<T>,
         key: impl Fn(&T) -> String,
     ) -> Result<Page<T>> {
-        let limit = self.limit()?;
+        let limit = limit(self.limit)?;
         let after = self.after()?;
         items.sort_by_cached_key(&key);
         let mut rest: Vec<T> = items

@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 use grantry_core::admin::{self, api_keys, UserChange, UserInput};
 use grantry_core::model::{ApiKey, Role, User, UserKind};
 
-use super::apps::{gone, no_content, scopes};
+use super::apps::scopes;
+use super::{gone, no_content};
 use super::{json, replayed, tagged, time, Body, IfMatch, Page, Paging, PathOf, QueryOf};
 use super::{once, Made, Reader, Result, Writer};
 use crate::error::problem::ProblemBody;
@@ -158,7 +159,7 @@ pub async fn list(
     caller: Reader,
     WithRejection(Query(paging), _): QueryOf<Paging>,
 ) -> Result<Response> {
-    let all = admin::list_users(&caller.ctx(&s, None), &caller.org).await?;
+    let all = admin::list_users(&caller.ctx(&s, None), &caller.org.name).await?;
     let page = paging.page(all.iter().map(view).collect(), |u: &UserView| {
         u.username.clone()
     })?;
@@ -196,11 +197,17 @@ pub async fn create(
         grants: scopes(&req.grants)?,
         password: req.password.map(SecretString::from),
     };
-    let added = match once(&cx, &caller.org, admin::add_user(&cx, &caller.org, input)).await? {
+    let added = match once(
+        &cx,
+        &caller.org.name,
+        admin::add_user(&cx, &caller.org.name, input),
+    )
+    .await?
+    {
         Made::New(added) => added,
         Made::Before(target) => {
             let username = target.strip_prefix("user:").unwrap_or(&target);
-            let user = admin::find_user(&cx, &caller.org, username)
+            let user = admin::find_user(&cx, &caller.org.name, username)
                 .await
                 .map_err(|_| gone(&target))?;
             return Ok(replayed(&CreatedUser {
@@ -225,7 +232,7 @@ pub async fn get(
     caller: Reader,
     WithRejection(Path(username), _): UserPath,
 ) -> Result<Response> {
-    let user = admin::find_user(&caller.ctx(&s, None), &caller.org, &username).await?;
+    let user = admin::find_user(&caller.ctx(&s, None), &caller.org.name, &username).await?;
     Ok(tagged(StatusCode::OK, &view(&user)))
 }
 
@@ -248,7 +255,7 @@ pub async fn update(
     };
     let current = |u: &User| if_match.matches(&super::etag(&view(u)));
     let cx = caller.ctx(&s, None);
-    let user = admin::update_user(&cx, &caller.org, &username, change, &current).await?;
+    let user = admin::update_user(&cx, &caller.org.name, &username, change, &current).await?;
     Ok(tagged(StatusCode::OK, &view(&user)))
 }
 
@@ -262,7 +269,7 @@ async fn change_grant(
     let grant = grantry_core::Grant::parse(grant)
         .ok_or_else(|| Problem::of("invalid", format!("{grant:?} is not a grant")))?;
     let cx = caller.ctx(s, None);
-    let user = admin::set_grant(&cx, &caller.org, username, grant, on).await?;
+    let user = admin::set_grant(&cx, &caller.org.name, username, grant, on).await?;
     Ok(tagged(StatusCode::OK, &view(&user)))
 }
 
@@ -294,7 +301,7 @@ pub async fn remove_grant(
 }
 
 async fn set_disabled(s: &AppState, caller: &Writer, username: &str, on: bool) -> Result<Response> {
-    let user = admin::set_disabled(&caller.ctx(s, None), &caller.org, username, on).await?;
+    let user = admin::set_disabled(&caller.ctx(s, None), &caller.org.name, username, on).await?;
     Ok(tagged(StatusCode::OK, &view(&user)))
 }
 
@@ -331,7 +338,7 @@ pub async fn delete(
     caller: Writer,
     WithRejection(Path(username), _): UserPath,
 ) -> Result<Response> {
-    admin::delete_user(&caller.ctx(&s, None), &caller.org, &username).await?;
+    admin::delete_user(&caller.ctx(&s, None), &caller.org.name, &username).await?;
     Ok(no_content())
 }
 
@@ -344,7 +351,7 @@ pub async fn keys(
     caller: Reader,
     WithRejection(Path(username), _): UserPath,
 ) -> Result<Response> {
-    let (key_id, keys) = api_keys::list(&caller.ctx(&s, None), &caller.org, &username).await?;
+    let (key_id, keys) = api_keys::list(&caller.ctx(&s, None), &caller.org.name, &username).await?;
     let keys = keys.iter().map(key_view).collect();
     Ok(json(StatusCode::OK, &KeysView { key_id, keys }))
 }
@@ -358,7 +365,7 @@ pub async fn generate_key(
     caller: Writer,
     WithRejection(Path(username), _): UserPath,
 ) -> Result<Response> {
-    let k = api_keys::generate(&caller.ctx(&s, None), &caller.org, &username).await?;
+    let k = api_keys::generate(&caller.ctx(&s, None), &caller.org.name, &username).await?;
     let generated = GeneratedKey {
         key_id: k.key_id,
         slot: k.slot,
@@ -380,7 +387,7 @@ pub async fn delete_key(
     let slot = slot
         .parse::<u8>()
         .map_err(|_| Problem::of("invalid", "the slot is 1 or 2"))?;
-    let d = api_keys::delete(&caller.ctx(&s, None), &caller.org, &username, slot).await?;
+    let d = api_keys::delete(&caller.ctx(&s, None), &caller.org.name, &username, slot).await?;
     let deleted = DeletedKey {
         deleted_slot: d.deleted_slot,
         stops_at: time(d.stops_at),

@@ -129,10 +129,7 @@ impl From<BearerError> for Problem {
             Some(BearerErrorCode::TemporarilyUnavailable) => "unavailable",
             Some(BearerErrorCode::ServerError) => "server-error",
         };
-        let mut p = match kind {
-            "server-error" => Problem::server(e.description.clone()),
-            kind => Problem::of(kind, e.description.clone()),
-        };
+        let mut p = Problem::of(kind, e.description.clone());
         p.status = bearer::status(&e);
         p.refusal = Some(Box::new(bearer::Refusal::of(&e)));
         p.cause = e.cause;

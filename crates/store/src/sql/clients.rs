@@ -220,19 +220,9 @@ macro_rules! impl_client_store {
                 }
 
                 async fn delete_application(&self, app: AppId, audit: NewAudit) -> Result<bool> {
-                    let mut tx = self.begin_write().await?;
-                    let n = sqlx::query(DELETE_APPLICATION)
-                        .bind(app)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend_err)?
-                        .rows_affected();
-                    if n == 0 {
-                        return Ok(false);
-                    }
-                    Db::insert_audit(&mut tx, &audit).await?;
-                    Db::commit(tx, self.caches()).await?;
-                    Ok(true)
+                    let tx = self.begin_write().await?;
+                    let change = sqlx::query(DELETE_APPLICATION).bind(app);
+                    Db::commit_if_changed(tx, change, backend_err, &audit, self.caches()).await
                 }
 
                 async fn update_application(
@@ -244,8 +234,7 @@ macro_rules! impl_client_store {
                     let uris = |a: &Application| {
                         serde_json::to_string(&a.redirect_uris).map_err(backend_err)
                     };
-                    let mut tx = self.begin_write().await?;
-                    let n = sqlx::query(UPDATE_APPLICATION)
+                    let change = sqlx::query(UPDATE_APPLICATION)
                         .bind(old.id)
                         .bind(&new.name)
                         .bind(&new.description)
@@ -254,17 +243,10 @@ macro_rules! impl_client_store {
                         .bind(&old.name)
                         .bind(&old.description)
                         .bind(old.scopes.bits())
-                        .bind(uris(old)?)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(conflict_or("application"))?
-                        .rows_affected();
-                    if n == 0 {
-                        return Ok(false);
-                    }
-                    Db::insert_audit(&mut tx, &audit).await?;
-                    Db::commit(tx, self.caches()).await?;
-                    Ok(true)
+                        .bind(uris(old)?);
+                    let tx = self.begin_write().await?;
+                    let taken = conflict_or("application");
+                    Db::commit_if_changed(tx, change, taken, &audit, self.caches()).await
                 }
             }
         };

@@ -142,17 +142,11 @@ macro_rules! impl_directory_store {
 
             /// Runs `change` with its audit record; `NotFound("user")` if no row changed.
             async fn change_user(b: &$store, change: Change<'_>, audit: &NewAudit) -> Result<()> {
-                let mut tx = b.begin_write().await?;
-                let n = change
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?
-                    .rows_affected();
-                if n == 0 {
-                    return Err(StoreError::NotFound("user"));
+                let tx = b.begin_write().await?;
+                match Db::commit_if_changed(tx, change, backend_err, audit, b.caches()).await? {
+                    true => Ok(()),
+                    false => Err(StoreError::NotFound("user")),
                 }
-                Db::insert_audit(&mut tx, audit).await?;
-                Db::commit(tx, b.caches()).await
             }
 
             #[async_trait]
@@ -344,23 +338,14 @@ macro_rules! impl_directory_store {
                     grants: GrantSet,
                     audit: NewAudit,
                 ) -> Result<bool> {
-                    let mut tx = self.begin_write().await?;
-                    let n = sqlx::query(UPDATE_USER_ACCESS)
+                    let change = sqlx::query(UPDATE_USER_ACCESS)
                         .bind(old.id)
                         .bind(role.as_str())
                         .bind(grants.bits())
                         .bind(old.role.as_str())
-                        .bind(old.grants.bits())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend_err)?
-                        .rows_affected();
-                    if n == 0 {
-                        return Ok(false);
-                    }
-                    Db::insert_audit(&mut tx, &audit).await?;
-                    Db::commit(tx, self.caches()).await?;
-                    Ok(true)
+                        .bind(old.grants.bits());
+                    let tx = self.begin_write().await?;
+                    Db::commit_if_changed(tx, change, backend_err, &audit, self.caches()).await
                 }
 
                 async fn set_password(

@@ -243,6 +243,17 @@ pub(crate) trait SharedWrites: Database {
         caches: &Caches,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Runs `change` (mapping its failure with `failed`) in `tx`; when it changed a row,
+    /// appends `audit` and commits ([`SharedWrites::commit`]). `false`, with nothing
+    /// committed, when it changed none (the row is gone, or a compare-and-set lost).
+    fn commit_if_changed<'q>(
+        tx: Transaction<'static, Self>,
+        change: sqlx::query::Query<'q, Self, <Self as Database>::Arguments<'q>>,
+        failed: impl Fn(sqlx::Error) -> StoreError + Send,
+        audit: &NewAudit,
+        caches: &Caches,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Appends an audit record ([`audit::INSERT_AUDIT`]), or counts it on the event it
     /// merges with ([`audit::MERGE_AUDIT`]); merges of one key are serialized until the
     /// transaction on `conn` ends.
@@ -284,6 +295,22 @@ macro_rules! impl_shared_writes {
                 tx.commit().await.map_err(backend_err)?;
                 caches.observe(epoch, started);
                 Ok(())
+            }
+
+            async fn commit_if_changed<'q>(
+                mut tx: Transaction<'static, Self>,
+                change: sqlx::query::Query<'q, Self, <Self as Database>::Arguments<'q>>,
+                failed: impl Fn(sqlx::Error) -> StoreError + Send,
+                audit: &NewAudit,
+                caches: &Caches,
+            ) -> Result<bool> {
+                let n = change.execute(&mut *tx).await.map_err(failed)?.rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                Self::insert_audit(&mut tx, audit).await?;
+                Self::commit(tx, caches).await?;
+                Ok(true)
             }
 
             async fn insert_audit(conn: &mut Self::Connection, a: &NewAudit) -> Result<()> {
