@@ -18,6 +18,12 @@ use cli::{Cli, Command};
 use config::{Config, Overrides};
 use error::CliError;
 
+/// Requests allocate and free many small buffers on every worker, and the commit thread frees
+/// what the workers allocated: mimalloc's per-thread heaps serve both without the system
+/// allocator's arena locks (docs/architecture.md, "Group commit").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;

@@ -31,6 +31,9 @@ use crate::checkpoint::{Checkpointer, BACKSTOP_PAGES};
 /// Writes per transaction at most.
 const MAX_BATCH: usize = 512;
 
+/// The commit thread's page cache, in KiB when negative (SQLite's `cache_size`): 32 MiB.
+const COMMIT_CACHE_KIB: i64 = -32_768;
+
 type Output = Result<Box<dyn Any + Send>, StoreError>;
 
 struct Job {
@@ -83,6 +86,10 @@ impl GroupCommit {
         conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)
             .map_err(sqlite_err)?;
         conn.busy_timeout(Duration::from_secs(10))
+            .map_err(sqlite_err)?;
+        // Token digests land at random places in their unique index: with a million live
+        // tokens it spans tens of MiB, and each page not held here is read back per insert.
+        conn.pragma_update(None, "cache_size", COMMIT_CACHE_KIB)
             .map_err(sqlite_err)?;
         conn.set_prepared_statement_cache_capacity(64);
         let checkpoints = Checkpointer::start(path)?;
