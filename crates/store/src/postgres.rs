@@ -42,6 +42,10 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // No ping before each use: it was a second round trip on every query of the hot
+            // path. A connection the server dropped fails its next query once (503 with
+            // Retry-After) and is replaced (docs/architecture.md, "Database faults").
+            .test_before_acquire(false)
             .connect(url)
             .await
             .map_err(|e| {
