@@ -298,19 +298,21 @@ both!(
     |app: TestApp| async move {
         const SLOW: usize = 300;
         let target = addr(&app);
+        // Each connection's time runs from its own connect: the server's timer starts at
+        // its accept, which comes after it, however long the 300 connects take in all.
         let mut slow = Vec::with_capacity(SLOW);
         for _ in 0..SLOW {
             let mut s = TcpStream::connect(&target).await.unwrap();
+            let started = Instant::now();
             s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
                 .await
                 .unwrap();
-            slow.push(s);
+            slow.push((s, started));
         }
-        let started = Instant::now();
         // Each slow client keeps trickling header bytes, never finishing its headers.
         let tricklers: Vec<_> = slow
             .into_iter()
-            .map(|mut s| {
+            .map(|(mut s, started)| {
                 tokio::spawn(async move {
                     let mut buf = [0u8; 512];
                     loop {
