@@ -69,6 +69,9 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
+            // A file-backed connection does not go stale; a ping would be one more trip to
+            // the connection's thread per read (as on the write pool and on PostgreSQL's).
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .map_err(backend_err)?;
